@@ -1,0 +1,1 @@
+"""The data factory: async LLM engine, simulator, recipes, dedup, cost. Imports `schemas` only."""

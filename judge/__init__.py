@@ -1,0 +1,1 @@
+"""The judge: LLM grading through the factory engine, statistics, score report."""

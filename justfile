@@ -1,0 +1,40 @@
+# The user-facing commands. Each passes its extra arguments to `python -m <package> ...`.
+set positional-arguments
+
+python := env_var_or_default("PYTHON", "python3")
+
+# list the recipes
+default:
+    @just --list
+
+# run the test suite (CPU only, no network beyond loopback)
+test *args:
+    {{python}} -m pytest -q "$@"
+
+# generate instruction data: just generate --run runs/NAME --recipe self-instruct --seeds FILE --n 5000 ...
+generate *args:
+    {{python}} -m factory generate "$@"
+
+# a local OpenAI-compatible simulator: just simulate --port 8800 --rpm 600 --tpm 150000
+simulate *args:
+    {{python}} -m factory simulate "$@"
+
+# train a LoRA adapter: just train --run runs/NAME [--config configs/gemma-2b-it-lora.toml]
+train *args:
+    {{python}} -m trainer train "$@"
+
+# engine benchmark against the simulator: writes bench/results/engine.json
+bench-engine *args:
+    {{python}} bench/engine.py "$@"
+
+# MinHash dedup benchmark: writes bench/results/dedup.json
+bench-dedup *args:
+    {{python}} bench/dedup.py "$@"
+
+# trainer benchmark on CPU with the tiny model (ratio against HF Trainer): bench/results/train_cpu.json
+bench-train-cpu *args:
+    {{python}} bench/train_cpu.py "$@"
+
+# trainer benchmark on a GPU (gemma-2b shapes): bench/results/train_gpu.json
+bench-train-gpu *args:
+    {{python}} bench/train_gpu.py "$@"

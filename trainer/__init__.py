@@ -1,0 +1,1 @@
+"""The trainer: a hand-written PyTorch LoRA loop with packing. Imports `schemas` only."""
