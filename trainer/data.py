@@ -1,0 +1,249 @@
+"""examples.jsonl -> chat messages -> token ids with loss labels, and the held-out eval split.
+
+Formatting comes from the tokenizer's own chat template, so any chat model formats the way it was tuned.
+
+Choices (and why):
+- System text: when the template has no system role (Gemma raises on one) or silently drops it, the
+  system text is folded into the first user turn as "SYSTEM\\n\\nPROMPT".
+- What is trained: the answer and the template's end-of-turn marker (Gemma: `<end_of_turn>`), so the model
+  learns to stop. Whatever the template writes after the marker (Gemma: a newline) is left out of the
+  sequence: inference stops at the marker and never generates it. When the template closes a turn with no
+  special token at all, the tokenizer's eos token is appended instead.
+- Prompt and answer are tokenized separately (prompt = everything the template writes before the answer,
+  ending with Gemma's "<start_of_turn>model\\n"): that is exactly how inference sees them, the prompt
+  tokenized alone and the answer generated after it.
+- Truncation to `max_len` tokens: an example whose prompt leaves no room for a single answer token is
+  DROPPED (counted as `dropped_prompt_too_long`); a long answer is cut from the right and then has NO
+  end-of-turn marker (counted as `truncated`): appending the marker after a cut would teach the model to
+  stop mid-sentence. An answer that is empty after the template trims it is dropped (`dropped_empty_answer`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # schemas needs pydantic; encoding and packing do not, so GPU boxes without it still run
+    from schemas import Example
+
+IGNORE_INDEX = -100
+# Stands in for the answer when probing the template; no template will write it by itself.
+_SENTINEL = "\u2063ANSWER\u2063"
+
+
+@dataclass
+class TokenizedExample:
+    """Token ids and aligned labels (labels[i] = input_ids[i] where trained, -100 on the prompt)."""
+
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool = False
+    example_id: str = ""
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def num_supervised(self) -> int:
+        # Loss positions after the shift: a label on token 0 is never predicted.
+        return sum(1 for y in self.labels[1:] if y != IGNORE_INDEX)
+
+
+@dataclass
+class EncodeStats:
+    """What encoding did to the examples; goes into the run's metrics and log."""
+
+    total: int = 0
+    kept: int = 0
+    truncated: int = 0
+    dropped_prompt_too_long: int = 0
+    dropped_empty_answer: int = 0
+    tokens: int = 0
+    supervised_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class ChatEncoder:
+    """Encodes examples with one tokenizer's chat template. Probes the template once, at construction."""
+
+    def __init__(self, tokenizer: Any, max_len: int) -> None:
+        if max_len < 2:
+            raise ValueError(f"max_len must be at least 2 tokens, got {max_len}")
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                "the tokenizer has no chat template: use an instruction-tuned model (e.g. google/gemma-2b-it) "
+                "or a tokenizer folder whose tokenizer_config.json/chat_template.jinja defines one"
+            )
+        self.tokenizer = tokenizer
+        self.max_len = max_len
+        self.supports_system = self._probe_system_role()
+        self.end_ids = self._end_of_turn_ids()
+
+    # -- probing the template -------------------------------------------------------------------
+    def _render(self, messages: list[dict[str, str]], generation_prompt: bool = False) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation_prompt
+        )
+
+    def _probe_system_role(self) -> bool:
+        probe = "\u2063SYSTEM\u2063"
+        try:
+            text = self._render([{"role": "system", "content": probe}, {"role": "user", "content": "hi"}])
+        except Exception:  # jinja's raise_exception (Gemma) or any template error: no system role
+            return False
+        return probe in text  # some templates drop a system message silently
+
+    def _special_ids(self) -> set[int]:
+        ids = set(self.tokenizer.all_special_ids)
+        for i, tok in getattr(self.tokenizer, "added_tokens_decoder", {}).items():
+            if getattr(tok, "special", False):
+                ids.add(int(i))
+        return ids
+
+    def _end_of_turn_ids(self) -> list[int]:
+        """The ids that close an assistant turn, up to and including the first special token."""
+        _, suffix = self._split_at_answer([{"role": "user", "content": "hi"}])
+        ids = self._ids(suffix)
+        special = self._special_ids()
+        for k, i in enumerate(ids):
+            if i in special:
+                return ids[: k + 1]
+        eos = self.tokenizer.eos_token_id
+        if eos is None:
+            raise ValueError(
+                "the chat template closes a turn with no special token and the tokenizer has no eos token: "
+                "the model could never learn to stop; use a tokenizer with an eos token"
+            )
+        return [*ids, eos]
+
+    def _split_at_answer(self, prompt_messages: list[dict[str, str]]) -> tuple[str, str]:
+        text = self._render([*prompt_messages, {"role": "assistant", "content": _SENTINEL}])
+        if text.count(_SENTINEL) != 1:
+            raise ValueError("the chat template does not write the assistant's answer verbatim; cannot mask labels")
+        head, tail = text.split(_SENTINEL)
+        return head, tail
+
+    def _ids(self, text: str) -> list[int]:
+        # The template writes special tokens (e.g. <bos>) itself, so the tokenizer must not add more.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # -- encoding -----------------------------------------------------------------------------
+    def messages(self, example: Example) -> list[dict[str, str]]:
+        """The example's prompt as chat messages (system folded into the user turn when needed)."""
+        user = example.prompt()
+        if example.system and not self.supports_system:
+            return [{"role": "user", "content": f"{example.system}\n\n{user}"}]
+        if example.system:
+            return [{"role": "system", "content": example.system}, {"role": "user", "content": user}]
+        return [{"role": "user", "content": user}]
+
+    def encode(self, example: Example) -> tuple[TokenizedExample | None, str]:
+        """(the encoded example or None, the outcome: "kept", "truncated", "prompt_too_long", "empty_answer")."""
+        prompt_messages = self.messages(example)
+        head, tail = self._split_at_answer(prompt_messages)
+        full = self._render([*prompt_messages, {"role": "assistant", "content": example.output}])
+        if not (full.startswith(head) and full.endswith(tail)):
+            raise ValueError(f"example {example.id}: the chat template changes the prompt depending on the answer")
+        answer_text = full[len(head) : len(full) - len(tail)]
+        if not answer_text.strip():
+            return None, "empty_answer"
+        prompt_ids = self._ids(head)
+        answer_ids = self._ids(answer_text)
+        room = self.max_len - len(prompt_ids)
+        if room < 1:
+            return None, "prompt_too_long"
+        if len(answer_ids) + len(self.end_ids) <= room:
+            target = answer_ids + self.end_ids
+            outcome = "kept"
+        else:
+            target = answer_ids[:room]  # cut from the right, and no end-of-turn marker (see module doc)
+            outcome = "truncated"
+        return (
+            TokenizedExample(
+                input_ids=prompt_ids + target,
+                labels=[IGNORE_INDEX] * len(prompt_ids) + target,
+                truncated=outcome == "truncated",
+                example_id=example.id,
+            ),
+            outcome,
+        )
+
+
+def encode_example(example: Example, tokenizer: Any, max_len: int) -> TokenizedExample | None:
+    """Encode one example (None when dropped: see the module doc). For many, use `encode_examples`."""
+    return ChatEncoder(tokenizer, max_len).encode(example)[0]
+
+
+def encode_examples(
+    examples: Sequence[Example], tokenizer: Any, max_len: int
+) -> tuple[list[TokenizedExample], EncodeStats]:
+    """Encode all examples in order, skipping dropped ones; return them and the counts."""
+    encoder = ChatEncoder(tokenizer, max_len)
+    stats = EncodeStats(total=len(examples))
+    kept: list[TokenizedExample] = []
+    for ex in examples:
+        encoded, outcome = encoder.encode(ex)
+        if encoded is None:
+            if outcome == "prompt_too_long":
+                stats.dropped_prompt_too_long += 1
+            else:
+                stats.dropped_empty_answer += 1
+            continue
+        stats.truncated += encoded.truncated
+        stats.tokens += len(encoded)
+        stats.supervised_tokens += encoded.num_supervised
+        kept.append(encoded)
+    stats.kept = len(kept)
+    return kept, stats
+
+
+def load_examples(path: str | Path) -> list[Example]:
+    """Read examples.jsonl; a missing or empty file is an error that says so."""
+    from schemas import Example, read_jsonl
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no examples file at {path}: generate one first (just generate --run ...)")
+    examples = read_jsonl(path, Example)
+    if not examples:
+        raise ValueError(f"{path} holds no examples")
+    return examples
+
+
+T = TypeVar("T")
+
+
+def split_train_eval(examples: Sequence[T], eval_fraction: float, seed: int) -> tuple[list[T], list[T]]:
+    """Split into (train, eval), deterministic by seed.
+
+    Eval gets the round(eval_fraction * n) examples (at least one when eval_fraction > 0) with the smallest
+    hash of (seed, example id): the split does not depend on file order, and an example keeps its side
+    when more examples are added. Items without an `id` (or `example_id`) hash by position. Both lists keep
+    the input order.
+    """
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    n = len(examples)
+    if eval_fraction == 0.0 or n == 0:
+        return list(examples), []
+    n_eval = max(1, round(eval_fraction * n))
+    if n_eval >= n:
+        raise ValueError(
+            f"eval_fraction {eval_fraction} of {n} examples leaves nothing to train on: "
+            "lower eval_fraction or add examples"
+        )
+
+    def key(i: int) -> tuple[bytes, int]:
+        item = examples[i]
+        ident = getattr(item, "id", None) or getattr(item, "example_id", None) or f"#{i}"
+        return hashlib.sha256(f"{seed}\x00{ident}".encode()).digest(), i
+
+    held_out = set(sorted(range(n), key=key)[:n_eval])
+    train = [ex for i, ex in enumerate(examples) if i not in held_out]
+    evals = [ex for i, ex in enumerate(examples) if i in held_out]
+    return train, evals

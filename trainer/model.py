@@ -1,0 +1,216 @@
+"""Loading a causal LM and its tokenizer (hub id or local folder) and adding LoRA with peft.
+
+Loading failures a user can fix become one `ModelLoadError` whose message says what to do: a gated model
+(Gemma: accept the licence, set HF_TOKEN), an unknown or private repository, no network / offline mode
+with nothing cached, a local path that does not exist or is not a model folder. The CLI prints the message
+and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+DEFAULT_MODEL = "google/gemma-2b-it"
+# All seven projections of a Llama/Gemma block: attention q/k/v/o and the gated MLP.
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class ModelLoadError(RuntimeError):
+    """A model or tokenizer could not be loaded; the message is one line that says how to fix it."""
+
+
+class LoraLike(Protocol):
+    """What add_lora reads from the LoRA settings (trainer.settings.LoraSettings has these fields)."""
+
+    r: int
+    alpha: float
+    dropout: float
+    target_modules: Sequence[str]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device | str) -> torch.dtype:
+    """bf16 on a GPU (the speed path), fp32 on CPU (exact tests; CPUs gain little from bf16)."""
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+# -- where the model comes from ---------------------------------------------------------------------
+def _looks_like_path(name: str) -> bool:
+    # Hub ids are "name" or "owner/name"; anything else with separators or a leading ./ ~ / is a path.
+    return (
+        name.startswith((".", "/", "~"))
+        or name.count("/") > 1
+        or name.endswith("/")
+        or (os.sep != "/" and os.sep in name)
+    )
+
+
+def _resolve_source(name_or_path: str | Path) -> str:
+    """A local folder as an absolute path string, or a hub id; a missing local path is an error."""
+    name = str(name_or_path)
+    if not name.strip():
+        raise ModelLoadError("no model given: pass a hub id (e.g. google/gemma-2b-it) or a local model folder")
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{name} is a file; give the model FOLDER (the one holding config.json)")
+        return str(path.resolve())
+    if isinstance(name_or_path, Path) or _looks_like_path(name):
+        raise ModelLoadError(
+            f"no model folder at {name}: check the path, or give a hub id such as {DEFAULT_MODEL}"
+        )
+    return name
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    e: BaseException | None = error
+    while e is not None and e not in seen:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    return seen
+
+
+def explain_load_error(name: str, error: BaseException) -> str:
+    """One line saying why `name` could not be loaded and how to fix it."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    chain = _chain(error)
+    text = " ".join(str(e) for e in chain).lower()
+    token_set = bool(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"))
+    local = Path(name).is_dir()
+    if local:
+        if not (Path(name) / "config.json").is_file():
+            return f"{name} is not a model folder (no config.json): give a folder written by save_pretrained"
+        return f"cannot load the model folder {name}: {chain[-1]}"
+    if any(isinstance(e, GatedRepoError) for e in chain) or "you are trying to access a gated repo" in text:
+        have = "HF_TOKEN is set, but that account has no access yet" if token_set else "HF_TOKEN is not set"
+        return (
+            f"{name} is a gated model and the hub refused access ({have}): accept its licence at "
+            f"https://huggingface.co/{name} while logged in, then export HF_TOKEN=<a read token from "
+            "https://huggingface.co/settings/tokens>; or give a local model folder"
+        )
+    if any(isinstance(e, LocalEntryNotFoundError) for e in chain) or "couldn't connect" in text:
+        why = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the hub could not be reached (no network?)"
+        return (
+            f"{name} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}: download it "
+            f"once where huggingface.co is reachable (gated models such as Gemma also need an accepted licence "
+            "and HF_TOKEN), or give a local model folder"
+        )
+    if any(isinstance(e, RevisionNotFoundError) for e in chain):
+        return f"{name}: the requested revision does not exist on the hub"
+    if any(isinstance(e, RepositoryNotFoundError) for e in chain) or "not a valid model identifier" in text:
+        hint = "" if token_set else " or it is private and HF_TOKEN is not set"
+        return (
+            f"{name} is neither a local folder nor a model on the Hugging Face hub{hint}: "
+            "check the name, set HF_TOKEN, or give a local model folder"
+        )
+    for e in chain:
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if isinstance(e, HfHubHTTPError) and status in (401, 403):
+            return (
+                f"the hub refused {name} (HTTP {status}): set HF_TOKEN to a token with access "
+                f"(https://huggingface.co/settings/tokens) and accept the licence at https://huggingface.co/{name}"
+            )
+    return f"cannot load {name}: {chain[-1]}"
+
+
+# -- loading -----------------------------------------------------------------------------------------
+def load_tokenizer(name_or_path: str | Path = DEFAULT_MODEL) -> Any:
+    """The model's tokenizer (must carry a chat template to format training examples)."""
+    from transformers import AutoTokenizer
+
+    source = _resolve_source(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(explain_load_error(source, e)) from e
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelLoadError(
+            f"the tokenizer of {name_or_path} has no chat template: use an instruction-tuned model "
+            f"(e.g. {DEFAULT_MODEL}) or a folder whose tokenizer defines one"
+        )
+    return tokenizer
+
+
+def load_model(
+    name_or_path: str | Path = DEFAULT_MODEL,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    attn_implementation: str | None = None,
+) -> Any:
+    """A transformers causal LM on `device` (default: cuda if present) in `dtype` (default: bf16 on GPU,
+    fp32 on CPU), in eval mode (the loop calls .train()). Packing needs use_packed_attention afterwards."""
+    from transformers import AutoModelForCausalLM
+
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype if dtype is not None else default_dtype(device)
+    source = _resolve_source(name_or_path)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(explain_load_error(source, e)) from e
+    model.to(device)
+    model.eval()
+    return model
+
+
+def add_lora(model: Any, lora: LoraLike, *, adapter_dtype: torch.dtype | None = None) -> Any:
+    """Wrap `model` in a peft LoRA model; only the adapter weights train.
+
+    Adapter weights take the model's dtype (bf16 on GPU: a bf16 matmul is the fast path, and peft would
+    otherwise upcast them to fp32), unless `adapter_dtype` says otherwise.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if lora.r < 1:
+        raise ValueError(f"LoRA rank r must be >= 1, got {lora.r}")
+    if not 0.0 <= lora.dropout < 1.0:
+        raise ValueError(f"LoRA dropout must be in [0, 1), got {lora.dropout}")
+    targets = list(lora.target_modules)
+    if not targets:
+        raise ValueError(f"LoRA target_modules is empty; e.g. {list(ALL_PROJECTIONS)}")
+    linear_names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    missing = sorted(set(targets) - linear_names)
+    if missing:
+        raise ValueError(
+            f"LoRA target module(s) {missing} are not linear layers of {type(model).__name__}; "
+            f"its linear layers are {sorted(linear_names)}"
+        )
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    with warnings.catch_warnings():
+        # peft calls a transformers method that transformers 5 deprecates; not actionable for the user.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(model, config, autocast_adapter_dtype=False)
+    dtype = adapter_dtype or next(model.parameters()).dtype
+    for name, param in peft_model.named_parameters():
+        if "lora_" in name and param.dtype != dtype:
+            param.data = param.data.to(dtype)
+    return peft_model
