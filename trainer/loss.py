@@ -9,8 +9,12 @@ in fp32, and autograd would keep them for backward. Instead:
         logits = lm_head(h_chunk) -> fp32 -> softcap  [chunk, V]
         loss  += cross_entropy(logits, targets, sum)
 
-Each chunk runs under activation checkpointing: its logits are freed after the forward and recomputed one
-chunk at a time in backward, so at most one chunk of logits (and its gradient) is alive at any moment.
+When the head is a plain frozen linear layer (the LoRA case: Gemma's tied embedding), the gradient with
+respect to the hidden states is computed in the same pass as the loss, chunk by chunk
+(`_FusedLinearCrossEntropy`): softmax - one-hot, times the head weight. Backward then only scales it, so the
+head's 2 x N x H x V matmul is never run a second time and no logits outlive their chunk. Any other head
+(trainable, biased, LoRA-wrapped) runs each chunk under activation checkpointing instead: logits freed after
+the forward and recomputed one chunk at a time in backward.
 The head is the model's own output-embedding module (`get_output_embeddings()`), so tied weights, biases
 or a LoRA-wrapped head behave as in the model's forward (Gemma scales by sqrt(hidden) only on the input side).
 
@@ -64,6 +68,47 @@ def _chunk_loss(
     return F.cross_entropy(logits, targets, reduction="sum")
 
 
+class _FusedLinearCrossEntropy(torch.autograd.Function):
+    """sum CE(softcap(hidden @ weight.T), targets) with d/d hidden computed in the forward, chunk by chunk."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int, softcap: float | None
+    ) -> torch.Tensor:
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
+        for start in range(0, hidden.shape[0], chunk):
+            h, y = hidden[start : start + chunk], targets[start : start + chunk]
+            logits = (h @ weight.T).float()  # [c, V] fp32: the softmax needs it
+            if softcap:
+                capped = torch.tanh(logits / softcap)
+                logits = capped * softcap
+            lse = torch.logsumexp(logits, dim=-1)  # [c]
+            total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            if grad_hidden is not None:
+                # d loss / d logits = softmax - one_hot, built in place over the logits buffer.
+                grad = logits.sub_(lse[:, None]).exp_()
+                grad.scatter_add_(1, y[:, None], grad.new_full((y.shape[0], 1), -1.0))
+                if softcap:
+                    grad.mul_(1.0 - capped.square_())  # d softcap(l) / d l
+                grad_hidden[start : start + chunk] = grad.to(weight.dtype) @ weight
+            del logits
+        ctx.save_for_backward(grad_hidden)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        (grad_hidden,) = ctx.saved_tensors
+        return grad_hidden * grad_out.to(grad_hidden.dtype), None, None, None, None
+
+
+def _plain_frozen_linear(head: torch.nn.Module) -> torch.Tensor | None:
+    """The weight of a bias-free, frozen nn.Linear head (the fused path's case), else None."""
+    if type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad:
+        return head.weight
+    return None
+
+
 def chunked_cross_entropy_sum(
     hidden: torch.Tensor,
     targets: torch.Tensor,
@@ -79,6 +124,9 @@ def chunked_cross_entropy_sum(
     if n == 0:
         return hidden.sum().float() * 0.0  # keeps the graph connected, so backward() still works
     recompute = torch.is_grad_enabled() and hidden.requires_grad
+    weight = _plain_frozen_linear(head)
+    if weight is not None:
+        return _FusedLinearCrossEntropy.apply(hidden, weight, targets, chunk_tokens, softcap)
     total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, n, chunk_tokens):
         h, y = hidden[start : start + chunk_tokens], targets[start : start + chunk_tokens]

@@ -229,3 +229,29 @@ def test_eval_mode_without_grad_gives_the_same_loss(lora_model, examples) -> Non
         without, _ = supervised_loss_sum(lora_model, batch)
     assert abs(with_grad.item() - without.item()) < 1e-5 * abs(without.item())
     use_standard_attention(lora_model)
+
+
+@pytest.mark.parametrize("softcap", [None, 3.0])
+def test_fused_head_path_matches_full_logits_and_saves_no_logits(softcap) -> None:
+    """A frozen bias-free head (the LoRA case) takes the fused path: gradient computed in the forward.
+    Its value and d loss / d hidden equal the full-logit computation, and nothing of [chunk, V] is saved."""
+    torch.manual_seed(0)
+    vocab, hidden, n, chunk = 512, 16, 40, 16
+    head = torch.nn.Linear(hidden, vocab, bias=False).requires_grad_(False)
+    assert loss_module._plain_frozen_linear(head) is not None
+    y = torch.randint(0, vocab, (n,))
+    h_ref = (torch.randn(n, hidden) * 3).requires_grad_(True)
+    logits = head(h_ref)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    reference = F.cross_entropy(logits, y, reduction="sum")
+    reference.backward()
+
+    h = h_ref.detach().clone().requires_grad_(True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        fused = chunked_cross_entropy_sum(h, y, head, chunk_tokens=chunk, softcap=softcap)
+    (fused * 2.0).backward()  # the upstream gradient must be applied
+    assert abs(fused.item() - reference.item()) < 1e-5 * reference.item()
+    assert torch.allclose(h.grad, 2.0 * h_ref.grad, rtol=1e-5, atol=1e-6)
+    assert max(saved) < chunk * vocab
