@@ -17,8 +17,9 @@ of the time, then cancelled (finished lines kept, the rest `batch_cancelled`). T
 computed from the clock whenever a batch is read, so no background task runs.
 
 Every line is answered when the batch is created, by the same `parse_chat`/`ChatAnswerer` as
-/v1/chat/completions, from draws seeded by (seed, canonical body, custom_id, attempt): the same
-line in a later batch gets the same answer unless it samples (temperature > 0 and no `seed`).
+/v1/chat/completions. Its text is drawn from (seed, canonical body), plus the attempt when it
+samples (temperature > 0 and no `seed`), so the same line in a later batch gets the same answer
+unless it samples; its fault is drawn from (seed, body, custom_id, attempt).
 A line errors (a 500 line in the error file) by `fail_rate`, when its custom_id is in
 `fail_custom_ids` (its first attempt only), or through the chat trigger `[[sim-fault:KIND*N]]` in
 its last user message. Attempts count per (custom_id, body) over all batches, so a resubmitted
