@@ -10,6 +10,7 @@ import signal
 import sys
 from typing import Any
 
+from .batches import BatchSimConfig, add_batch_arguments, batch_config_from_args
 from .config import API_KEY_ENV, SimConfig, SimConfigError
 from .faults import KINDS, FaultSpecError, parse_rates
 from .server import BANNER, Simulator, SimulatorError
@@ -50,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-ttl", type=float, default=600.0, help="seconds a prompt prefix stays cached (default 600)")
     p.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024, help="largest request body accepted (default 32 MiB)")
     p.add_argument("--log-requests", action="store_true", help="one stderr line per request (slows it down)")
+    add_batch_arguments(p)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -112,8 +114,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     )
 
 
-async def _serve(config: SimConfig) -> Simulator:
-    simulator = Simulator(config)
+async def _serve(config: SimConfig, batch_config: BatchSimConfig) -> Simulator:
+    simulator = Simulator(config, batch_config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -130,13 +132,14 @@ async def _serve(config: SimConfig) -> Simulator:
 def main(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        batch_config = batch_config_from_args(args)
     except SimConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if config.log_requests and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     try:
-        simulator = asyncio.run(_serve(config))
+        simulator = asyncio.run(_serve(config, batch_config))
     except SimulatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
