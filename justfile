@@ -23,6 +23,10 @@ simulate *args:
 train *args:
     {{python}} -m trainer train "$@"
 
+# merge a run's adapter into its base model: just merge --run runs/NAME [--out DIR]
+merge *args:
+    {{python}} -m trainer merge "$@"
+
 # engine benchmark against the simulator: writes bench/results/engine.json
 bench-engine *args:
     {{python}} bench/engine.py "$@"

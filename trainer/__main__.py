@@ -1,0 +1,51 @@
+"""python -m trainer {train, merge, answer, tiny} ...
+
+`train` takes any setting as `--key value` on top of its own options, so the command line is parsed in
+two passes: argparse takes what it knows, and the rest goes to the subcommand as overrides (only the
+subcommands that accept overrides; anything unknown elsewhere is an error as usual).
+
+Under torchrun, put `--` before the subcommand: torchrun's own `--run-path` option would otherwise
+swallow our `--run` as an abbreviation of it:
+
+    torchrun --standalone --nproc-per-node 2 -m trainer -- train --run runs/NAME ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainer import answer, loop, merge, tiny
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer",
+        description=(
+            "The LoRA trainer: train an adapter, merge it into its base model, answer an evaluation set, "
+            "build a tiny test model."
+        ),
+        allow_abbrev=False,
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{train,merge,answer,tiny}")
+    loop.add_parser(subparsers)
+    merge.add_parser(subparsers)
+    answer.add_parser(subparsers)
+    tiny.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # `torchrun ... -m trainer -- train --run ...` may pass the separator on
+        argv = argv[1:]
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""`python -m trainer answer`: answers to an evaluation set from a local model, batched.
+
+    python -m trainer answer --run runs/NAME --questions evalsets/ko.jsonl --adapter runs/NAME/train/adapter
+    python -m trainer answer --run runs/NAME --questions evalsets/ko.jsonl --model google/gemma-2b-it --label base
+
+The base model plus a LoRA adapter (peft), or the base alone as the baseline. Questions are grouped
+by sampling temperature, sorted by prompt length (similar lengths share a batch, so little padding)
+and generated in batches: left padding (every row's last prompt token sits in the last column, so
+the new tokens line up), the KV cache, `max_new_tokens`, and a stop at end-of-turn (Gemma's
+`<end_of_turn>`) or eos, which is not part of the text. A second turn is generated with the whole
+conversation: the first question, the model's own first answer, the second question.
+
+Temperature: greedy, or MT-Bench's per category (writing/roleplay 0.7; extraction, math, coding,
+reasoning 0.0; stem/humanities 0.1; our real_estate 0.1; others 0.7). Sampled answers depend on the
+seed and on the batch they are drawn in.
+
+Writes `RUN/eval/answers.jsonl` (schemas.Answer; extra fields `truncated` per turn, true when cut at
+`max_new_tokens`, and `temperature`) after every batch, so a rerun skips the questions this label
+has already answered. `latency_s` is the wall time of the batches that produced the answer.
+The resolved settings go to `RUN/config.toml` under `[answer.LABEL]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas import Answer, JsonlError, JsonlWriter, Question, read_jsonl
+
+SECTION = "answer"
+END_OF_TURN = "<end_of_turn>"
+MT_BENCH_TEMPERATURE = {
+    "writing": 0.7, "roleplay": 0.7,
+    "extraction": 0.0, "math": 0.0, "coding": 0.0, "reasoning": 0.0,
+    "stem": 0.1, "humanities": 0.1,
+    "real_estate": 0.1,  # domain knowledge, like stem and humanities
+}
+DEFAULT_TEMPERATURE = 0.7  # MT-Bench's for any other category
+
+
+class AnswerError(RuntimeError):
+    """A problem the user can fix; the message says what to change."""
+
+
+class AnswerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    questions: Path
+    model: str | None = Field(None, description="hub id or local folder; default: the adapter's base model")
+    adapter: Path | None = Field(None, description="peft adapter folder; none: the base model alone")
+    label: str | None = Field(None, min_length=1, description="model label in answers.jsonl; default lora/base")
+    max_new_tokens: int = Field(1024, ge=1)
+    batch_size: int = Field(8, ge=1)
+    sampling: Literal["per-category", "greedy"] = "per-category"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+
+def temperature_for(category: str, sampling: str) -> float:
+    if sampling == "greedy":
+        return 0.0
+    return MT_BENCH_TEMPERATURE.get(category, DEFAULT_TEMPERATURE)
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+def _adapter_base(adapter: Path) -> str | None:
+    config = adapter / "adapter_config.json"
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _trained_base(run: Path) -> str | None:
+    try:
+        return tomllib.loads((run / "config.toml").read_text(encoding="utf-8")).get("train", {}).get("model")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+
+
+def resolve_settings(run: Path, values: dict[str, Any]) -> AnswerSettings:
+    """Validate and fill in defaults; every check happens here, before any model is loaded."""
+    try:
+        settings = AnswerSettings.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise AnswerError(f"[{SECTION}] {where}: {err['msg']}") from e
+    if not settings.questions.is_file():
+        raise AnswerError(f"question file {settings.questions} not found; pass --questions evalsets/ko.jsonl or another JSONL file")
+    if settings.adapter is not None and not (settings.adapter / "adapter_config.json").is_file():
+        raise AnswerError(f"{settings.adapter} is not a peft adapter folder (no adapter_config.json); pass the adapter/ folder that training wrote")
+    model = settings.model or (_adapter_base(settings.adapter) if settings.adapter else None) or _trained_base(run)
+    if not model:
+        raise AnswerError("no model to load: pass --model (a hub id or a local folder)")
+    label = settings.label or ("lora" if settings.adapter else "base")
+    return settings.model_copy(update={"model": model, "label": label})
+
+
+def save_settings(settings: AnswerSettings, path: Path) -> None:
+    """Write the settings under [answer.LABEL] of the run's config.toml, keeping other sections."""
+    import tomli_w
+
+    doc: dict[str, Any] = {}
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise AnswerError(f"{path} is not valid TOML ({e}); fix or remove it") from e
+    section = doc.setdefault(SECTION, {})
+    section[str(settings.label)] = settings.model_dump(mode="json", exclude_none=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_questions(path: Path) -> list[Question]:
+    try:
+        questions = read_jsonl(path, Question)
+    except JsonlError as e:
+        raise AnswerError(str(e)) from e
+    seen: set[str] = set()
+    for q in questions:
+        if q.question_id in seen:
+            raise AnswerError(f"{path}: question id {q.question_id} appears twice; ids must be unique")
+        seen.add(q.question_id)
+    if not questions:
+        raise AnswerError(f"{path} holds no questions")
+    return questions
+
+
+def already_answered(path: Path, label: str, questions: Sequence[Question]) -> set[str]:
+    """Ids of questions this label has answered in full (every turn)."""
+    turns = {q.question_id: len(q.turns) for q in questions}
+    try:
+        return {a.question_id for a in read_jsonl(path, Answer)
+                if a.model == label and len(a.turns) >= turns.get(a.question_id, 1 << 30)}
+    except JsonlError as e:
+        raise AnswerError(f"{e}; fix or move the file, then rerun") from e
+
+
+# --- model ----------------------------------------------------------------------------------------
+
+def _device_and_dtype(device: str, dtype: str) -> tuple[Any, Any]:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AnswerError("--device cuda but no CUDA GPU is visible; use --device cpu or auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dtype != "auto":
+        return dev, getattr(torch, dtype)
+    if dev.type == "cpu":
+        return dev, torch.float32  # bf16 matmuls are slow on most CPUs
+    return dev, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def load_for_answers(model_id: str, adapter: Path | None, *, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
+    """(model in eval mode on its device, tokenizer). The tokenizer must carry a chat template."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev, dt = _device_and_dtype(device, dtype)
+    source = model_id if not Path(model_id).expanduser().exists() else str(Path(model_id).expanduser())
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AnswerError(
+            f"cannot load {model_id}: {first}. Pass a local model folder with --model, or check the hub id, "
+            "the network, and HF_TOKEN with the model's licence accepted (Gemma is gated)"
+        ) from e
+    if not getattr(tokenizer, "chat_template", None):
+        raise AnswerError(f"the tokenizer of {model_id} has no chat template; use an instruction-tuned model")
+    if adapter is not None:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter))
+        except (OSError, ValueError, RuntimeError) as e:
+            raise AnswerError(f"cannot apply the adapter {adapter} to {model_id}: {str(e).splitlines()[0]}") from e
+    model.to(dev)
+    model.eval()
+    return model, tokenizer
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """eos, `<end_of_turn>` when the vocabulary has it, and the model's own generation stops."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    if END_OF_TURN in tokenizer.get_vocab():
+        ids.add(int(tokenizer.convert_tokens_to_ids(END_OF_TURN)))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, list):
+        ids.update(int(i) for i in configured)
+    if not ids:
+        raise AnswerError("the tokenizer has neither an eos token nor <end_of_turn>: generation could not stop")
+    return sorted(ids)
+
+
+def encode_conversation(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Prompt ids of a conversation ending with the model's turn opened (the chat template adds <bos>)."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    tokens: int  # generated tokens before the stop token
+    truncated: bool  # cut at max_new_tokens instead of stopping at end-of-turn / eos
+
+
+def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
+                   temperature: float, stop_ids: Sequence[int], logits_processor: Any = None) -> list[Generated]:
+    """Generate for a batch of prompts (token ids), left-padded into one tensor."""
+    import torch
+    from transformers import GenerationConfig
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    width = max(len(p) for p in prompts)
+    device = next(model.parameters()).device
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        # Left padding: [pad pad p0 p1 ... pn]; the mask hides the pads and generate derives positions from it.
+        input_ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        attention_mask[row, width - len(p):] = 1
+    sampling = temperature > 0
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sampling,
+        # MT-Bench samples with temperature alone: no top-k / top-p truncation.
+        **({"temperature": temperature, "top_k": 0, "top_p": 1.0} if sampling else {}),
+        eos_token_id=list(stop_ids),
+        pad_token_id=pad_id,
+        use_cache=True,
+    )
+    with torch.inference_mode():
+        out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                             generation_config=config, logits_processor=logits_processor)
+    stops = set(stop_ids)
+    results = []
+    for row in out[:, width:].tolist():
+        cut = next((i for i, t in enumerate(row) if t in stops), None)
+        kept = row if cut is None else row[:cut]
+        text = tokenizer.decode(kept, skip_special_tokens=True).strip()
+        results.append(Generated(text=text, tokens=len(kept), truncated=cut is None))
+    return results
+
+
+def answer_questions(model: Any, tokenizer: Any, questions: Sequence[Question], *, label: str,
+                     max_new_tokens: int, batch_size: int, sampling: str = "per-category",
+                     on_answers: Callable[[list[Answer]], None], logits_processor: Any = None) -> int:
+    """Answer every turn of every question; `on_answers` gets each finished batch. Returns the count."""
+    stop_ids = stop_token_ids(model, tokenizer)
+    by_temperature: dict[float, list[tuple[Question, list[int]]]] = {}
+    for q in questions:
+        first = encode_conversation(tokenizer, [{"role": "user", "content": q.turns[0]}])
+        by_temperature.setdefault(temperature_for(q.category, sampling), []).append((q, first))
+    done = 0
+    for temperature, group in sorted(by_temperature.items()):
+        group.sort(key=lambda qp: (len(qp[1]), qp[0].question_id))
+        for start in range(0, len(group), batch_size):
+            batch = group[start:start + batch_size]
+            history = [[{"role": "user", "content": q.turns[0]}] for q, _ in batch]
+            outputs: list[list[Generated]] = [[] for _ in batch]
+            latency = [0.0] * len(batch)
+            prompts = [p for _, p in batch]
+            active = list(range(len(batch)))
+            for turn in range(max(len(q.turns) for q, _ in batch)):
+                if turn > 0:
+                    # Later turns: the whole conversation so far, with the model's own answers.
+                    active = [i for i in active if len(batch[i][0].turns) > turn]
+                    for i in active:
+                        history[i] += [{"role": "assistant", "content": outputs[i][-1].text},
+                                       {"role": "user", "content": batch[i][0].turns[turn]}]
+                    prompts = [encode_conversation(tokenizer, history[i]) for i in active]
+                t0 = time.perf_counter()
+                generated = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                                           temperature=temperature, stop_ids=stop_ids, logits_processor=logits_processor)
+                elapsed = time.perf_counter() - t0
+                for i, g in zip(active, generated, strict=True):
+                    outputs[i].append(g)
+                    latency[i] += elapsed
+            answers = [
+                Answer(question_id=q.question_id, model=label, turns=[g.text for g in outputs[i]],
+                       tokens=[g.tokens for g in outputs[i]], latency_s=round(latency[i], 4),
+                       truncated=[g.truncated for g in outputs[i]], temperature=temperature)
+                for i, (q, _) in enumerate(batch)
+            ]
+            on_answers(answers)
+            done += len(answers)
+    return done
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("answer", help="answer an evaluation set with the base model (+ adapter), batched",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/NAME")
+    p.add_argument("--questions", type=Path, help="question file (JSONL, schemas.Question or MT-Bench format)")
+    p.add_argument("--adapter", type=Path, help="peft adapter folder (e.g. runs/NAME/train/adapter); none: the base alone")
+    p.add_argument("--model", help="base model, hub id or folder (default: the adapter's base, else [train].model)")
+    p.add_argument("--label", help="model label in answers.jsonl (default: lora with --adapter, base without)")
+    p.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="per turn (default 1024)")
+    p.add_argument("--batch-size", type=int, dest="batch_size", help="prompts per batch (default 8)")
+    p.add_argument("--sampling", choices=["per-category", "greedy"], help="temperature per MT-Bench category, or greedy")
+    p.add_argument("--seed", type=int, help="sampling seed (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: cuda if present")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], help="default auto: bf16 on GPU, fp32 on CPU")
+    p.add_argument("--config", type=Path, help="TOML file with an [answer] table; flags override it")
+    p.set_defaults(func=main)
+    return p
+
+
+_FIELDS = ("questions", "adapter", "model", "label", "max_new_tokens", "batch_size", "sampling", "seed", "device", "dtype")
+
+
+def _values(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None) is not None:
+        try:
+            doc = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise AnswerError(f"cannot read --config {args.config}: {e}") from e
+        table = doc.get(SECTION, {})
+        if not isinstance(table, dict):
+            raise AnswerError(f"{args.config}: [{SECTION}] must be a table")
+        values.update(table)
+    values.update({k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) is not None})
+    if "questions" not in values:
+        raise AnswerError("no question file: pass --questions FILE")
+    return values
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        settings = resolve_settings(args.run, _values(args))
+        questions = load_questions(settings.questions)
+        out = args.run / "eval" / "answers.jsonl"
+        label = str(settings.label)
+        done = already_answered(out, label, questions)
+        todo = [q for q in questions if q.question_id not in done]
+        if not todo:
+            print(f"{label}: all {len(questions)} questions already answered in {out}")
+            return 0
+        save_settings(settings, args.run / "config.toml")
+        import torch
+
+        torch.manual_seed(settings.seed)
+        model, tokenizer = load_for_answers(str(settings.model), settings.adapter,
+                                            device=settings.device, dtype=settings.dtype)
+    except AnswerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    with JsonlWriter(out) as writer:
+        n = answer_questions(model, tokenizer, todo, label=label, max_new_tokens=settings.max_new_tokens,
+                             batch_size=settings.batch_size, sampling=settings.sampling, on_answers=writer.append)
+    print(f"{label}: answered {n} questions in {time.perf_counter() - t0:.1f}s "
+          f"({len(done)} already done) -> {out}")
+    return 0

@@ -1,0 +1,772 @@
+"""The training loop: setup -> train -> cleanup, in one file to read top to bottom.
+
+After nanoGPT's train.py and torchtune's LoRA recipe: no trainer framework, every step written out.
+
+One optimizer step, on each GPU:
+
+    grad_accum micro-batches; each is ONE packed row, input_ids [1, T] with T <= token_budget, holding
+    whole examples whose attention never crosses (trainer.packing, trainer.attention)
+    for each micro-batch:
+        loss_sum = sum over its supervised tokens of -log p(target)           (trainer.loss, chunked LM head)
+        (loss_sum / N).backward()    N = supervised tokens of the WHOLE step: every micro-batch, every GPU
+    sum the LoRA gradients over GPUs, clip their norm, AdamW, advance the LR schedule
+
+Dividing by the step's N gives the gradient of the mean loss over the step's tokens. A mean of
+micro-batch means would weigh a token in a half-empty micro-batch more than one in a full one.
+
+Files (rank 0 writes them): runs/NAME/config.toml [train], and under runs/NAME/train/: metrics.jsonl,
+loss.png, adapter/ (peft format), checkpoints/step-NNNNNN/ (see trainer.checkpoint). Rerunning the same
+command resumes from the newest checkpoint at the same step, with the same data order and RNG state.
+
+Several GPUs: `torchrun --standalone --nproc-per-node G -m trainer -- train --run runs/NAME ...` (the
+`--` keeps torchrun from reading our --run as its --run-path). Every rank builds the same plan and takes
+every G-th micro-batch of each step. LoRA gradients are a few MB, so rather than wrapping the model
+in DistributedDataParallel (whose bucketing, no_sync and compile interplay buys nothing here) each step
+ends with one all-reduce of all LoRA gradients flattened into one buffer.
+
+The step-level functions (plan_steps, setup of speed options, build_optimizer, build_scheduler,
+train_step) import neither pydantic nor our schemas, so bench/train_gpu.py can use them on a machine
+that has only torch, transformers and peft; `train()` and the CLI import the rest when called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+
+from trainer.attention import PackedAttentionError, use_packed_attention
+from trainer.checkpoint import (
+    DataPosition,
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    read_state,
+    remove_partial,
+    restore_rng,
+    save_adapter,
+    save_checkpoint,
+)
+from trainer.loss import supervised_loss_sum
+from trainer.metrics import (
+    MetricsLog,
+    Progress,
+    flops_per_token,
+    matmul_params,
+    peak_flops,
+    peak_memory_gib,
+    plot_losses,
+)
+from trainer.model import ModelLoadError, add_lora, fuse_lora_adds, load_model, load_tokenizer
+from trainer.packing import PackedBatch, collate, plan_microbatches
+
+if TYPE_CHECKING:
+    from trainer.data import TokenizedExample
+    from trainer.settings import TrainSettings
+
+LossFn = Callable[[torch.nn.Module, PackedBatch, int], tuple[torch.Tensor, int]]
+
+PLOT_EVERY_S = 60.0  # loss.png is redrawn with a checkpoint at most this often (and always at the end)
+
+
+class TrainError(RuntimeError):
+    """A problem the user can fix (missing data, a checkpoint from other settings...): the message says how."""
+
+
+# ==================================================================================================
+# Devices and processes
+# ==================================================================================================
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place among the training processes (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_setting: str) -> DistInfo:
+    """Join torchrun's process group when WORLD_SIZE > 1 (NCCL on GPUs, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    use_cuda = device_setting != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return DistInfo(rank=rank, world_size=world, local_rank=local)
+
+
+def resolve_device(setting: str, info: DistInfo = DistInfo()) -> torch.device:
+    if setting == "cpu" or (setting == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise TrainError("device = 'cuda' but no CUDA GPU is visible: set --device auto (or cpu)")
+    return torch.device("cuda", info.local_rank)
+
+
+def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
+    """auto: bf16 on a GPU (half the memory, tensor cores), fp32 on CPU (bf16 matmuls are slow there)."""
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, setting)
+
+
+def check_runtime(settings: TrainSettings) -> None:
+    """What the settings ask of this machine, checked before anything is loaded."""
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise TrainError("this GPU has no bfloat16 support: set --dtype float32")
+
+
+# ==================================================================================================
+# Data: examples -> token ids -> a plan of optimizer steps
+# ==================================================================================================
+
+
+@dataclass
+class Data:
+    train: list[TokenizedExample]
+    eval: list[TokenizedExample]
+    stats: dict[str, int]
+    pad_id: int
+
+
+def prepare_data(settings: TrainSettings, path: Path, tokenizer: Any) -> Data:
+    """Read, encode (chat template, prompt masked) and split the examples."""
+    from trainer.data import encode_examples, load_examples, split_train_eval
+
+    try:
+        examples = load_examples(path)
+        encoded, stats = encode_examples(examples, tokenizer, settings.max_len)
+        train, held_out = split_train_eval(encoded, settings.eval_fraction, settings.seed)
+    except (FileNotFoundError, ValueError) as e:  # bad file, bad template, too few examples: all fixable
+        raise TrainError(str(e)) from e
+    if not train:
+        raise TrainError(f"{path}: no example survived encoding ({stats.as_dict()}): check max_len and the data")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return Data(train=train, eval=held_out[: settings.max_eval_examples], stats=stats.as_dict(), pad_id=pad_id)
+
+
+def data_fingerprint(examples: Sequence[TokenizedExample]) -> str:
+    """A hash of the training tokens and labels: a resumed run must see the same data."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(array("q", ex.input_ids).tobytes())
+        h.update(array("q", ex.labels).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One optimizer step: its micro-batches (lists of example indices) for ALL ranks together;
+    rank r trains on micro_batches[r::world_size]."""
+
+    epoch: int
+    first_micro_batch: int  # where the step starts in its epoch's micro-batch order
+    micro_batches: list[list[int]]
+
+
+def plan_epoch(lengths: Sequence[int], *, token_budget: int, seed: int, epoch: int) -> list[list[int]]:
+    """Micro-batches of one epoch, in training order; a pure function of (lengths, budget, seed, epoch)."""
+    rng = random.Random(seed * 1_000_003 + epoch)  # own RNG: the plan never depends on global state
+    order = list(range(len(lengths)))
+    rng.shuffle(order)  # breaks length ties differently each epoch
+    bins = plan_microbatches([lengths[i] for i in order], token_budget)
+    micro_batches = [[order[j] for j in b] for b in bins]
+    # Best-fit-decreasing emits the longest examples first; shuffle so the loss curve has no length trend.
+    rng.shuffle(micro_batches)
+    return micro_batches
+
+
+def plan_steps(
+    lengths: Sequence[int], *, token_budget: int, grad_accum: int, world_size: int, epochs: int, seed: int
+) -> tuple[list[PlannedStep], int]:
+    """All optimizer steps of the run, and how many examples were left out.
+
+    A step takes grad_accum * world_size micro-batches. An epoch's last step may be shorter, but every rank
+    must get the same number of micro-batches (a rank without one would wait forever in the all-reduce),
+    so up to world_size - 1 micro-batches at the end of an epoch are skipped (none on one GPU).
+    """
+    per_step = grad_accum * world_size
+    steps: list[PlannedStep] = []
+    skipped = 0
+    for epoch in range(epochs):
+        micro_batches = plan_epoch(lengths, token_budget=token_budget, seed=seed, epoch=epoch)
+        for start in range(0, len(micro_batches), per_step):
+            group = micro_batches[start : start + per_step]
+            usable = len(group) - len(group) % world_size
+            skipped += sum(len(mb) for mb in group[usable:])
+            if usable:
+                steps.append(PlannedStep(epoch=epoch, first_micro_batch=start, micro_batches=group[:usable]))
+    return steps, skipped
+
+
+def position_after(steps: Sequence[PlannedStep], done: int, epochs: int) -> DataPosition:
+    """The data position once `done` steps are finished (where step `done` starts reading)."""
+    if done < len(steps):
+        return DataPosition(step=done, epoch=steps[done].epoch, micro_batch=steps[done].first_micro_batch)
+    return DataPosition(step=done, epoch=epochs, micro_batch=0)
+
+
+# ==================================================================================================
+# Model: base + packed attention + LoRA, then the speed options
+# ==================================================================================================
+
+
+def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The stack of decoder layers (the first ModuleList named `layers`)."""
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and name.split(".")[-1] == "layers" and len(module):
+            return module
+    raise TrainError(f"{type(model).__name__} has no `layers` list of decoder layers to compile")
+
+
+def apply_speed_options(
+    model: torch.nn.Module, *, gradient_checkpointing: bool, compile_layers: bool, fused_lora: bool = True
+) -> None:
+    """The one-pass LoRA forward (trainer.model.fuse_lora_adds), gradient checkpointing (recompute each layer's activations in backward: less memory, ~30% more
+    compute) and torch.compile per decoder layer (fuses the norms, rotary and LoRA's small ops; one
+    compiled graph serves all layers since they share code)."""
+    if fused_lora:
+        fuse_lora_adds(model)
+    if gradient_checkpointing:
+        # Non-reentrant checkpointing needs no input that requires grad (the frozen embeddings give none).
+        # transformers 5.2x renamed the method; older 5.x releases only have gradient_checkpointing_enable.
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if compile_layers:
+        # Layers differ only in their weights; allow a cache entry per layer in case guards split them.
+        layers = decoder_layers(model)
+        config = torch._dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # renamed in 2.6
+        setattr(config, name, max(getattr(config, name), 2 * len(layers)))
+        for layer in layers:
+            layer.compile()
+
+
+def setup_model(settings: TrainSettings, device: torch.device, dtype: torch.dtype) -> tuple[torch.nn.Module, str, int]:
+    """(the LoRA model in train mode, the packed-attention backend, N = matmul weights of the base)."""
+    model = load_model(settings.model, device=device, dtype=dtype)
+    backend = use_packed_attention(model, settings.attention)
+    n_matmul = matmul_params(model)
+    torch.manual_seed(settings.seed)  # the same LoRA initialisation on every rank and every rerun
+    # Adapter weights in the model's bf16 by default (torchtune's choice): peft then feeds each adapter the
+    # projection's bf16 input as it is, where fp32 adapters would make it keep an fp32 copy of every input.
+    lora_dtype = dtype if settings.lora_dtype == "auto" else getattr(torch, settings.lora_dtype)
+    model = add_lora(model, settings.lora, adapter_dtype=lora_dtype)
+    apply_speed_options(
+        model, gradient_checkpointing=settings.gradient_checkpointing, compile_layers=settings.compile,
+        fused_lora=settings.fused_lora,
+    )
+    model.train()
+    return model, backend, n_matmul
+
+
+# ==================================================================================================
+# Optimisation
+# ==================================================================================================
+
+
+def build_optimizer(
+    params: list[torch.nn.Parameter],
+    *,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    fused: str = "auto",
+    device: torch.device,
+) -> torch.optim.AdamW:
+    """AdamW over the LoRA weights; fused (one kernel for all parameters) on CUDA unless told otherwise."""
+    use_fused = device.type == "cuda" if fused == "auto" else fused == "on"
+    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=use_fused)
+
+
+def lr_multiplier(step: int, *, warmup: int, total: int, kind: str = "cosine", min_ratio: float = 0.0) -> float:
+    """The LR factor for optimizer step `step` (0-based): linear warm-up from 0, then cosine to min_ratio
+    at `total` (HF's get_cosine_schedule_with_warmup when min_ratio = 0)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    if kind == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, *, warmup: int, total: int, kind: str = "cosine", min_ratio: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        return lr_multiplier(step, warmup=warmup, total=total, kind=kind, min_ratio=min_ratio)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def all_reduce_gradients(params: Sequence[torch.nn.Parameter]) -> None:
+    """Sum the gradients over ranks in one flat buffer (each rank's are already divided by the global N)."""
+    grads = []
+    for p in params:
+        if p.grad is None:  # every rank must send the same layout
+            p.grad = torch.zeros_like(p)
+        grads.append(p.grad)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def train_step(
+    model: torch.nn.Module,
+    batches: Sequence[PackedBatch],
+    *,
+    n_supervised: int,
+    params: Sequence[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    max_grad_norm: float,
+    chunk_tokens: int,
+    world_size: int = 1,
+    loss_fn: LossFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over this rank's micro-batches (already on the device).
+
+    n_supervised: supervised tokens of the whole step on all ranks. Returns (this rank's summed token
+    losses, the gradient norm before clipping) as device tensors: reading them is the caller's host sync.
+    """
+    if not batches:
+        raise ValueError("a step needs at least one micro-batch")
+    loss_fn = loss_fn or supervised_loss_sum
+    total: torch.Tensor | None = None
+    for batch in batches:
+        loss_sum, _ = loss_fn(model, batch, chunk_tokens)  # scalar: summed -log p over the batch's labels
+        (loss_sum / n_supervised).backward()  # LoRA .grad accumulates across micro-batches
+        total = loss_sum.detach().float() if total is None else total + loss_sum.detach().float()
+    if world_size > 1:
+        all_reduce_gradients(params)
+    # max_norm=inf still returns the norm (for the metrics) and leaves the gradients as they are.
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else math.inf)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total, grad_norm
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    batches: Sequence[PackedBatch],
+    *,
+    device: torch.device,
+    chunk_tokens: int,
+    world_size: int = 1,
+    loss_fn: LossFn | None = None,
+) -> float | None:
+    """Mean loss per supervised token over the held-out micro-batches of all ranks (None if there are none)."""
+    loss_fn = loss_fn or supervised_loss_sum
+    model.eval()
+    sums = torch.zeros(2, dtype=torch.float64, device=device)  # [loss sum, supervised tokens]
+    for batch in batches:
+        loss_sum, n = loss_fn(model, batch.to(device), chunk_tokens)
+        sums[0] += loss_sum.double()
+        sums[1] += n
+    if world_size > 1:
+        dist.all_reduce(sums)
+    model.train()
+    return (sums[0] / sums[1]).item() if sums[1] > 0 else None
+
+
+# ==================================================================================================
+# Resuming
+# ==================================================================================================
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_can_resume(settings: TrainSettings, run_dir: Path) -> None:
+    """If the run has a checkpoint, it must come from the same settings (those that change the losses)."""
+    from trainer.settings import trajectory_settings
+
+    ckpt = latest_checkpoint(run_dir / "train" / "checkpoints")
+    if ckpt is None:
+        return
+    then = _flatten(read_state(ckpt).get("settings", {}))
+    now = _flatten(trajectory_settings(settings))
+    diffs = [k for k in sorted(then.keys() | now.keys()) if then.get(k) != now.get(k)]
+    if diffs:
+        was = ", ".join(f"{k}={then.get(k)!r}" for k in diffs)
+        asks = ", ".join(f"{k}={now.get(k)!r}" for k in diffs)
+        raise TrainError(
+            f"{ckpt} was written with {was}, but this command asks for {asks}: rerun with the run's own "
+            f"settings to continue it, or start over in a new --run folder (or delete {ckpt.parent})"
+        )
+
+
+# ==================================================================================================
+# The run: setup -> train -> cleanup
+# ==================================================================================================
+
+
+@dataclass
+class TrainResult:
+    step: int  # optimizer steps done, this run and earlier ones
+    total_steps: int
+    losses: dict[int, float] = field(default_factory=dict)  # step -> loss, for the steps run now
+    adapter_dir: Path | None = None  # set once the run is finished
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.total_steps
+
+
+class _StopFlag:
+    """SIGTERM (a scheduler's pre-emption) asks for a checkpoint after the current step, then a clean exit."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():  # signals reach only the main thread
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _gather_rng(info: DistInfo) -> list[dict[str, Any]]:
+    state = capture_rng()
+    if info.world_size == 1:
+        return [state]
+    gathered: list[Any] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(state, gathered, dst=0)
+    return gathered or []
+
+
+def train(
+    settings: TrainSettings,
+    run_dir: Path,
+    *,
+    data_path: Path | None = None,
+    max_steps_this_run: int | None = None,
+    on_setup: Callable[[torch.nn.Module], None] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    progress_stream: Any = None,
+) -> TrainResult:
+    """Train (or resume training) the run in `run_dir`. `max_steps_this_run` stops after that many steps
+    with a checkpoint, as a kill would but cleanly; `on_setup(model)` and `on_step(record)` are hooks."""
+    from trainer.settings import trajectory_settings
+
+    # ---------------------------------------------------------------------------------- setup
+    info = init_distributed(settings.device)
+    device = resolve_device(settings.device, info)
+    dtype = resolve_dtype(settings.dtype, device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+    train_dir = run_dir / "train"
+    ckpt_root = train_dir / "checkpoints"
+    check_can_resume(settings, run_dir)  # before any loading: a mismatch is the user's to resolve
+
+    tokenizer = load_tokenizer(settings.model)
+    data = prepare_data(settings, data_path or run_dir / "examples.jsonl", tokenizer)
+    lengths = [len(ex.input_ids) for ex in data.train]
+    steps, skipped = plan_steps(
+        lengths,
+        token_budget=settings.token_budget,
+        grad_accum=settings.grad_accum,
+        world_size=info.world_size,
+        epochs=settings.epochs,
+        seed=settings.seed,
+    )
+    total = min(len(steps), settings.max_steps) if settings.max_steps else len(steps)
+    if total == 0:
+        raise TrainError(
+            f"{len(data.train)} training examples make no full step for {info.world_size} GPU(s): add examples"
+        )
+    warmup = settings.warmup_for(total)
+    if warmup >= total:
+        if settings.warmup_steps is not None:
+            raise TrainError(
+                f"warmup_steps ({warmup}) is not shorter than the run ({total} steps): lower warmup_steps"
+            )
+        warmup = total - 1  # a ratio rounded up on a very short run: keep one step at full rate
+    meta = {
+        "settings": trajectory_settings(settings),
+        "data": data_fingerprint(data.train),
+        "world_size": info.world_size,
+        "total_steps": total,
+    }
+
+    if info.is_main:
+        remove_partial(ckpt_root)
+    latest = latest_checkpoint(ckpt_root)
+    if latest is not None:
+        state = read_state(latest)
+        if state.get("data") != meta["data"]:
+            raise TrainError(
+                f"the training examples differ from those {latest} was trained on: restore the data, or "
+                f"start over in a new --run folder (or delete {ckpt_root})"
+            )
+        if state.get("world_size") != info.world_size:
+            raise TrainError(
+                f"{latest} was written by {state.get('world_size')} process(es), this run has {info.world_size}: "
+                f"resume with torchrun --nproc-per-node {state.get('world_size')}"
+            )
+
+    model, backend, n_matmul = setup_model(settings, device, dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if info.world_size > 1:
+        for p in params:  # start from rank 0's weights, whatever the ranks' seeds did
+            dist.broadcast(p.data, src=0)
+    optimizer = build_optimizer(
+        params,
+        lr=settings.lr,
+        betas=(settings.adam_beta1, settings.adam_beta2),
+        eps=settings.adam_eps,
+        weight_decay=settings.weight_decay,
+        fused=settings.fused_adamw,
+        device=device,
+    )
+    scheduler = build_scheduler(
+        optimizer, warmup=warmup, total=total, kind=settings.lr_schedule, min_ratio=settings.min_lr_ratio
+    )
+    # Each rank draws its own dropout masks.
+    random.seed(settings.seed + info.rank)
+    torch.manual_seed(settings.seed + 1 + info.rank)
+    start = 0
+    if latest is not None:
+        position, rng_states, _ = load_checkpoint(latest, model=model, optimizer=optimizer, scheduler=scheduler)
+        if position != position_after(steps, position.step, settings.epochs):
+            raise TrainError(f"{latest} stands at {position}, which is not where this run's data plan puts it")
+        restore_rng(rng_states[info.rank])
+        start = position.step
+    if on_setup is not None:
+        on_setup(model)
+
+    # Held-out micro-batches: planned and collated once, moved to the device at each evaluation.
+    eval_plan = plan_microbatches([len(ex.input_ids) for ex in data.eval], settings.token_budget) if data.eval else []
+    eval_batches = [
+        collate([data.eval[i] for i in mb], pad_to_multiple=settings.pad_to_multiple, pad_id=data.pad_id)
+        for mb in eval_plan[info.rank :: info.world_size]
+    ]
+    peak = peak_flops(device, dtype)
+    flops_token = flops_per_token(n_matmul)
+    metrics = MetricsLog(train_dir / "metrics.jsonl", resume_step=start) if info.is_main else None
+    progress = Progress(total, start, progress_stream) if info.is_main else None
+    if info.is_main:
+        print(
+            f"training {settings.model} on {len(data.train)} examples ({skipped} skipped at epoch ends, "
+            f"{len(data.eval)} held out) | {total} steps, resuming at {start} | {device} {dtype} | "
+            f"attention {backend} | N={n_matmul:,} matmul weights",
+            file=progress.stream if progress else sys.stderr,
+        )
+
+    # ---------------------------------------------------------------------------------- train
+    result = TrainResult(step=start, total_steps=total)
+    stop_at = total if max_steps_this_run is None else min(total, start + max_steps_this_run)
+    t_last = time.perf_counter()
+    last_plot = time.monotonic()
+    with _StopFlag() as stop:
+        for step_index in range(start, stop_at):
+            planned = steps[step_index]
+            # This rank's micro-batches: [1, T] rows, pinned and copied to the device without blocking.
+            batches = [
+                collate(
+                    [data.train[i] for i in mb], pad_to_multiple=settings.pad_to_multiple, pad_id=data.pad_id
+                ).to(device)
+                for mb in planned.micro_batches[info.rank :: info.world_size]
+            ]
+            n_supervised = sum(b.num_supervised for b in batches)  # counted on the host by collate
+            if info.world_size > 1:
+                counts = torch.tensor([n_supervised], dtype=torch.float64, device=device)
+                dist.all_reduce(counts)  # N over all ranks: every rank divides by the same number
+                n_supervised = int(counts.item())
+            n_supervised = max(1, n_supervised)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (the schedule advances after it)
+
+            loss_sum, grad_norm = train_step(
+                model,
+                batches,
+                n_supervised=n_supervised,
+                params=params,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                max_grad_norm=settings.max_grad_norm,
+                chunk_tokens=settings.loss_chunk_tokens,
+                world_size=info.world_size,
+            )
+            if info.world_size > 1:
+                dist.all_reduce(loss_sum)
+            loss = loss_sum.item() / n_supervised  # .item() waits for the GPU: the step's time ends here
+            now = time.perf_counter()
+            step = step_index + 1
+            tokens = sum(lengths[i] for mb in planned.micro_batches for i in mb)  # real tokens, all ranks
+            tokens_per_s = tokens / max(now - t_last, 1e-9)
+            record: dict[str, Any] = {
+                "step": step,
+                "epoch": planned.epoch,
+                "loss": loss,
+                "lr": lr,
+                "grad_norm": grad_norm.item(),
+                "tokens": tokens,
+                "supervised_tokens": n_supervised,
+                "tokens_per_s": tokens_per_s,
+                "mfu": tokens_per_s * flops_token / (peak * info.world_size) if peak else None,
+                "peak_gib": peak_memory_gib(device),
+            }
+            if eval_batches and ((settings.eval_every and step % settings.eval_every == 0) or step == total):
+                record["eval_loss"] = evaluate(
+                    model, eval_batches, device=device, chunk_tokens=settings.loss_chunk_tokens,
+                    world_size=info.world_size,
+                )
+            result.losses[step] = loss
+            result.step = step
+            if metrics is not None and (step % settings.log_every == 0 or step == stop_at):
+                metrics.log(record)
+                progress.update(step, record)
+            if on_step is not None:
+                on_step(record)
+
+            if info.world_size > 1:  # all ranks stop after the same step, or the next collective hangs
+                flag = torch.tensor([float(stop.requested)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop.requested = bool(flag.item())
+            stopping = step == stop_at or stop.requested
+            if (settings.checkpoint_every and step % settings.checkpoint_every == 0) or stopping:
+                rng_states = _gather_rng(info)
+                if info.is_main:
+                    save_checkpoint(
+                        ckpt_root,
+                        model=model,
+                        optimizer=optimizer,
+                        scheduler=scheduler,
+                        position=position_after(steps, step, settings.epochs),
+                        rng_states=rng_states,
+                        meta=meta,
+                        keep=settings.keep_checkpoints,
+                    )
+                    # Redraw loss.png with checkpoints, at most every PLOT_EVERY_S (drawing takes ~0.2 s).
+                    if stopping or time.monotonic() - last_plot >= PLOT_EVERY_S:
+                        plot_losses(train_dir / "metrics.jsonl", train_dir / "loss.png")
+                        last_plot = time.monotonic()
+            t_last = time.perf_counter()  # evaluation and checkpoints do not count as training time
+            if stop.requested:
+                break
+
+    # ---------------------------------------------------------------------------------- cleanup
+    if progress is not None:
+        progress.close()
+    if metrics is not None:
+        metrics.close()
+    if result.finished and info.is_main:  # (loss.png was drawn with the last checkpoint)
+        result.adapter_dir = save_adapter(model, train_dir / "adapter")
+    elif result.finished:
+        result.adapter_dir = train_dir / "adapter"
+    if info.world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+# ==================================================================================================
+# Command line: python -m trainer train --run runs/NAME [--config FILE] [--key value ...]
+# ==================================================================================================
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a LoRA adapter on runs/NAME/examples.jsonl (resumes when rerun)",
+        description="Train a LoRA adapter with the hand-written loop. Rerun the same command to resume.",
+        epilog=(
+            "Any setting of the [train] table can be overridden: --lr 2e-4 --lora.r 8 --grad-accum 4 "
+            "--compile true --lora.target_modules q_proj,v_proj. On several GPUs: "
+            "torchrun --standalone --nproc-per-node G -m trainer -- train --run runs/NAME ..."
+        ),
+        allow_abbrev=False,
+    )
+    parser.add_argument("--run", type=Path, required=True, help="the run folder, runs/NAME")
+    parser.add_argument(
+        "--config", type=Path, help="a TOML file with a [train] table (e.g. configs/gemma-2b-it-lora.toml)"
+    )
+    parser.add_argument("--data", type=Path, help="examples JSONL (default: runs/NAME/examples.jsonl)")
+    parser.add_argument(
+        "--max-steps-this-run", type=int, metavar="K",
+        help="stop with a checkpoint after K optimizer steps; rerun to continue",
+    )
+    parser.set_defaults(func=main, takes_overrides=True)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    from trainer.settings import SettingsError, load_settings, parse_overrides, save_settings
+
+    try:
+        overrides = parse_overrides(list(getattr(args, "overrides", []) or []))
+        if args.data is not None:
+            overrides["data"] = str(args.data)
+        settings = load_settings(args.config, overrides)
+        if args.max_steps_this_run is not None and args.max_steps_this_run < 1:
+            raise TrainError("--max-steps-this-run must be at least 1")
+        data_path = Path(settings.data) if settings.data else args.run / "examples.jsonl"
+        if not data_path.is_file():
+            raise TrainError(
+                f"no examples at {data_path}: generate them first (just generate --run {args.run} ...) "
+                f"or pass --data FILE"
+            )
+        check_runtime(settings)
+        check_can_resume(settings, args.run)
+        if int(os.environ.get("RANK", "0")) == 0:
+            save_settings(settings, args.run / "config.toml")
+        result = train(settings, args.run, data_path=data_path, max_steps_this_run=args.max_steps_this_run)
+    except (SettingsError, TrainError, PackedAttentionError, ModelLoadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        if result.finished:
+            print(f"done: {result.step} steps; adapter in {result.adapter_dir}")
+        else:
+            print(f"stopped at step {result.step}/{result.total_steps}; rerun the same command to continue")
+    return 0

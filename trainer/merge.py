@@ -1,0 +1,99 @@
+"""python -m trainer merge --run runs/NAME [--out DIR]: the base model with the adapter folded in.
+
+The result is a plain transformers model folder (no peft needed to load it) with the tokenizer copied
+beside it. The merge itself runs in fp32 on the CPU, W' = W + (alpha / r) * B @ A, so it adds no rounding
+of its own; the folder is then saved in the base model's own dtype (bf16 for Gemma) unless --dtype says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.checkpoint import TMP_PREFIX, publish_dir
+from trainer.model import ModelLoadError, load_model, load_tokenizer
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class MergeError(RuntimeError):
+    """A problem the user can fix; the message says how."""
+
+
+def saved_dtype(name_or_path: str) -> torch.dtype:
+    """The dtype the base model's weights were published in (float32 when its config does not say)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError):
+        return torch.float32
+    value: Any = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(value, torch.dtype):
+        return value
+    return DTYPES.get(str(value).removeprefix("torch."), torch.float32)
+
+
+def merge_adapter(base: str, adapter_dir: Path, out_dir: Path, *, dtype: torch.dtype | None = None) -> Path:
+    """Write base + adapter, merged, to `out_dir` (atomically) with the base's tokenizer; return `out_dir`."""
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise MergeError(f"no adapter at {adapter_dir} (adapter_config.json missing): train the run first")
+    model = load_model(base, device="cpu", dtype=torch.float32)
+    tokenizer = load_tokenizer(base)
+    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    merged.to(dtype or saved_dtype(base))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f"{TMP_PREFIX}{out_dir.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    publish_dir(tmp, out_dir)
+    return out_dir
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "merge",
+        help="merge a run's adapter into its base model (a plain model folder)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--run", type=Path, required=True, help="the run folder, runs/NAME")
+    parser.add_argument("--out", type=Path, help="output folder (default: runs/NAME/merged)")
+    parser.add_argument("--model", help="base model (default: [train].model of runs/NAME/config.toml)")
+    parser.add_argument(
+        "--dtype", choices=["auto", *DTYPES], default="auto", help="saved dtype (auto: the base model's)"
+    )
+    parser.set_defaults(func=main)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    from trainer.settings import SettingsError, load_settings
+
+    run: Path = args.run
+    try:
+        base = args.model
+        if base is None:
+            config = run / "config.toml"
+            if not config.is_file():
+                raise MergeError(f"{config} does not exist: train the run first, or pass --model")
+            base = load_settings(config).model
+        out = args.out or run / "merged"
+        dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
+        merge_adapter(base, run / "train" / "adapter", out, dtype=dtype)
+    except (MergeError, SettingsError, ModelLoadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote the merged model to {out}")
+    return 0
