@@ -36,6 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas import Answer, JsonlError, JsonlWriter, Question, read_jsonl
+from trainer.model import ModelLoadError, default_device, default_dtype, load_model, load_tokenizer
 
 SECTION = "answer"
 END_OF_TURN = "<end_of_turn>"
@@ -159,33 +160,18 @@ def _device_and_dtype(device: str, dtype: str) -> tuple[Any, Any]:
 
     if device == "cuda" and not torch.cuda.is_available():
         raise AnswerError("--device cuda but no CUDA GPU is visible; use --device cpu or auto")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dtype != "auto":
-        return dev, getattr(torch, dtype)
-    if dev.type == "cpu":
-        return dev, torch.float32  # bf16 matmuls are slow on most CPUs
-    return dev, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dev = default_device() if device == "auto" else torch.device(device)
+    return dev, (default_dtype(dev) if dtype == "auto" else getattr(torch, dtype))
 
 
 def load_for_answers(model_id: str, adapter: Path | None, *, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """(model in eval mode on its device, tokenizer). The tokenizer must carry a chat template."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """(model in eval mode on its device, tokenizer), through the trainer's own loaders and their messages."""
     dev, dt = _device_and_dtype(device, dtype)
-    source = model_id if not Path(model_id).expanduser().exists() else str(Path(model_id).expanduser())
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AnswerError(
-            f"cannot load {model_id}: {first}. Pass a local model folder with --model, or check the hub id, "
-            "the network, and HF_TOKEN with the model's licence accepted (Gemma is gated)"
-        ) from e
-    if not getattr(tokenizer, "chat_template", None):
-        raise AnswerError(f"the tokenizer of {model_id} has no chat template; use an instruction-tuned model")
+        tokenizer = load_tokenizer(model_id)
+        model = load_model(model_id, device=dev, dtype=dt)
+    except ModelLoadError as e:
+        raise AnswerError(str(e)) from e
     if adapter is not None:
         from peft import PeftModel
 

@@ -273,7 +273,7 @@ def test_config_file_values_are_overridden_by_flags(tiny_model_dir: Path, tmp_pa
         ("not-an-adapter", "not a peft adapter folder"),
         ("bad-batch", "batch_size"),
         ("duplicate-ids", "appears twice"),
-        ("missing-model-folder", "cannot load"),
+        ("missing-model-folder", "no model folder at"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys, case: str, message: str) -> None:
