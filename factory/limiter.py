@@ -1,0 +1,333 @@
+"""Admission control: what must be true before a request may be sent.
+
+- `RateLimiter`: requests-per-minute and tokens-per-minute buckets. A request reserves its input
+  estimate plus its `max_tokens` before it is sent (OpenAI counts the limit that way); the
+  difference to the real usage is refunded after. Limits are seeded from the settings and
+  corrected from the server's `x-ratelimit-*` headers; a 429 pauses everyone for the server's
+  retry-after.
+- `AdaptiveConcurrency`: the cap on requests in flight (it bounds memory too), cut in half on a
+  429 and ramped back up by one per window of successes (AIMD, as TCP does).
+- `Budget`: the hard spending cap; a request reserves its worst-case cost before it is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+
+import anyio
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+# The bucket holds one second's worth of the per-minute limit and refills so that it never
+# admits more than the limit in ANY 60-second window (burst + 60 s x rate = limit). That pacing
+# is accepted by a token-bucket server, a sliding-window server, and one that enforces the
+# limit per second ("600 RPM" as "10 per second"), at the price of 1/60 of the limit.
+BURST_SECONDS = 1.0
+
+
+class TokenBucket:
+    """`per_minute` units per minute, at most `BURST_SECONDS` worth at once.
+
+    An amount larger than the burst is admitted when the bucket is full, and leaves it in debt,
+    so a huge request is paced instead of refused forever.
+    """
+
+    def __init__(self, per_minute: float, clock: Clock) -> None:
+        self._clock = clock
+        self._stamp = clock()
+        self.per_minute = self.capacity = self.rate = 0.0
+        self._configure(per_minute)
+        self.level = self.capacity  # starts full
+
+    def set_limit(self, per_minute: float) -> None:
+        self._refill()
+        self._configure(per_minute)
+        self.level = min(self.level, self.capacity)
+
+    def _configure(self, per_minute: float) -> None:
+        self.per_minute = float(per_minute)
+        self.capacity = max(1.0, self.per_minute * BURST_SECONDS / 60.0)
+        # units per second; a limit below twice the burst (1 RPM) would stall: pace it at half.
+        self.rate = max(self.per_minute - self.capacity, self.per_minute / 2.0) / 60.0
+
+    def _refill(self) -> None:
+        now = self._clock()
+        if self.rate:
+            self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def wait_time(self, amount: float) -> float:
+        """Seconds until `amount` can be taken (0: now)."""
+        self._refill()
+        needed = min(amount, self.capacity)
+        return 0.0 if self.level >= needed else (needed - self.level) / self.rate
+
+    def take(self, amount: float) -> None:
+        self._refill()
+        self.level -= amount
+
+    def give(self, amount: float) -> None:
+        self._refill()
+        self.level = min(self.capacity, self.level + amount)
+
+    def clamp(self, at_most: float) -> None:
+        self._refill()
+        self.level = min(self.level, at_most)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_reset(value: str | None) -> float | None:
+    """OpenAI's reset durations ("1s", "6m0s", "20ms", "1h2m3.5s") in seconds."""
+    if not value:
+        return None
+    parts = _DURATION_PART.findall(value.strip())
+    if not parts:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def _header_float(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class RateLimiter:
+    """RPM and TPM buckets shared by every request of an engine. A limit of None is unlimited
+    until a response's headers tell it."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._configured = {"requests": rpm, "tokens": tpm}
+        self._buckets: dict[str, TokenBucket | None] = {
+            "requests": TokenBucket(rpm, clock) if rpm else None,
+            "tokens": TokenBucket(tpm, clock) if tpm else None,
+        }
+        self.paused_until = 0.0
+        self._lock: anyio.Lock | None = None
+
+    @property
+    def rpm(self) -> float | None:
+        b = self._buckets["requests"]
+        return b.per_minute if b else None
+
+    @property
+    def tpm(self) -> float | None:
+        b = self._buckets["tokens"]
+        return b.per_minute if b else None
+
+    async def acquire(self, tokens: int) -> float:
+        """Wait until one request of `tokens` tokens may be sent, and reserve it. Waiters are served
+        in order (the lock is FIFO), so a large request is not starved by small ones.
+        Returns the seconds waited."""
+        if self._buckets["requests"] is None and self._buckets["tokens"] is None and self.paused_until <= self._clock():
+            return 0.0  # no limit known yet: nothing to wait for
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        start = self._clock()
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = max(self.paused_until - now, self._wait_time(tokens))
+                if wait <= 0:
+                    break
+                await anyio.sleep(wait)
+            if (r := self._buckets["requests"]) is not None:
+                r.take(1)
+            if (t := self._buckets["tokens"]) is not None:
+                t.take(tokens)
+        return self._clock() - start
+
+    def _wait_time(self, tokens: int) -> float:
+        r, t = self._buckets["requests"], self._buckets["tokens"]
+        return max(r.wait_time(1) if r else 0.0, t.wait_time(tokens) if t else 0.0)
+
+    def settle(self, reserved: int, used: int) -> None:
+        """A response came: give back what was reserved but not used (or take the excess)."""
+        if (t := self._buckets["tokens"]) is not None and reserved != used:
+            if used < reserved:
+                t.give(reserved - used)
+            else:
+                t.take(used - reserved)
+
+    def refund(self, reserved: int) -> None:
+        """The server did not count the request (it answered 429): give back all of it."""
+        if (r := self._buckets["requests"]) is not None:
+            r.give(1)
+        if (t := self._buckets["tokens"]) is not None:
+            t.give(reserved)
+
+    def pause(self, seconds: float) -> None:
+        """A 429: nobody sends for `seconds`, and the buckets start empty after the pause so the
+        traffic resumes at the refill rate instead of a burst."""
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+        for b in self._buckets.values():
+            if b is not None:
+                b.clamp(0.0)
+        log.debug("rate limiter: paused for %.2fs", seconds)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Correct the limits from `x-ratelimit-limit-*` and the levels from `x-ratelimit-remaining-*`.
+
+        The configured limit is a ceiling the user chose (a shared key, say): the server can lower
+        it, not raise it. The remaining count lowers our level when someone else uses the same
+        key; it never raises it (responses arrive out of order, the oldest would undo the newest).
+        """
+        for kind in ("requests", "tokens"):
+            limit = _header_float(headers, f"x-ratelimit-limit-{kind}")
+            remaining = _header_float(headers, f"x-ratelimit-remaining-{kind}")
+            bucket = self._buckets[kind]
+            if limit is not None and limit > 0:
+                configured = self._configured[kind]
+                target = min(limit, configured) if configured else limit
+                if bucket is None:
+                    bucket = self._buckets[kind] = TokenBucket(target, self._clock)
+                    log.debug("rate limiter: %s limit %.0f/min from the server's headers", kind, target)
+                elif target != bucket.per_minute:
+                    log.debug("rate limiter: %s limit %.0f -> %.0f/min (headers)", kind, bucket.per_minute, target)
+                    bucket.set_limit(target)
+            if bucket is not None and remaining is not None:
+                bucket.clamp(remaining)
+
+
+def wait_hint(headers: Mapping[str, str], tokens: int) -> float | None:
+    """For a 429 without retry-after: how long until one request of `tokens` tokens fits, from
+    `x-ratelimit-reset-*` (the time until the bucket is full again) and how empty it is."""
+    hints = []
+    for kind, need in (("requests", 1), ("tokens", tokens)):
+        limit = _header_float(headers, f"x-ratelimit-limit-{kind}")
+        remaining = _header_float(headers, f"x-ratelimit-remaining-{kind}")
+        reset = parse_reset(headers.get(f"x-ratelimit-reset-{kind}"))
+        if limit and remaining is not None and reset and remaining < need:
+            per_unit = reset / max(1.0, limit - remaining)  # refill time of one unit
+            hints.append((need - remaining) * per_unit)
+    return max(hints) if hints else None
+
+
+class AdaptiveConcurrency:
+    """How many requests may be in flight: starts at `start` (a probe: one request, so a bad key
+    or model costs one request, not hundreds) and `open`s to `ceiling`; halves on a 429 (at most
+    once per `cooldown_s`, so one wave of 429s is one cut); grows by one after `limit` successes."""
+
+    def __init__(
+        self, ceiling: int, *, start: int | None = None, cooldown_s: float = 1.0, clock: Clock = time.monotonic
+    ) -> None:
+        self.ceiling = ceiling
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._limit = min(ceiling, start) if start else ceiling
+        self._probing = self._limit < ceiling
+        self._successes = 0
+        self._last_cut = -math.inf
+        self.cuts = 0
+        self.lowest = ceiling
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        return 0 if self._limiter is None else int(self._limiter.borrowed_tokens)
+
+    def _capacity(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:  # created inside the event loop, on first use
+            self._limiter = anyio.CapacityLimiter(self._limit)
+        return self._limiter
+
+    async def acquire(self, holder: object) -> None:
+        await self._capacity().acquire_on_behalf_of(holder)
+
+    def release(self, holder: object) -> None:
+        self._capacity().release_on_behalf_of(holder)
+
+    def _set(self, limit: int) -> None:
+        self._limit = limit
+        self._capacity().total_tokens = limit  # raising it wakes waiters; lowering lets in-flight finish
+
+    def open(self) -> None:
+        """End the probe: go from the start limit to the ceiling."""
+        if self._probing:
+            self._probing = False
+            log.debug("concurrency: %d -> %d (the probe was answered)", self._limit, self.ceiling)
+            self._set(self.ceiling)
+
+    def on_success(self) -> None:
+        if self._probing or self._limit >= self.ceiling:
+            return
+        self._successes += 1
+        if self._successes >= self._limit:
+            self._successes = 0
+            self._set(self._limit + 1)
+
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        now = self._clock()
+        if now - self._last_cut < max(self.cooldown_s, retry_after or 0.0):
+            return
+        self._last_cut = now
+        self._successes = 0
+        # A 429 to the probe ends it too, at half the ceiling rather than all of it.
+        new = max(1, (self.ceiling if self._probing else self._limit) // 2)
+        self._probing = False
+        if new != self._limit:
+            log.debug("concurrency: %d -> %d after a 429", self._limit, new)
+            self._set(new)
+            self.cuts += 1
+            self.lowest = min(self.lowest, new)
+
+
+class Budget:
+    """A hard cap in USD. `reserve` before sending (the worst case), `settle` after (the actual).
+
+    spent + reserved never exceeds `max_usd`, so the cap holds however many requests are in flight.
+    """
+
+    def __init__(self, max_usd: float) -> None:
+        self.max_usd = max_usd
+        self.spent = 0.0
+        self.reserved = 0.0
+        self._changed: anyio.Event | None = None
+
+    @property
+    def committed(self) -> float:
+        return self.spent + self.reserved
+
+    def add_prior(self, usd: float) -> None:
+        """Money already spent (earlier runs of the same stages, from the ledger)."""
+        self.spent += usd
+
+    async def reserve(self, usd: float) -> bool:
+        """Reserve `usd`; wait while in-flight requests may still free room. False: it cannot fit."""
+        while True:
+            if self.committed + usd <= self.max_usd:
+                self.reserved += usd
+                return True
+            if self.reserved <= 1e-12:
+                return False
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
+
+    def settle(self, reserved: float, spent: float) -> None:
+        self.reserved = max(0.0, self.reserved - reserved)
+        self.spent += spent
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None

@@ -1,0 +1,140 @@
+"""The live progress line on stderr.
+
+On a terminal it is rewritten in place (\\r) a few times a second; into a file or a pipe (CI, a
+log) a plain line is written every few seconds instead, so logs stay readable.
+
+  1234/5000 done (3 failed, 200 cached) | 412 req/min of 600 | 148k tok/min of 150k |
+  $0.41 spent, ~$1.65 projected | 429s 2 | retries 5 | in flight 12/32 | ETA 9m10s
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+
+class RateMeter:
+    """Events and amounts over the last `window_s` seconds, in one-second bins (constant memory)."""
+
+    def __init__(self, window_s: int = 60, clock: Callable[[], float] | None = None) -> None:
+        self.window_s = window_s
+        self._clock = clock or time.monotonic
+        self._bins: deque[list[float]] = deque()  # [second, count, amount]
+        self._started = self._clock()
+
+    def add(self, amount: float = 0.0) -> None:
+        second = math.floor(self._clock())
+        if self._bins and self._bins[-1][0] == second:
+            self._bins[-1][1] += 1
+            self._bins[-1][2] += amount
+        else:
+            self._bins.append([second, 1, amount])
+        self._trim(second)
+
+    def _trim(self, now_second: float) -> None:
+        while self._bins and self._bins[0][0] <= now_second - self.window_s:
+            self._bins.popleft()
+
+    def per_minute(self) -> tuple[float, float]:
+        """(events per minute, amount per minute) over the window, or since the start if shorter."""
+        now = self._clock()
+        self._trim(math.floor(now))
+        span = min(float(self.window_s), max(now - self._started, 1.0))
+        count = sum(b[1] for b in self._bins)
+        amount = sum(b[2] for b in self._bins)
+        return count * 60.0 / span, amount * 60.0 / span
+
+
+@dataclass
+class Snapshot:
+    done: int
+    failed: int
+    cached: int
+    total: int | None
+    elapsed_s: float
+    req_per_min: float
+    tok_per_min: float
+    rpm_limit: float | None
+    tpm_limit: float | None
+    spent_usd: float | None
+    rate_limited: int
+    retries: int
+    in_flight: int
+    concurrency: int
+    stopping: str | None = None
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.cached
+
+
+def _si(x: float) -> str:
+    if x >= 10_000:
+        return f"{x / 1000:.0f}k"
+    if x >= 1000:
+        return f"{x / 1000:.1f}k"
+    return f"{x:.0f}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def format_line(s: Snapshot) -> str:
+    total = f"/{s.total}" if s.total is not None else ""
+    parts = [f"{s.finished}{total} done ({s.failed} failed, {s.cached} cached)"]
+    parts.append(f"{s.req_per_min:.0f} req/min" + (f" of {s.rpm_limit:.0f}" if s.rpm_limit else ""))
+    parts.append(f"{_si(s.tok_per_min)} tok/min" + (f" of {_si(s.tpm_limit)}" if s.tpm_limit else ""))
+    if s.spent_usd is None:
+        parts.append("$ unknown (no price)")
+    else:
+        money = f"${s.spent_usd:.2f} spent"
+        paid = s.done + s.failed
+        if s.total is not None and paid > 0:
+            remaining = max(0, s.total - s.finished)
+            money += f", ~${s.spent_usd + s.spent_usd / paid * remaining:.2f} projected"
+        parts.append(money)
+    parts.append(f"429s {s.rate_limited}")
+    parts.append(f"retries {s.retries}")
+    parts.append(f"in flight {s.in_flight}/{s.concurrency}")
+    if s.total is not None and s.req_per_min > 0:
+        remaining = max(0, s.total - s.finished)
+        parts.append(f"ETA {_duration(remaining / s.req_per_min * 60)}")
+    if s.stopping:
+        parts.append(f"stopping ({s.stopping})")
+    return " | ".join(parts)
+
+
+class ProgressLine:
+    """Writes `format_line` to `stream`: in place on a TTY, a plain line every `plain_every_s` otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, *, plain_every_s: float = 5.0) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval_s = 0.5 if self.tty else plain_every_s
+        self._width = 0
+
+    def show(self, snapshot: Snapshot) -> None:
+        line = format_line(snapshot)
+        if self.tty:
+            pad = max(0, self._width - len(line))
+            self.stream.write("\r" + line + " " * pad)
+            self._width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self, snapshot: Snapshot) -> None:
+        """The final state, and a newline so that what follows starts on its own line."""
+        self.show(snapshot)
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

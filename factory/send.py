@@ -1,0 +1,91 @@
+"""`python -m factory send --run runs/NAME --input requests.jsonl`: send a file of chat requests.
+
+Each input line is a chat completion body (`{"model": ..., "messages": [...], "max_tokens": ...}`)
+or a line of the OpenAI Batch API's input format (`{"custom_id": ..., "body": {...}}`). Answers
+go to `runs/NAME/responses.jsonl`, one `LLMCall` record per request (with its `custom_id`), in
+the order they finish. A rerun skips what the ledger has done and what the file already holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from factory.engine import ChatRequest, ChatResult, Engine
+from factory.errors import RequestError, SettingsError
+from factory.ledger import Ledger
+from factory.settings import add_engine_arguments, engine_settings_from_args, save_resolved
+from schemas import JsonlWriter, LLMCall, iter_jsonl
+
+RESPONSES_FILE = "responses.jsonl"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "send",
+        help="send a JSONL file of chat requests through the engine (rate-limited, budgeted, resumable)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--run", required=True, type=Path, help="run folder (ledger, config, responses)")
+    p.add_argument("--input", required=True, type=Path, help="JSONL of chat bodies or Batch API request lines")
+    p.add_argument("--stage", default="send", help="stage name recorded in the ledger (default: send)")
+    add_engine_arguments(p)
+    p.set_defaults(func=main)
+    return p
+
+
+def read_requests(path: Path, stage: str, default_model: str | None) -> list[ChatRequest]:
+    """Every request of `path`; a bad line is an error naming the line."""
+    if not path.is_file():
+        raise SettingsError(f"--input: no such file: {path}")
+    requests = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RequestError(f"{path}:{lineno}: not JSON ({e})") from None
+            body = dict(data.get("body", data)) if isinstance(data, dict) else None
+            if not body or not isinstance(body.get("messages"), list):
+                raise RequestError(f"{path}:{lineno}: expected a chat body with 'messages' (or a Batch API line with 'body')")
+            model = body.pop("model", None) or default_model
+            if not model:
+                raise RequestError(f"{path}:{lineno}: no model: give one in the line or with --model")
+            messages = body.pop("messages")
+            meta = {"custom_id": data["custom_id"]} if "custom_id" in data else {"line": lineno}
+            try:
+                requests.append(ChatRequest(stage, model, messages, body, meta))
+            except RequestError as e:
+                raise RequestError(f"{path}:{lineno}: {e}") from None
+    return requests
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = engine_settings_from_args(args)
+    requests = read_requests(args.input, args.stage, settings.model)
+    save_resolved(args.run, args.stage, settings)
+    out_path = args.run / RESPONSES_FILE
+    written = {call.key for call in iter_jsonl(out_path, LLMCall)}
+
+    with Ledger.for_run(args.run) as ledger, JsonlWriter(out_path) as out:
+
+        def on_result(result: ChatResult) -> None:
+            if result.call.key in written:  # a rerun: already in the file
+                return
+            out.append(result.call.model_copy(update=result.request.meta))
+            written.add(result.call.key)
+
+        engine = Engine(settings, ledger)
+        stats = anyio.run(engine.run, requests, on_result, len(requests))
+    print(stats.summary(), file=sys.stderr)
+    if stats.stopped_reason == "interrupted":
+        return 130
+    return 1 if stats.failed or stats.stopped_reason else 0

@@ -1,0 +1,211 @@
+"""Engine settings, and the TOML + command-line loading that every stage reuses.
+
+A stage's settings are a pydantic model. `load_settings` reads a TOML file (the stage's section, or
+the whole file), lays command-line overrides on top, and validates; any mistake becomes one
+`SettingsError` line naming the setting and what to change. `save_resolved` writes the result to
+`runs/NAME/config.toml` under the stage's section. The API key is never a setting: it comes from
+the environment (or `.env`) through `resolve_api_key` and is handed to the engine directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from factory.errors import SettingsError, register_secret
+
+OPENAI_API_URL = "https://api.openai.com/v1"
+CONFIG_FILE = "config.toml"
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def _default_base_url() -> str:
+    return os.environ.get("OPENAI_BASE_URL") or OPENAI_API_URL
+
+
+class EngineSettings(BaseModel):
+    """How the engine talks to an OpenAI-compatible API. Everything here may be saved; no secrets."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    base_url: str = Field(default_factory=_default_base_url, validate_default=True, description="OpenAI-compatible API root")
+    model: str | None = Field(default=None, description="default model of the stage")
+    rpm: int | None = Field(default=None, gt=0, description="requests per minute; None: from the server's headers")
+    tpm: int | None = Field(default=None, gt=0, description="tokens per minute; None: from the server's headers")
+    max_concurrency: int = Field(default=32, ge=1, le=4096, description="most requests in flight at once")
+    timeout_s: float = Field(default=300.0, gt=0, description="limit for one HTTP attempt, connect to last byte")
+    max_attempts: int = Field(default=6, ge=1, le=100, description="attempts per request, the first included")
+    max_cost: float | None = Field(default=None, gt=0, description="hard budget in USD; None: no budget")
+    prices_file: Path | None = Field(default=None, description="TOML price table laid over the shipped one")
+    price_input: float | None = Field(default=None, ge=0, description="USD per 1M input tokens, for every model")
+    price_output: float | None = Field(default=None, ge=0, description="USD per 1M output tokens, for every model")
+    progress: bool = Field(default=True, description="live progress line on stderr")
+    drain_timeout_s: float = Field(default=30.0, ge=0, description="grace for in-flight requests after Ctrl-C")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        parsed = urlparse(v)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"must be an http(s) URL such as {OPENAI_API_URL}, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("prices_file")
+    @classmethod
+    def _file_exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"no such file: {v}")
+        return v
+
+    @property
+    def is_openai(self) -> bool:
+        return urlparse(self.base_url).hostname == "api.openai.com"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and saving, generic over the stage's settings model.
+
+
+def load_settings(
+    toml_path: str | Path | None,
+    overrides: dict[str, Any],
+    *,
+    model: type[S] = EngineSettings,  # type: ignore[assignment]
+    section: str | None = "engine",
+) -> S:
+    """Settings from `toml_path` (its `[section]` table if it has one, else its top level), then
+    `overrides` (None values are skipped: an option not given on the command line).
+    """
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if toml_path is not None:
+        path = Path(toml_path)
+        try:
+            with path.open("rb") as f:
+                doc = tomllib.load(f)
+        except FileNotFoundError:
+            raise SettingsError(f"settings file not found: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"{path}: not valid TOML: {e}") from None
+        if section is not None and isinstance(doc.get(section), dict):
+            data = dict(doc[section])
+            where = f"{path} [{section}]"
+        else:
+            data = {k: v for k, v in doc.items() if not isinstance(v, dict)}
+            where = str(path)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data.update(given)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise SettingsError(_describe(e, where, set(given))) from None
+
+
+def _describe(e: ValidationError, where: str, from_cli: set[str]) -> str:
+    parts = []
+    for err in e.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        origin = "command line" if name.split(".")[0] in from_cli else where
+        msg = "unknown setting (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{name}: {msg} (from {origin})")
+    return "invalid settings: " + "; ".join(parts)
+
+
+_SECRET_NAMES = ("api_key", "secret", "password", "token_value")
+
+
+def save_resolved(run_dir: str | Path, section: str, settings: BaseModel) -> Path:
+    """Write `settings` as `[section]` of `run_dir/config.toml`, keeping the other stages' sections.
+
+    Values that are None are left out (TOML has no null: absent means "not set"). Refuses to write
+    anything secret-shaped, so a future field cannot leak a key into the run folder.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {}
+    if path.exists():
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    for name, value in settings:
+        if isinstance(value, SecretStr) or any(s in name.lower() for s in _SECRET_NAMES):
+            raise SettingsError(f"refusing to save secret-looking setting {name!r} to {path}")
+    doc[section] = _toml_ready(settings.model_dump(mode="json", exclude_none=True))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(tomli_w.dumps(doc).encode())
+    os.replace(tmp, path)
+    return path
+
+
+def _toml_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_toml_ready(v) for v in value if v is not None]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The API key: from the environment or a .env file; never a setting, never saved.
+
+
+def resolve_api_key(env_file: str | Path = ".env") -> str | None:
+    """OPENAI_API_KEY from the environment, else from `env_file` (not loaded into os.environ)."""
+    key = os.environ.get("OPENAI_API_KEY")
+    if not key and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        key = dotenv_values(env_file).get("OPENAI_API_KEY")
+    key = (key or "").strip() or None
+    register_secret(key)
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line flags shared by every command that runs the engine (generate, judge, send...).
+
+_CLI_FIELDS: dict[str, str] = {
+    "base_url": "base_url",
+    "model": "model",
+    "rpm": "rpm",
+    "tpm": "tpm",
+    "max_concurrency": "max_concurrency",
+    "timeout": "timeout_s",
+    "max_attempts": "max_attempts",
+    "max_cost": "max_cost",
+    "prices": "prices_file",
+    "price_input": "price_input",
+    "price_output": "price_output",
+}
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine's flags. Defaults are None so that the TOML file's values are not overridden."""
+    g = parser.add_argument_group("engine (override the [engine] section of --config)")
+    g.add_argument("--config", type=Path, help="TOML settings file ([engine] section or top level)")
+    g.add_argument("--base-url", help="OpenAI-compatible API root (default: $OPENAI_BASE_URL or OpenAI)")
+    g.add_argument("--model", help="model name, e.g. gpt-4o-mini")
+    g.add_argument("--rpm", type=int, help="requests per minute allowed")
+    g.add_argument("--tpm", type=int, help="tokens per minute allowed")
+    g.add_argument("--max-concurrency", type=int, help="most requests in flight")
+    g.add_argument("--timeout", type=float, help="seconds allowed for one HTTP attempt")
+    g.add_argument("--max-attempts", type=int, help="attempts per request, the first included")
+    g.add_argument("--max-cost", type=float, help="hard budget in USD (never exceeded)")
+    g.add_argument("--prices", type=Path, help="TOML price table laid over the shipped one")
+    g.add_argument("--price-input", type=float, help="USD per 1M input tokens (overrides the table)")
+    g.add_argument("--price-output", type=float, help="USD per 1M output tokens (overrides the table)")
+    g.add_argument("--no-progress", action="store_true", help="no live progress line")
+
+
+def engine_settings_from_args(args: argparse.Namespace) -> EngineSettings:
+    overrides = {field: getattr(args, flag, None) for flag, field in _CLI_FIELDS.items()}
+    if getattr(args, "no_progress", False):
+        overrides["progress"] = False
+    return load_settings(getattr(args, "config", None), overrides)
