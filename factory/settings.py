@@ -80,8 +80,10 @@ def load_settings(
     *,
     model: type[S] = EngineSettings,  # type: ignore[assignment]
     section: str | None = "engine",
+    section_only: bool = False,
 ) -> S:
-    """Settings from `toml_path` (its `[section]` table if it has one, else its top level), then
+    """Settings from `toml_path` (its `[section]` table if it has one, else its top level, unless
+    `section_only`: a file shared by several stages, whose other keys are not this stage's), then
     `overrides` (None values are skipped: an option not given on the command line).
     """
     data: dict[str, Any] = {}
@@ -98,7 +100,7 @@ def load_settings(
         if section is not None and isinstance(doc.get(section), dict):
             data = dict(doc[section])
             where = f"{path} [{section}]"
-        else:
+        elif not section_only:
             data = {k: v for k, v in doc.items() if not isinstance(v, dict)}
             where = str(path)
     given = {k: v for k, v in overrides.items() if v is not None}

@@ -35,18 +35,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas import Answer, JsonlError, JsonlWriter, Question, read_jsonl
-from trainer.model import ModelLoadError, default_device, default_dtype, load_model, load_tokenizer
+from schemas import Answer, JsonlWriter, Question
+from schemas.evalset import (
+    EvalSetError,
+    fully_answered,
+    load_questions,
+    temperature_for,
+)
+from trainer.model import (
+    ModelLoadError,
+    default_device,
+    default_dtype,
+    load_model,
+    load_tokenizer,
+)
 
 SECTION = "answer"
 END_OF_TURN = "<end_of_turn>"
-MT_BENCH_TEMPERATURE = {
-    "writing": 0.7, "roleplay": 0.7,
-    "extraction": 0.0, "math": 0.0, "coding": 0.0, "reasoning": 0.0,
-    "stem": 0.1, "humanities": 0.1,
-    "real_estate": 0.1,  # domain knowledge, like stem and humanities
-}
-DEFAULT_TEMPERATURE = 0.7  # MT-Bench's for any other category
 
 
 class AnswerError(RuntimeError):
@@ -66,12 +71,6 @@ class AnswerSettings(BaseModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-
-
-def temperature_for(category: str, sampling: str) -> float:
-    if sampling == "greedy":
-        return 0.0
-    return MT_BENCH_TEMPERATURE.get(category, DEFAULT_TEMPERATURE)
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -126,31 +125,6 @@ def save_settings(settings: AnswerSettings, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def load_questions(path: Path) -> list[Question]:
-    try:
-        questions = read_jsonl(path, Question)
-    except JsonlError as e:
-        raise AnswerError(str(e)) from e
-    seen: set[str] = set()
-    for q in questions:
-        if q.question_id in seen:
-            raise AnswerError(f"{path}: question id {q.question_id} appears twice; ids must be unique")
-        seen.add(q.question_id)
-    if not questions:
-        raise AnswerError(f"{path} holds no questions")
-    return questions
-
-
-def already_answered(path: Path, label: str, questions: Sequence[Question]) -> set[str]:
-    """Ids of questions this label has answered in full (every turn)."""
-    turns = {q.question_id: len(q.turns) for q in questions}
-    try:
-        return {a.question_id for a in read_jsonl(path, Answer)
-                if a.model == label and len(a.turns) >= turns.get(a.question_id, 1 << 30)}
-    except JsonlError as e:
-        raise AnswerError(f"{e}; fix or move the file, then rerun") from e
 
 
 # --- model ----------------------------------------------------------------------------------------
@@ -341,10 +315,13 @@ def _values(args: argparse.Namespace) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> int:
     try:
         settings = resolve_settings(args.run, _values(args))
-        questions = load_questions(settings.questions)
         out = args.run / "eval" / "answers.jsonl"
         label = str(settings.label)
-        done = already_answered(out, label, questions)
+        try:
+            questions = load_questions(settings.questions)
+            done = fully_answered(out, label, questions)
+        except EvalSetError as e:
+            raise AnswerError(str(e)) from None
         todo = [q for q in questions if q.question_id not in done]
         if not todo:
             print(f"{label}: all {len(questions)} questions already answered in {out}")
