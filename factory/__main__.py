@@ -1,0 +1,84 @@
+"""`python -m factory <command> ...`: the data factory's command line.
+
+Each command lives in its own module, which exposes `add_parser(subparsers)`: it registers its
+sub-command with `set_defaults(func=main)`, where `main(args) -> int` is the exit status. To add a
+command, add its module to COMMANDS. A module that is not there (yet) is skipped; one that
+fails to import for any other reason is an error, not silently hidden.
+
+Exit status: 0 done; 1 finished with failed requests or stopped by the budget; 2 an error the
+user can fix (a setting, a bad key, an unknown model: one line on stderr, no traceback);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from factory.errors import FactoryError, SecretFilter
+
+COMMANDS: tuple[str, ...] = (
+    "factory.generate",  # generate: instruction data with a recipe
+    "factory.importer",  # import: existing data sets into the run's format
+    "factory.batch",  # batch: the Batch API path
+    "factory.send",  # send: a JSONL file of chat requests through the engine
+    "factory.simulator.cli",  # simulate: the local OpenAI-compatible simulator
+    "factory.report",  # report: what a run cost and kept (report/cost.md)
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m factory",
+        description="instruct-factory: generate instruction data with an LLM API (rate-limited, cost-tracked, resumable).",
+    )
+    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="log detail on stderr (DEBUG: every request and retry decision)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = _optional_import(name)
+        if module is not None and hasattr(module, "add_parser"):
+            module.add_parser(subparsers)
+    return parser
+
+
+def _optional_import(name: str) -> object | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and name.startswith(e.name):  # the command's module itself is absent
+            return None
+        raise
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    root.setLevel(level)
+    if any(getattr(h, "_factory_cli", False) for h in root.handlers):
+        return  # main() called again in the same process (tests)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._factory_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter())  # a last line of defence: no key in any log line
+    root.addHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except FactoryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

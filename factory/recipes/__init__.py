@@ -1,0 +1,12 @@
+"""Generation recipes: how seeds become prompts, and model answers become examples.
+
+- self_instruct.py  seed tasks -> new tasks (Stanford Alpaca / Self-Instruct)
+- topics.py         keywords -> questions -> answers (the Korean tutorial's method), with
+                    optional grounding from the Naver Search API (naver.py)
+- base.py           the Recipe interface, the gate every example passes (filters.py, then dedup),
+                    yield measurements; driver.py runs a recipe online or through the Batch API
+- journal.py        the planned requests of a run, so a rerun sends exactly the same ones again
+- templates.py      the editable prompt files in factory/prompts/<lang>/
+The `generate` command (factory/generate.py) puts them together.
+"""
+

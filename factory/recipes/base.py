@@ -1,0 +1,336 @@
+"""What every recipe shares: the run's context, the gate every produced example passes (filters,
+then near-duplicate check), the yield measurements that size and stop a run, and the Recipe
+interface the driver (driver.py) runs.
+
+A recipe turns settings and seeds into requests (`next_request` online, `plan_batch` for the
+Batch API; each planned request is journaled first), and answers into examples (`handle`).
+It never sends anything itself: the driver gives its requests to the engine (online) or to the
+Batch API path, and hands each result back, so both paths parse, filter and dedup the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from factory import filters
+from factory.dedup import Deduper, example_text, rejection
+from factory.engine import ChatRequest, ChatResult
+from factory.filters import FilterSettings
+from factory.recipes.journal import Journal, JournalEntry
+from factory.recipes.outputs import Outputs
+from factory.recipes.settings import GenerateSettings
+from factory.recipes.templates import Template
+from schemas import Example, Provenance, Rejected
+
+# Reasons of rejections made here; the others are filters.py's names and dedup's.
+REASON_PARSE = filters.REASON_PARSE
+REASON_TRUNCATED = filters.REASON_TRUNCATED
+REASON_FAILED = "request_failed"  # the yield window's name for a request that got no answer
+
+
+# --------------------------------------------------------------------------------------------
+# Structured output
+
+
+# OpenAI models without json_schema response_format (structured outputs came with gpt-4o-2024-08-06
+# and gpt-4o-mini; the older ones take json_object at most).
+_NO_JSON_SCHEMA_PREFIXES = ("gpt-3.5", "gpt-4-", "gpt-4o-2024-05-13", "o1-mini", "o1-preview", "chatgpt-4o")
+_NO_JSON_SCHEMA_EXACT = ("gpt-4", "gpt-4o-2024-05-13")
+
+
+def wants_structured(setting: str, model: str) -> bool:
+    """`--structured auto`: json_schema unless the model is one of OpenAI's that refuse it. Other
+    servers (vLLM, the simulator, ...) are assumed to take it; if one refuses, the run stops with a
+    message that says to use `--structured no`."""
+    if setting != "auto":
+        return setting == "yes"
+    name = model.lower()
+    return not (name in _NO_JSON_SCHEMA_EXACT or name.startswith(_NO_JSON_SCHEMA_PREFIXES))
+
+
+def json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
+
+
+# --------------------------------------------------------------------------------------------
+# Yield: how many kept items a request gives, to size the run and to notice a collapse
+
+
+@dataclass
+class StageYield:
+    """Per stage: requests processed, candidates produced, items kept."""
+
+    requests: int = 0
+    candidates: int = 0
+    kept: int = 0
+
+    def kept_per_request(self, prior: float, weight: float = 2.0) -> float:
+        """Mean kept items per request, pulled towards `prior` while few requests are measured."""
+        return (self.kept + prior * weight) / (self.requests + weight)
+
+    def share_kept(self, prior: float, weight: float = 5.0) -> float:
+        """Kept share of the candidates, pulled towards `prior` while few are measured."""
+        return (self.kept + prior * weight) / (self.candidates + weight)
+
+
+@dataclass
+class _WindowItem:
+    kept: int
+    candidates: int
+    reasons: Counter[str]
+
+
+class YieldWindow:
+    """The last `size` processed requests: a run whose recent requests keep almost nothing stops."""
+
+    def __init__(self, size: int, min_yield: float) -> None:
+        self.size, self.min_yield = size, min_yield
+        self._items: deque[_WindowItem] = deque(maxlen=size)
+
+    def add(self, kept: int, candidates: int, reasons: Counter[str]) -> None:
+        self._items.append(_WindowItem(kept, max(candidates, 1), reasons))
+
+    def collapsed(self) -> str | None:
+        """A sentence saying why the run should stop, or None."""
+        if len(self._items) < self.size or self.min_yield <= 0:
+            return None
+        kept = sum(i.kept for i in self._items)
+        candidates = sum(i.candidates for i in self._items)
+        if kept / candidates >= self.min_yield:
+            return None
+        reasons: Counter[str] = Counter()
+        for i in self._items:
+            reasons.update(i.reasons)
+        top = ", ".join(f"{r} {c}" for r, c in reasons.most_common(5)) or "no reasons recorded"
+        return (f"the yield collapsed: the last {self.size} requests kept {kept} of {candidates} candidates "
+                f"({kept / candidates:.1%} < min_yield {self.min_yield:.0%}); rejected: {top}")
+
+
+# --------------------------------------------------------------------------------------------
+# The context a recipe works in
+
+
+@dataclass
+class Context:
+    settings: GenerateSettings
+    model: str
+    lang: str
+    structured: bool
+    run_dir: Path
+    state_dir: Path  # runs/NAME/generate: the journal and each recipe's own state
+    journal: Journal
+    outputs: Outputs
+    deduper: Deduper
+    gate: Gate
+    dry_run: bool = False
+    window: YieldWindow = field(init=False)
+    yields: dict[str, StageYield] = field(default_factory=dict)
+    active: dict[int, JournalEntry] = field(default_factory=dict)  # handed out, result not back yet
+    stop_reason: str | None = None
+    changed: anyio.Event | None = None  # set when a result was processed (the online driver waits on it)
+
+    def __post_init__(self) -> None:
+        self.window = YieldWindow(self.settings.yield_window, self.settings.min_yield)
+
+    def in_flight(self, stage: str) -> list[JournalEntry]:
+        return [e for e in self.active.values() if e.stage == stage]
+
+    def stage_yield(self, stage: str) -> StageYield:
+        return self.yields.setdefault(stage, StageYield())
+
+    @property
+    def need(self) -> int:
+        """Examples still to keep."""
+        return max(0, self.settings.n - self.outputs.kept)
+
+    def notify(self) -> None:
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = anyio.Event()
+
+
+# --------------------------------------------------------------------------------------------
+# The gate: filters, then the near-duplicate check, for every produced example
+
+
+@dataclass
+class Candidate:
+    """One produced example before the gate."""
+
+    id: str
+    instruction: str
+    input: str
+    output: str
+    provenance: Provenance
+    finish_reason: str = "stop"
+
+
+class Gate:
+    """filters.py's checks, then the deduper (seeds, eval questions and every kept example)."""
+
+    def __init__(self, filter_settings: FilterSettings, deduper: Deduper, lang: str) -> None:
+        # A Korean run keeps Korean text unless the [filters] section says otherwise
+        # (`disabled = ["language"]` switches the check off).
+        self.filter_settings = filter_settings if filter_settings.lang else filter_settings.model_copy(update={"lang": lang})
+        # A question alone has no answer to be cut short or to decline: those filters do not apply.
+        off = sorted({*self.filter_settings.disabled, filters.REASON_TRUNCATED, filters.REASON_REFUSAL})
+        self.question_settings = self.filter_settings.model_copy(update={"disabled": off})
+        self.deduper = deduper
+        self.lang = lang
+
+    def admit_many(self, candidates: list[Candidate]) -> list[Example | Rejected]:
+        """For each candidate, in order: the kept example, or the record of why it was dropped (a
+        filter's name, or a duplicate of a seed, an eval question or an earlier kept example; a
+        later candidate is checked against the earlier ones). The near-duplicate check runs once
+        for the whole list."""
+        out: list[Example | Rejected | None] = []
+        survivors: list[tuple[int, Example]] = []
+        for c in candidates:
+            key = c.provenance.request_key
+            if not c.instruction.strip() or not c.output.strip():
+                part = "instruction" if not c.instruction.strip() else "output"
+                out.append(filters.parse_rejection(c.id, c.instruction + "\n\n" + c.output, f"empty {part}", key))
+                continue
+            example = Example(id=c.id, instruction=c.instruction.strip(), input=c.input.strip(),
+                              output=c.output.strip(), lang=self.lang, provenance=c.provenance)
+            refused = filters.check(example, c.finish_reason, self.filter_settings)
+            out.append(refused.record(example, key) if refused is not None else None)
+            if refused is None:
+                survivors.append((len(out) - 1, example))
+        field_ = self.deduper.settings.text
+        texts = [(ex.id, example_text(ex, field_)) for _, ex in survivors]
+        for (slot, example), (_, text), verdict in zip(survivors, texts, self.deduper.iter_check_and_add(texts)):
+            key = example.provenance.request_key if example.provenance else ""
+            out[slot] = rejection(example.id, verdict, text=text, request_key=key) if verdict.is_dup else example
+        return [r for r in out if r is not None]
+
+    def check_question(self, qid: str, text: str, request_key: str) -> Rejected | None:
+        """The filters that apply to a question alone: length, tasks a text model cannot do, language."""
+        probe = Example(id=qid, instruction=text, output=text, lang=self.lang)
+        refused = filters.check(probe, None, self.question_settings)
+        if refused is None:
+            return None
+        return Rejected(id=qid, reason=refused.reason, detail=refused.detail, text=text, request_key=request_key)
+
+
+# --------------------------------------------------------------------------------------------
+# The recipe interface
+
+
+@dataclass
+class Outcome:
+    """What handling one result produced (for the yield measurements)."""
+
+    kept: int = 0
+    candidates: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def count(self, record: Example | Rejected) -> None:
+        self.candidates += 1
+        if isinstance(record, Example):
+            self.kept += 1
+        else:
+            self.reasons[record.reason] += 1
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """The dry run's view of one stage: how many requests, and prompts rendered for each."""
+
+    stage: str
+    requests: list[ChatRequest]
+    planned: int  # requests the stage needs; `requests` renders all of them, or an even sample
+    assumptions: list[str]
+    expected_output_tokens: float | None = None  # per request, when it can be said from real text
+
+
+class Recipe:
+    name: str = ""
+    stages: tuple[str, ...] = ()
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # -- planning ---------------------------------------------------------------------------
+    async def next_request(self) -> JournalEntry | None:
+        """Online: plan (and journal) one more request if the run needs one now, else None."""
+        raise NotImplementedError
+
+    async def plan_batch(self, stage: str, limit: int | None = None) -> list[JournalEntry]:
+        """Batch API: plan (and journal) the requests of `stage` for the next round (`limit`: at
+        most this many, what the budget allows)."""
+        raise NotImplementedError
+
+    def sample_request(self, stage: str) -> ChatRequest | None:
+        """A request of `stage` as the next one would be, rendered without planning it (to size a
+        batch under the budget). None: it cannot be rendered yet."""
+        raise NotImplementedError
+
+    def request(self, entry: JournalEntry) -> ChatRequest:
+        """The chat request of a journal entry; the entry rides along in `meta`."""
+        return ChatRequest(entry.stage, self.ctx.model, entry.messages, self.params(entry), {"entry": entry})
+
+    def params(self, entry: JournalEntry) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def base_params(self, stage: str, index: int) -> dict[str, Any]:
+        s = self.ctx.settings
+        params: dict[str, Any] = {"max_tokens": s.max_tokens(stage), "temperature": s.temperature,
+                                  # A distinct seed per request: two requests never share a key, and
+                                  # identical prompts (a keyword's second round) still differ.
+                                  "seed": s.seed * 1_000_003 + index}
+        if s.top_p is not None:
+            params["top_p"] = s.top_p
+        return params
+
+    # -- results ----------------------------------------------------------------------------
+    def handle(self, entry: JournalEntry, result: ChatResult) -> Outcome:
+        raise NotImplementedError
+
+    def dry_run(self) -> list[StagePlan]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release what the recipe holds (the Naver client)."""
+
+    def restore_yields(self) -> None:
+        """Set `ctx.yields` from what earlier runs of this folder processed (planning and dry runs
+        then use measured yields instead of `assumed_yield`)."""
+
+    # -- helpers ----------------------------------------------------------------------------
+    def in_flight(self, stage: str) -> int:
+        return len(self.ctx.in_flight(stage))
+
+
+def cost_share(cost: float | None, parts: int) -> float | None:
+    return None if cost is None or parts <= 0 else cost / parts
+
+
+def ceil_div(a: float, b: float) -> int:
+    return max(0, math.ceil(a / b)) if b > 0 else 0
+
+
+# The dry run renders at most this many prompts per stage (spread over the run) and scales up.
+DRY_RUN_SAMPLE = 200
+
+
+def sample_indices(count: int, cap: int = DRY_RUN_SAMPLE) -> list[int]:
+    """All of range(count), or `cap` of them evenly spread."""
+    if count <= cap:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (cap - 1)) for i in range(cap)})
+
+
+def render_examples(template: Template, tasks: list[tuple[str, str, str]]) -> str:
+    """The `example` section once per (instruction, input, output), numbered from 1."""
+    no_input = template.section("no_input") if template.has("no_input") else ""
+    return "\n\n".join(
+        template.fill("example", {"number": i, "instruction": ins, "input": inp or no_input, "output": out})
+        for i, (ins, inp, out) in enumerate(tasks, start=1)
+    )
