@@ -1,0 +1,297 @@
+"""`python -m judge answer`: answers to an evaluation set from any OpenAI-compatible endpoint.
+
+    python -m judge answer --run runs/NAME --questions evalsets/ko.jsonl \\
+        --endpoint http://localhost:8000/v1 --model lora [--label lora]
+
+For instance vLLM serving the base model with the trained adapter
+(`vllm serve google/gemma-2b-it --enable-lora --lora-modules lora=runs/NAME/train/adapter`):
+`--model lora` answers with the adapter, `--model google/gemma-2b-it --label base` with the base
+alone. Or a hosted model as a reference point (`--endpoint https://api.openai.com/v1 --model gpt-4o`).
+
+The requests go through the factory engine as stage "eval-answers": rate limits, retries, the
+ledger and cost (unknown for a model the price table does not list: give --price-input and
+--price-output, or read it as GPU time). A second turn is asked with the whole conversation: the
+first question, the model's own first answer, the second question. Temperature as `trainer
+answer` sets it: MT-Bench's per category, or greedy.
+
+Writes `RUN/eval/answers.jsonl` (schemas.Answer; extra fields `truncated` per turn, true when cut
+at max_tokens, and `temperature`), one line per question once all its turns are answered.
+A rerun skips the questions this label has answered in full; the ledger gives back any turn it
+already has, so a killed run pays for nothing twice. The settings go to `RUN/config.toml` under
+`[answer.LABEL]`, where `python -m judge grade` finds the question file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import httpx
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from factory.engine import ChatRequest, ChatResult, Engine
+from factory.errors import FactoryError
+from factory.ledger import Ledger
+from factory.settings import (
+    EngineSettings,
+    add_engine_arguments,
+    engine_settings_from_args,
+)
+from schemas import Answer, JsonlWriter, Question
+from schemas.evalset import (
+    EvalSetError,
+    fully_answered,
+    load_questions,
+    temperature_for,
+)
+
+STAGE = "eval-answers"
+SECTION = "answer"
+ANSWERS_FILE = Path("eval") / "answers.jsonl"
+# MT-Bench's sampling temperature per category, as trainer/answer.py uses it (judge may not
+# import trainer; a test holds the two tables equal), so local and served answers compare.
+
+
+
+class AnswerError(FactoryError):
+    """An input or a setting the user must fix; nothing was sent."""
+
+
+class RemoteAnswerSettings(BaseModel):
+    """What `[answer.LABEL]` records for answers from an endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    questions: Path
+    model: str = Field(min_length=1, description="the model name the endpoint serves")
+    label: str = Field(min_length=1, description="model label in answers.jsonl")
+    endpoint: str = Field(description="the OpenAI-compatible API root")
+    max_tokens: int = Field(default=1024, ge=1, le=128_000, description="per turn")
+    sampling: Literal["per-category", "greedy"] = "per-category"
+    seed: int | None = Field(default=None, description="sent as the `seed` parameter when given")
+
+
+
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    # "resolve": --endpoint also answers to the engine's --base-url (one option, two names).
+    p = subparsers.add_parser(
+        "answer", help="answer an evaluation set with a model behind an OpenAI-compatible endpoint (e.g. vLLM)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
+    )
+    p.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/NAME")
+    p.add_argument("--questions", type=Path, required=True, help="question file (JSONL, schemas.Question or MT-Bench)")
+    add_engine_arguments(p)
+    p.add_argument("--endpoint", "--base-url", dest="base_url", help="OpenAI-compatible API root, e.g. http://localhost:8000/v1")
+    p.add_argument("--model", help="model name the endpoint serves (vLLM: the --lora-modules name, or the base)")
+    p.add_argument("--label", help="model label in answers.jsonl (default: the --model name)")
+    p.add_argument("--max-tokens", type=int, help="max tokens per turn (default 1024)")
+    p.add_argument("--sampling", choices=("per-category", "greedy"), help="MT-Bench temperature per category, or greedy")
+    p.add_argument("--seed", type=int, help="the `seed` parameter of every request (default: none sent)")
+    p.set_defaults(func=main)
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs and the record of settings
+
+
+def save_settings(run: Path, settings: RemoteAnswerSettings, engine: EngineSettings) -> Path:
+    """`[answer.LABEL]` of RUN/config.toml (other sections and labels kept), with the engine's
+    settings under it. Nothing secret: the API key is never a setting."""
+    path = run / "config.toml"
+    doc: dict[str, Any] = {}
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise AnswerError(f"{path} is not valid TOML ({e}); fix or remove it") from None
+    table = doc.setdefault(SECTION, {})
+    if not isinstance(table, dict):
+        raise AnswerError(f"{path}: [{SECTION}] is not a table; fix or remove it")
+    entry = settings.model_dump(mode="json", exclude_none=True)
+    entry["engine"] = engine.model_dump(mode="json", exclude_none=True)
+    table[settings.label] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Asking, turn by turn
+
+
+@dataclass
+class _Conversation:
+    question: Question
+    temperature: float
+    texts: list[str] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    truncated: list[bool] = field(default_factory=list)
+    latency_s: float = 0.0
+    error: str = ""
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation so far, ending with the next question."""
+        out: list[dict[str, str]] = []
+        for asked, answered in zip(self.question.turns, self.texts, strict=False):
+            out += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
+        out.append({"role": "user", "content": self.question.turns[len(self.texts)]})
+        return out
+
+
+@dataclass
+class AnswerCounts:
+    answered: int = 0
+    turns: int = 0
+    failed: int = 0
+    unfinished: int = 0
+    cached: int = 0
+    cost_usd: float | None = 0.0
+    stopped_reason: str | None = None
+    first_error: str = ""
+
+
+class Answering:
+    """One turn per round: round t asks turn t of every conversation that reached it."""
+
+    def __init__(self, conversations: list[_Conversation], writer: JsonlWriter, settings: RemoteAnswerSettings) -> None:
+        self.conversations = conversations
+        self.writer = writer
+        self.settings = settings
+        self.counts = AnswerCounts()
+        self._slots: dict[str, list[_Conversation]] = {}
+
+    def round_requests(self, turn: int) -> list[ChatRequest]:
+        self._slots = {}
+        requests = []
+        for conv in self.conversations:
+            if conv.error or len(conv.texts) != turn or len(conv.question.turns) <= turn:
+                continue
+            params: dict[str, Any] = {"max_tokens": self.settings.max_tokens, "temperature": conv.temperature}
+            if self.settings.seed is not None:
+                params["seed"] = self.settings.seed
+            request = ChatRequest(STAGE, self.settings.model, conv.messages(), params)
+            slots = self._slots.setdefault(request.key, [])
+            if not slots:
+                requests.append(request)
+            slots.append(conv)  # two questions with the same first turn: asked once
+        return requests
+
+    def on_result(self, result: ChatResult) -> None:
+        if result.cached:
+            self.counts.cached += 1
+        for conv in self._slots.pop(result.request.key, []):
+            if not result.ok or result.content is None:
+                conv.error = result.call.error or "no text in the reply"
+                self.counts.failed += 1
+                self.counts.first_error = self.counts.first_error or conv.error
+                continue
+            conv.texts.append(result.content)
+            conv.tokens.append(result.call.usage.output_tokens)
+            conv.truncated.append(result.call.finish_reason == "length")
+            conv.latency_s += result.call.latency_s or 0.0
+            self.counts.turns += 1
+            if len(conv.texts) == len(conv.question.turns):
+                self.writer.append(Answer(
+                    question_id=conv.question.question_id, model=self.settings.label, turns=conv.texts,
+                    tokens=conv.tokens, latency_s=round(conv.latency_s, 4), truncated=conv.truncated,
+                    temperature=conv.temperature,
+                ))
+                self.counts.answered += 1
+
+    def add_cost(self, cost: float | None) -> None:
+        if cost is None or self.counts.cost_usd is None:
+            self.counts.cost_usd = None
+        else:
+            self.counts.cost_usd += cost
+
+
+async def _answer(answering: Answering, engine: Engine, turns: int) -> None:
+    for turn in range(turns):
+        requests = answering.round_requests(turn)
+        if not requests:
+            continue
+        stats = await engine.run(requests, answering.on_result, total=len(requests))
+        answering.add_cost(stats.cost_usd)
+        if stats.stopped_reason:
+            answering.counts.stopped_reason = stats.stopped_reason
+            break
+
+
+def answer_run(run: Path, settings: RemoteAnswerSettings, engine_settings: EngineSettings, *,
+               http_client: httpx.AsyncClient | None = None, api_key: str | None = None) -> tuple[AnswerCounts, int]:
+    """Answer what `settings.label` has not answered yet; returns the counts and how many were
+    answered before. Raises AnswerError for inputs to fix, FatalAPIError when the endpoint refuses."""
+    out = run / ANSWERS_FILE
+    try:
+        questions = load_questions(settings.questions)
+        done = fully_answered(out, settings.label, questions)
+    except EvalSetError as e:
+        raise AnswerError(str(e)) from None
+    todo = [q for q in questions if q.question_id not in done]
+    if not todo:
+        return AnswerCounts(), len(done)
+    conversations = [_Conversation(q, temperature_for(q.category, settings.sampling)) for q in todo]
+    with Ledger.for_run(run) as ledger:
+        engine = Engine(engine_settings, ledger, api_key=api_key, http_client=http_client)
+        save_settings(run, settings, engine_settings)
+        with JsonlWriter(out) as writer:
+            answering = Answering(conversations, writer, settings)
+            anyio.run(_answer, answering, engine, max(len(q.turns) for q in todo))
+    counts = answering.counts
+    counts.unfinished = sum(1 for c in conversations if not c.error and len(c.texts) < len(c.question.turns))
+    return counts, len(done)
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[RemoteAnswerSettings, EngineSettings]:
+    engine = engine_settings_from_args(args)
+    if not args.model:
+        raise AnswerError("no model: pass --model, the name the endpoint serves (e.g. the vLLM --lora-modules name)")
+    values = {"questions": args.questions, "model": args.model, "label": args.label or args.model,
+              "endpoint": engine.base_url, "max_tokens": args.max_tokens, "sampling": args.sampling, "seed": args.seed}
+    try:
+        settings = RemoteAnswerSettings.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise AnswerError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+    return settings, engine
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        settings, engine = settings_from_args(args)
+        counts, before = answer_run(args.run, settings, engine)
+    except FactoryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
+    out = args.run / ANSWERS_FILE
+    label = settings.label
+    if counts.answered == counts.failed == counts.unfinished == 0:
+        print(f"{label}: every question of {settings.questions} already answered in {out}")
+        return 0
+    cost = "unknown (no price for this model)" if counts.cost_usd is None else f"${counts.cost_usd:.4f}"
+    print(f"{label}: answered {counts.answered} questions ({counts.turns} turns, {counts.cached} from the ledger) "
+          f"with {settings.model} at {settings.endpoint}; {before} answered before; spent {cost} -> {out}")
+    if counts.failed:
+        print(f"{counts.failed} questions not answered: a request failed ({counts.first_error[:160]}); "
+              "rerun the same command to retry", file=sys.stderr)
+    if counts.unfinished:
+        print(f"{counts.unfinished} questions not finished ({counts.stopped_reason or 'the run stopped'}); "
+              "rerun the same command to continue", file=sys.stderr)
+    if counts.stopped_reason == "interrupted":
+        return 130
+    return 1 if counts.failed or counts.unfinished else 0
