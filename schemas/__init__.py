@@ -1,6 +1,13 @@
 """Records exchanged between stages, and crash-safe JSONL I/O. Imports nothing of ours."""
 
-from schemas.jsonl import JsonlError, JsonlWriter, ReadReport, iter_jsonl, read_jsonl, write_jsonl
+from schemas.jsonl import (
+    JsonlError,
+    JsonlWriter,
+    ReadReport,
+    iter_jsonl,
+    read_jsonl,
+    write_jsonl,
+)
 from schemas.records import (
     Answer,
     Example,
