@@ -2,8 +2,7 @@
 
 Each command lives in its own module, which exposes `add_parser(subparsers)`: it registers its
 sub-command with `set_defaults(func=main)`, where `main(args) -> int` is the exit status. To add a
-command, add its module to COMMANDS. A module that is not there (yet) is skipped; one that
-fails to import for any other reason is an error, not silently hidden.
+command, add its module to COMMANDS.
 
 Exit status: 0 done; 1 finished with failed requests or stopped by the budget; 2 an error the
 user can fix (a setting, a bad key, an unknown model: one line on stderr, no traceback);
@@ -23,7 +22,7 @@ from factory.errors import FactoryError, SecretFilter
 COMMANDS: tuple[str, ...] = (
     "factory.generate",  # generate: instruction data with a recipe
     "factory.importer",  # import: existing data sets into the run's format
-    "factory.batch",  # batch: the Batch API path
+    "factory.batch_cli",  # batch: the Batch API path
     "factory.send",  # send: a JSONL file of chat requests through the engine
     "factory.simulator.cli",  # simulate: the local OpenAI-compatible simulator
     "factory.report",  # report: what a run cost and kept (report/cost.md)
@@ -39,19 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log detail on stderr (DEBUG: every request and retry decision)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = _optional_import(name)
-        if module is not None and hasattr(module, "add_parser"):
-            module.add_parser(subparsers)
+        importlib.import_module(name).add_parser(subparsers)
     return parser
-
-
-def _optional_import(name: str) -> object | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name is not None and name.startswith(e.name):  # the command's module itself is absent
-            return None
-        raise
 
 
 def _configure_logging(level: str) -> None:

@@ -733,10 +733,3 @@ def _has_section(path: Any, section: str) -> bool:
             return isinstance(tomllib.load(f).get(section), dict)
     except (OSError, tomllib.TOMLDecodeError):
         return True  # let load_settings report the problem with its own message
-
-
-def add_parser(subparsers: Any) -> Any:
-    """`python -m factory batch`: see batch_cli.py (kept apart: the command reads files and prints)."""
-    from factory.batch_cli import add_parser as add_batch_command
-
-    return add_batch_command(subparsers)
