@@ -42,3 +42,19 @@ bench-train-cpu *args:
 # trainer benchmark on a GPU (gemma-2b shapes): bench/results/train_gpu.json
 bench-train-gpu *args:
     {{python}} bench/train_gpu.py "$@"
+
+# answers from an OpenAI-compatible endpoint (e.g. vLLM with the adapter): just answer --run runs/NAME --questions evalsets/ko.jsonl --endpoint URL --model NAME
+answer *args:
+    {{python}} -m judge answer "$@"
+
+# grade a run's answers with an LLM judge: just judge --run runs/NAME --mode single|pair|reference --judge-model gpt-4o [--baseline base] [--batch]
+judge *args:
+    {{python}} -m judge grade "$@"
+
+# the whole report of a run (cost, training, scores): runs/NAME/report/index.html; just report --run runs/NAME
+report *args:
+    {{python}} -m judge overview "$@"
+
+# the whole pipeline offline on a CPU against the local simulator (no API key, a few minutes): runs/demo/report/index.html
+demo *args:
+    {{python}} scripts/demo.py "$@"

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from judge import report
+from judge import answer_remote, grade, overview, report
 
-COMMANDS = [report]
+COMMANDS = [report, grade, answer_remote, overview]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,257 @@
+"""Every command the README shows is exercised: by `.ci/run`, by a named test, or here.
+
+The README's commands are the lines of its ```bash blocks and the inline `code` spans that start
+like a command (`just `, `python -m `, `pip `, `torchrun `, `vllm `). Each is put in one class:
+
+- ci:       `.ci/run` runs it (the installs, `just test`);
+- run:      a ```bash line: run here, in README order, in a scratch folder that holds the repository's
+            examples/, evalsets/ and configs/, against the local simulator standing in for OpenAI and
+            for "a local server" (OPENAI_BASE_URL and --endpoint point at it). For time on a CPU, the
+            run scales down what only sets an amount of work (`--n` -> 24, a few training steps on the
+            tiny model, 4 answer tokens, a fast batch poll); SCALE_DOWN lists exactly what;
+- parse:    an inline mention of one of our commands: its command and sub-command exist (`--help`);
+- test:     a named test runs it (`just demo`: tests/test_demo.py; torchrun: the trainer's DDP test;
+            the GPU benchmark: its script test);
+- extra:    `pip install -e ".[all,flash]"` needs CUDA to build flash-attn: checked against pyproject;
+- external: another project's command (vLLM's server), named in the README, not ours to run.
+
+A README command that fits none of them fails the test: map it here when you add one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+COMMAND_PREFIXES = ("just ", "python -m ", "pip ", "torchrun ", "vllm ", "export ")
+NAMED_TESTS = {
+    "just demo": ROOT / "tests" / "test_demo.py",
+    "torchrun": ROOT / "tests" / "trainer" / "test_loop.py",
+    "just bench-train-gpu": ROOT / "tests" / "trainer" / "test_bench_gpu_script.py",
+}
+NAMED_TEST_FUNCTIONS = {
+    "just demo": "test_quick_demo_leaves_a_complete_report",
+    "torchrun": "test_two_processes_match_one_process",
+    "just bench-train-gpu": "def test_",
+}
+EXTERNAL = ("vllm ",)
+LOCAL_SERVER = "http://localhost:8000/v1"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the README
+
+
+def fenced_commands(text: str) -> list[str]:
+    out, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            inside = line.strip() in ("```bash", "```sh") if not inside else False
+            continue
+        if inside:
+            command = line.split(" #", 1)[0].strip()
+            if command and not command.startswith("#"):
+                out.append(command)
+    return out
+
+
+def inline_commands(text: str) -> list[str]:
+    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    return [c for c in re.findall(r"`([^`\n]+)`", prose) if c.startswith(COMMAND_PREFIXES)]
+
+
+def ci_commands() -> list[str]:
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    return [_normal(x) for x in lines if x.strip() and not x.lstrip().startswith(("#", "set ", "cd "))]
+
+
+def _normal(command: str) -> str:
+    """`python3 -m pip install -q X` and `pip install X` are the same install."""
+    command = re.sub(r"^python3? -m pip ", "pip ", command.strip())
+    return " ".join(w for w in command.split() if w != "-q")
+
+
+def justfile_recipes() -> dict[str, list[str]]:
+    """recipe -> the `python -m PACKAGE SUB` (or script) it runs, from the justfile itself."""
+    text = (ROOT / "justfile").read_text()
+    recipes = {}
+    for name, body in re.findall(r"^([a-z][\w-]*) \*args:\n\s+\{\{python\}\} (.+?) \"\$@\"", text, flags=re.MULTILINE):
+        recipes[name] = body.split()
+    return recipes
+
+
+def classify(command: str, *, fenced: bool) -> str:
+    if _normal(command) in ci_commands():
+        return "ci"
+    for name in NAMED_TESTS:
+        if command == name or command.startswith(name + " "):
+            return "test"
+    if command.startswith(EXTERNAL):
+        return "external"
+    if command.startswith("pip install -e"):
+        return "extra"
+    if command.startswith(("just ", "python -m ", "export ")):
+        return "run" if fenced else "parse"
+    return "unmapped"
+
+
+# --------------------------------------------------------------------------------------------
+# The mapping itself
+
+
+def test_every_readme_command_is_mapped() -> None:
+    text = README.read_text(encoding="utf-8")
+    fenced, inline = fenced_commands(text), inline_commands(text)
+    assert len(fenced) >= 15, "the README's command blocks were not found"
+    unmapped = [c for c in fenced if classify(c, fenced=True) == "unmapped"]
+    unmapped += [c for c in inline if classify(c, fenced=False) == "unmapped"]
+    assert not unmapped, f"README commands nothing exercises (map them in {__file__}): {unmapped}"
+
+
+def test_quickstart_is_install_demo_test_and_ci_runs_the_same() -> None:
+    text = README.read_text(encoding="utf-8")
+    quick = text.split("## Quickstart", 1)[1].split("##", 1)[0]
+    assert fenced_commands(quick) == ['pip install -e ".[all]"', "just demo", "just test"]
+    ci = ci_commands()
+    assert ci == ["pip install torch==2.13.0", 'pip install -e ".[all]"', "just test"]
+    assert "`pip install torch==2.13.0`" in quick  # the CPU note names what CI installs first
+
+
+def test_named_tests_exist() -> None:
+    for name, path in NAMED_TESTS.items():
+        assert NAMED_TEST_FUNCTIONS[name] in path.read_text(encoding="utf-8"), f"{name}: no test in {path}"
+
+
+def test_the_flash_extra_is_declared() -> None:
+    text = README.read_text(encoding="utf-8")
+    extras = [c for c in inline_commands(text) + fenced_commands(text) if classify(c, fenced=False) == "extra"]
+    assert extras == ['pip install -e ".[all,flash]"']
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(dep.startswith("flash-attn") for dep in declared["flash"]) and "all" in declared
+
+
+def test_only_other_projects_commands_are_external() -> None:
+    text = README.read_text(encoding="utf-8")
+    external = [c for c in inline_commands(text) + fenced_commands(text) if classify(c, fenced=False) == "external"]
+    assert external and all(c.startswith("vllm serve") for c in external)
+
+
+def _argv(command: str) -> list[str]:
+    """`just X ...` -> [package, sub, ...] through the justfile; `python -m P ...` -> [P, ...]."""
+    words = shlex.split(command)
+    if words[0] == "just":
+        target = justfile_recipes()[words[1]]
+        assert target[0] == "-m", f"just {words[1]} runs {target}, not a package"
+        return [target[1], *target[2:], *words[2:]]
+    assert words[:2] == ["python", "-m"], command
+    return words[2:]
+
+
+@pytest.mark.parametrize("command", [c for c in inline_commands(README.read_text(encoding="utf-8"))
+                                     if classify(c, fenced=False) == "parse"])
+def test_inline_commands_exist(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = _argv(command)
+    main = importlib.import_module(f"{argv[0]}.__main__").main
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv[1:], "--help"])
+    assert exit_.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------
+# Running the README's command blocks
+
+
+def scale_down(argv: list[str], tiny_model: Path) -> list[str]:
+    """SCALE_DOWN: only amounts of work change; every flag the README gives is kept."""
+    argv = list(argv)
+    if "--n" in argv:
+        argv[argv.index("--n") + 1] = "24"
+    if argv[:2] == ["factory", "generate"] and "--batch" in argv:
+        argv += ["--batch-poll", "0.2", "--batch-poll-max", "0.5"]
+    if argv[:2] == ["trainer", "train"]:  # gemma-2b needs a GPU and a download: the tiny model instead
+        argv += ["--model", str(tiny_model), "--max-steps", "3", "--token-budget", "512", "--max-len", "512",
+                 "--eval-every", "0", "--checkpoint-every", "0"]
+    if argv[:2] == ["trainer", "answer"]:
+        argv += ["--max-new-tokens", "4", "--batch-size", "64"]
+    if argv[:2] == ["judge", "answer"]:
+        argv += ["--max-tokens", "32"]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, Path]]:
+    from factory.simulator import SimConfig, run_simulator
+    from factory.simulator.batches import BatchSimConfig
+    from trainer.tiny import build_tiny
+
+    folder = tmp_path_factory.mktemp("readme")
+    for name in ("examples", "evalsets", "configs"):
+        (folder / name).symlink_to(ROOT / name)
+    tiny = build_tiny(tmp_path_factory.mktemp("tiny") / "model")
+    with run_simulator(SimConfig(seed=7, output_tokens=60), BatchSimConfig(seconds=0.2)) as url:
+        yield folder, url, tiny
+
+
+def test_readme_command_blocks_run(sandbox: tuple[Path, str, Path], monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    folder, url, tiny = sandbox
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(folder / "no-tiktoken"))
+    # The simulator stands in for OpenAI from the first command on (nothing may leave the machine).
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    commands = [c for c in fenced_commands(README.read_text(encoding="utf-8")) if classify(c, fenced=True) == "run"]
+    ran = []
+    for command in commands:
+        if command.startswith("export "):
+            name, _, value = command.removeprefix("export ").partition("=")
+            # The README's placeholder key and local server: a stand-in key, and the simulator.
+            monkeypatch.setenv(name, {"OPENAI_API_KEY": "sk-readme-test", "OPENAI_BASE_URL": url}[name])
+            assert value in ("sk-...", LOCAL_SERVER), f"{command}: an export the test does not know"
+            continue
+        argv = scale_down(_argv(command.replace(LOCAL_SERVER, url)), tiny)
+        if argv[:2] == ["factory", "simulate"]:
+            _serve_once(argv)
+        else:
+            main = importlib.import_module(f"{argv[0]}.__main__").main
+            code = main(argv[1:])
+            output = capsys.readouterr()
+            assert code == 0, f"{command} exited {code}:\n{output.out[-2000:]}\n{output.err[-2000:]}"
+        ran.append(command)
+    assert len(ran) >= 14
+    # What the commands left: data, the adapter and its merge, both answer sets, both modes, the report.
+    ko = folder / "runs" / "ko"
+    assert (ko / "examples.jsonl").is_file() and (ko / "train" / "adapter").is_dir()
+    assert (folder / "runs" / "ko-batch" / "examples.jsonl").is_file()
+    assert (folder / "runs" / "local" / "examples.jsonl").is_file()
+    assert (ko / "report" / "index.html").is_file()
+    labels = {line.split('"model":"')[1].split('"')[0] for line in (ko / "eval" / "answers.jsonl").read_text().splitlines()}
+    assert labels == {"base", "lora", "vllm-lora"}
+
+
+def _serve_once(argv: list[str]) -> None:
+    """A server command: start it (on a free port rather than the README's), see it serve, stop it."""
+    argv = list(argv)
+    argv[argv.index("--port") + 1] = "0"
+    proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert "simulator listening on http://127.0.0.1:" in banner, banner
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+    assert proc.returncode == 0
