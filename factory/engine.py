@@ -195,6 +195,7 @@ class _Tally:
     """What all attempts of one request used and cost."""
 
     attempts: int = 0
+    rate_limited: int = 0  # attempts answered 429
     usage: Usage = field(default_factory=Usage)
     cost: float | None = 0.0
 
@@ -521,7 +522,8 @@ class Engine:
     def _failed(request: ChatRequest, tally: _Tally, error: str) -> LLMCall:
         return LLMCall(
             key=request.key, stage=request.stage, model=request.model, status="failed",
-            attempts=tally.attempts, usage=tally.usage, cost_usd=tally.cost, error=error,
+            attempts=tally.attempts, rate_limited=tally.rate_limited, usage=tally.usage, cost_usd=tally.cost,
+            error=error,
         )
 
     def _plan(self, request: ChatRequest, run: _Run) -> _Plan:
@@ -571,7 +573,8 @@ class Engine:
             hold.settle(tally.bill(reply.usage, plan.price))
             return LLMCall(
                 key=request.key, stage=request.stage, model=request.model, status="done",
-                attempts=tally.attempts, usage=tally.usage, cost_usd=tally.cost, latency_s=latency,
+                attempts=tally.attempts, rate_limited=tally.rate_limited, usage=tally.usage, cost_usd=tally.cost,
+                latency_s=latency,
                 finish_reason=reply.finish_reason, content=reply.content, error=reply.error,
             )
         finally:
@@ -585,6 +588,7 @@ class Engine:
             self.rate.observe(failure.headers)
         if failure.kind == "rate_limited":
             run.stats.rate_limited += 1
+            tally.rate_limited += 1
             if failure.retry_after is None and failure.headers is not None:
                 failure.retry_after = wait_hint(failure.headers, plan.reserve_tokens)  # from x-ratelimit-reset-*
             pause = failure.retry_after if failure.retry_after is not None else DEFAULT_RATE_LIMIT_PAUSE_S

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS requests (
     model               TEXT NOT NULL,
     status              TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
     attempts            INTEGER NOT NULL DEFAULT 0,
+    rate_limited        INTEGER NOT NULL DEFAULT 0, -- attempts answered 429
     input_tokens        INTEGER NOT NULL DEFAULT 0,
     cached_input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens       INTEGER NOT NULL DEFAULT 0,
@@ -66,7 +67,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 _COLUMNS = (
-    "key, stage, model, status, attempts, input_tokens, cached_input_tokens, output_tokens, "
+    "key, stage, model, status, attempts, rate_limited, input_tokens, cached_input_tokens, output_tokens, "
     "reasoning_tokens, cost_usd, latency_s, finish_reason, content, error, batch, batch_id"
 )
 
@@ -74,10 +75,11 @@ _COLUMNS = (
 # accumulate across runs (a request that failed yesterday and succeeded today cost both times).
 _UPSERT = f"""
 INSERT INTO requests ({_COLUMNS}, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     status = excluded.status,
     attempts = requests.attempts + excluded.attempts,
+    rate_limited = requests.rate_limited + excluded.rate_limited,
     input_tokens = requests.input_tokens + excluded.input_tokens,
     cached_input_tokens = requests.cached_input_tokens + excluded.cached_input_tokens,
     output_tokens = requests.output_tokens + excluded.output_tokens,
@@ -122,6 +124,9 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        if "rate_limited" not in columns:  # a ledger written before the 429 count existed
+            self._db.execute("ALTER TABLE requests ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @classmethod
@@ -153,7 +158,7 @@ class Ledger:
 
     def mark_pending(self, calls: Iterable[LLMCall]) -> None:
         """Record requests as submitted but not answered (the Batch API path)."""
-        self.record(c.model_copy(update={"status": "pending", "attempts": 0}) for c in calls)
+        self.record(c.model_copy(update={"status": "pending", "attempts": 0, "rate_limited": 0}) for c in calls)
 
     def save_batch(self, batch_id: str, *, stage: str, model: str, status: str, **fields: Any) -> None:
         """Insert or update a Batch API batch (fields: input_file_id, output_file_id, error_file_id,
@@ -270,7 +275,7 @@ def _row(c: LLMCall, now: float) -> tuple[Any, ...]:
     u = c.usage
     batch_id = getattr(c, "batch_id", None)  # LLMCall keeps unknown fields: the Batch path sets it
     return (
-        c.key, c.stage, c.model, c.status, c.attempts,
+        c.key, c.stage, c.model, c.status, c.attempts, c.rate_limited,
         u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_tokens,
         c.cost_usd, c.latency_s, c.finish_reason, c.content, c.error, int(c.batch), batch_id,
         now, now,
@@ -278,10 +283,10 @@ def _row(c: LLMCall, now: float) -> tuple[Any, ...]:
 
 
 def _call(row: tuple[Any, ...]) -> LLMCall:
-    (key, stage, model, status, attempts, inp, cached, out, reasoning,
+    (key, stage, model, status, attempts, rate_limited, inp, cached, out, reasoning,
      cost, latency, finish, content, error, batch, batch_id) = row
     call = LLMCall(
-        key=key, stage=stage, model=model, status=status, attempts=attempts,
+        key=key, stage=stage, model=model, status=status, attempts=attempts, rate_limited=rate_limited,
         usage=Usage(input_tokens=inp, cached_input_tokens=cached, output_tokens=out, reasoning_tokens=reasoning),
         cost_usd=cost, latency_s=latency, finish_reason=finish, content=content, error=error, batch=bool(batch),
     )

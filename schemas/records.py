@@ -56,6 +56,7 @@ class LLMCall(Record):
     model: str
     status: RequestStatus = "pending"
     attempts: int = 0
+    rate_limited: int = 0  # attempts the API answered 429
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = None  # None: the price is unknown, never 0
     latency_s: float | None = None

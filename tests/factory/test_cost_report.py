@@ -78,7 +78,8 @@ def test_spend_tokens_and_requests_match_the_ledger(tmp_path: Path) -> None:
     latencies = [x for (x,) in _sql(run, "SELECT latency_s FROM requests WHERE status = 'done'")]
     assert t["latency_p50_s"] == pytest.approx(np.percentile(latencies, 50))
     assert t["latency_p95_s"] == pytest.approx(np.percentile(latencies, 95))
-    assert t["rate_limited"] is None and cost["rate_limited_recorded"] is False
+    (rate_limited,) = _sql(run, "SELECT SUM(rate_limited) FROM requests")[0]
+    assert t["rate_limited"] == rate_limited and cost["rate_limited_recorded"] is True
 
 
 def test_per_kept_example_counts_generation_spend_only(tmp_path: Path) -> None:
@@ -135,7 +136,6 @@ def test_a_ledger_that_counts_429s_is_reported(tmp_path: Path) -> None:
     run = tmp_path / "run"
     make_run(run)
     with sqlite3.connect(run / "ledger.sqlite") as db:
-        db.execute("ALTER TABLE requests ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0")
         db.execute("UPDATE requests SET rate_limited = 2 WHERE key IN ('gen1', 'gen2')")
     cost = build_cost(run)
     assert cost["rate_limited_recorded"] is True and cost["totals"]["rate_limited"] == 4

@@ -34,6 +34,7 @@ def test_a_429_storm_with_retry_after_is_ridden_out(make_engine, ledger):
     assert stats.done == 300 and stats.failed == 0
     assert ledger.count_by_status()["done"] == 300
     assert stats.rate_limited == len(pauses) > 0
+    assert sum(c.rate_limited for c in ledger.calls()) == len(pauses)  # each request's 429s, for the report
     # The pause is honoured: after the last 429, nothing arrives before its retry-after ends
     # (a request already past the limiter when the 429 came may still arrive: 50 ms slack).
     last_429, resume_at = pauses[-1]

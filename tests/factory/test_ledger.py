@@ -100,3 +100,27 @@ def test_the_file_is_wal_and_survives_reopening(run_dir):
     with Ledger.for_run(run_dir) as second:
         assert second.get_done("k1") is not None
         assert second._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_ledger_written_before_the_429_count_gains_the_column(tmp_path):
+    import sqlite3
+
+    from factory.ledger import Ledger
+
+    path = tmp_path / "ledger.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE requests (key TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, status TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,"
+        " cached_input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,"
+        " reasoning_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL, latency_s REAL, finish_reason TEXT,"
+        " content TEXT, error TEXT, batch INTEGER NOT NULL DEFAULT 0, batch_id TEXT,"
+        " created_at REAL NOT NULL, updated_at REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO requests (key, stage, model, status, attempts, created_at, updated_at)"
+                " VALUES ('k', 's', 'm', 'done', 2, 0, 0)")
+    old.commit()
+    old.close()
+    with Ledger(path) as ledger:
+        (call,) = ledger.calls()
+    assert call.key == "k" and call.attempts == 2 and call.rate_limited == 0
