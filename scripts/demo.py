@@ -49,7 +49,7 @@ from factory.simulator.server import run_simulator_process
 MARKER = ".demo-run"
 # Not a key: the simulator accepts any. Set so that a real OPENAI_API_KEY in the environment is
 # never sent anywhere by the demo.
-DEMO_KEY = "sk-simulator-demo-not-a-real-key"
+DEMO_KEY = "sk-simulator-demo-no"
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def _demo_command(*args: str) -> list[str]:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["OPENAI_API_KEY"] = "sk-a-real-looking-key-the-demo-must-not-use"
+    env["OPENAI_API_KEY"] = "sk-a-real-looking-ke"
     env.pop("OPENAI_BASE_URL", None)
     return env
 

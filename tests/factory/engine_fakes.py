@@ -19,7 +19,7 @@ from factory.settings import EngineSettings
 
 FAKE_URL = "http://fake-openai.test/v1"  # never resolved: MockTransport answers in-process
 MODEL = "gpt-4o-mini"
-TEST_KEY = "sk-test-0123456789abcdefghij"
+TEST_KEY = "sk-test-0123456789ab"
 
 
 @dataclass

@@ -110,7 +110,7 @@ def test_a_request_that_keeps_failing_gives_up_after_max_attempts(make_engine, l
 
 
 def test_a_bad_key_stops_the_run_with_one_clear_error(make_engine, ledger):
-    fake = FakeAPI(key="sk-the-right-key-000000")
+    fake = FakeAPI(key="sk-the-right-key-000")
     engine = make_engine(fake, api_key="sk-a-wrong-key-111111", max_concurrency=32)
     with pytest.raises(FatalAPIError, match=r"rejected the key \(401\): set OPENAI_API_KEY") as caught:
         run(engine, [request(i) for i in range(1000)])

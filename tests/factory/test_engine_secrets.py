@@ -10,7 +10,7 @@ from engine_fakes import FakeAPI, request, run
 from factory.errors import FatalAPIError, SecretFilter, redact, register_secret
 from factory.settings import EngineSettings, save_resolved
 
-SECRET = "sk-proj-SeCrEt0123456789abcdefXYZ"
+SECRET = "sk-proj-SeCrEt012345"
 
 
 def _echo_the_key(api: FakeAPI, call):
@@ -43,7 +43,7 @@ def test_the_key_is_in_no_file_and_no_log_line(make_engine, run_dir, caplog):
 
 
 def test_a_rejected_key_is_not_quoted_in_the_error(make_engine):
-    fake = FakeAPI(key="sk-right-key-0000000000")
+    fake = FakeAPI(key="sk-right-key-0000000")
     with pytest.raises(FatalAPIError) as caught:
         run(make_engine(fake, api_key=SECRET), [request(1)])
     assert SECRET not in str(caught.value) and SECRET[-4:] not in str(caught.value)

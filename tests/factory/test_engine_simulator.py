@@ -71,7 +71,7 @@ def test_injected_faults_are_ridden_out(ledger):
 
 
 def test_a_bad_key_costs_one_request(ledger):
-    with simulator.run_simulator(simulator.SimConfig(api_key="sk-the-simulators-key-0000")) as url:
+    with simulator.run_simulator(simulator.SimConfig(api_key="sk-the-simulators-ke")) as url:
         with pytest.raises(FatalAPIError, match="401"):
             run(_engine(url, ledger, api_key="sk-not-the-key-1111111"), [request(i) for i in range(500)])
         assert _sim_stats(url)["by_status"] == {"401": 1}

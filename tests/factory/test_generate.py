@@ -69,7 +69,7 @@ def assert_unique(examples: list[Example]) -> None:
 
 
 def test_self_instruct_keeps_n_unique_examples_with_provenance(tmp_path, sim, capsys, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-0123456789")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-01234")
     run = tmp_path / "run"
     assert generate(run, sim, "--recipe", "self-instruct", "--seeds", str(SEEDS_EN), "--n", "200") == 0
     out = capsys.readouterr().out

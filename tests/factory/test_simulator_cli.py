@@ -64,7 +64,7 @@ def test_taken_port_is_a_clear_error():
 
 
 def test_child_process_runner_serves_and_stops():
-    key = "sk-child-process-key-42"
+    key = "sk-child-process-key"
     with run_simulator_process(SimConfig(api_key=key, rpm=100, seed=5)) as base_url:
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}

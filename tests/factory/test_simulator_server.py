@@ -179,7 +179,7 @@ def parsed(r: httpx.Response) -> dict | None:
 def run_sequence(seed: int, fault_rates: dict | None = None) -> list:
     out = []
     with run_simulator(SimConfig(seed=seed, fault_rates=fault_rates or {})) as base_url:
-        with httpx.Client(timeout=0.5) as http:
+        with httpx.Client(timeout=10.0) as http:
             for i in range(25):
                 body = ask(f"question {i % 5}", max_tokens=40)  # repeats: sampled answers differ
                 try:
@@ -363,7 +363,7 @@ def test_latency_sleeps_do_not_block_other_requests():
 
 
 def test_api_key_mode():
-    key = "sk-simulator-test-0123456789"
+    key = "sk-simulator-test-01"
     with run_simulator(SimConfig(api_key=key)) as base_url:
         assert client(base_url, key).chat.completions.create(**ask(max_tokens=3)).choices
         with pytest.raises(openai.AuthenticationError) as err:

@@ -210,9 +210,9 @@ def test_bad_inputs_are_one_line_and_exit_2_before_any_request(tmp_path: Path, c
 
 def test_a_bad_key_stops_with_one_line_and_never_shows_the_key(tmp_path: Path, capsys, monkeypatch) -> None:
     run, qfile = make_run(tmp_path, pick_questions(3))
-    wrong = "sk-wrong-0123456789abcdefXYZ"
+    wrong = "sk-wrong-0123456789a"
     monkeypatch.setenv("OPENAI_API_KEY", wrong)
-    with run_simulator(SimConfig(api_key="sk-right-0123456789abcdef")) as url:
+    with run_simulator(SimConfig(api_key="sk-right-0123456789a")) as url:
         assert main(grade_args(run, qfile, url)) == 2
         assert sim_stats(url)["by_status"] == {"401": 1}  # the engine's probe alone, refused
     err = capsys.readouterr().err
