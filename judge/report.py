@@ -8,9 +8,6 @@ other stages such as the cost report, are kept).
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -18,14 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from factory.report import ReportError, merge_summary
 from judge import stats
 from schemas import Answer, JsonlError, Judgment, Question, read_jsonl
 
 MODE_TITLES = {"single": "Single-answer grading (1-10)", "reference": "Reference-guided grading (1-10)"}
-
-
-class ReportError(Exception):
-    """A problem the user can fix (a missing or corrupt input file)."""
 
 
 @dataclass
@@ -281,36 +275,6 @@ def draw_charts(scores: dict[str, Any], out_dir: Path) -> list[Path]:
     if _win_chart(scores["pair"], path):
         written.append(path)
     return written
-
-
-# --- files ---------------------------------------------------------------------------------------
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities are not JSON; they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def merge_summary(path: Path, key: str, value: Any) -> None:
-    """Set `key` in the JSON object at `path`, keeping the other keys; atomic replace."""
-    current: dict[str, Any] = {}
-    if path.exists():
-        try:
-            current = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ReportError(f"{path} is not valid JSON ({e}); fix or remove it, then rerun the report") from e
-        if not isinstance(current, dict):
-            raise ReportError(f"{path} holds a JSON {type(current).__name__}, not an object; fix or remove it")
-    current[key] = _json_safe(value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(current, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_report(run: Path, *, questions: Sequence[Path] = (), n_resamples: int = stats.DEFAULT_RESAMPLES,
