@@ -26,12 +26,15 @@ from factory.batch import (
     run_batch,
 )
 from factory.batch_ledger import BatchLedger
-from factory.engine import ChatResult
 from factory.errors import SettingsError
 from factory.ledger import Ledger
-from factory.send import RESPONSES_FILE, read_requests
-from factory.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, save_resolved
-from schemas import JsonlWriter, LLMCall, iter_jsonl
+from factory.send import read_requests, responses_writer
+from factory.settings import (
+    EngineSettings,
+    add_engine_arguments,
+    engine_settings_from_args,
+    save_resolved,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -65,16 +68,7 @@ def main(args: argparse.Namespace) -> int:
     requests = read_requests(args.input, args.stage, settings.model)
     save_resolved(args.run, args.stage, settings)
     save_resolved(args.run, "batch", batch)
-    out_path = args.run / RESPONSES_FILE
-    written = {call.key for call in iter_jsonl(out_path, LLMCall)}
-
-    with Ledger.for_run(args.run) as ledger, JsonlWriter(out_path) as out:
-
-        def on_result(result: ChatResult) -> None:
-            if result.call.key in written:  # a rerun: already in the file
-                return
-            out.append(result.call.model_copy(update=result.request.meta))
-            written.add(result.call.key)
+    with Ledger.for_run(args.run) as ledger, responses_writer(args.run) as on_result:
 
         async def go() -> Any:
             async with batch_client(settings) as client:

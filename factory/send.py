@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,11 @@ import anyio
 from factory.engine import ChatRequest, ChatResult, Engine
 from factory.errors import RequestError, SettingsError
 from factory.ledger import Ledger
-from factory.settings import add_engine_arguments, engine_settings_from_args, save_resolved
+from factory.settings import (
+    add_engine_arguments,
+    engine_settings_from_args,
+    save_resolved,
+)
 from schemas import JsonlWriter, LLMCall, iter_jsonl
 
 RESPONSES_FILE = "responses.jsonl"
@@ -68,21 +74,27 @@ def read_requests(path: Path, stage: str, default_model: str | None) -> list[Cha
     return requests
 
 
+@contextmanager
+def responses_writer(run: Path) -> Iterator[Callable[[ChatResult], None]]:
+    """An `on_result` that appends each answered request to `run/responses.jsonl` once: a rerun,
+    which gets the ledger's done requests back, skips the keys already in the file."""
+    out_path = run / RESPONSES_FILE
+    written = {call.key for call in iter_jsonl(out_path, LLMCall)}
+    with JsonlWriter(out_path) as out:
+
+        def on_result(result: ChatResult) -> None:
+            if result.call.key not in written:
+                out.append(result.call.model_copy(update=result.request.meta))
+                written.add(result.call.key)
+
+        yield on_result
+
+
 def main(args: argparse.Namespace) -> int:
     settings = engine_settings_from_args(args)
     requests = read_requests(args.input, args.stage, settings.model)
     save_resolved(args.run, args.stage, settings)
-    out_path = args.run / RESPONSES_FILE
-    written = {call.key for call in iter_jsonl(out_path, LLMCall)}
-
-    with Ledger.for_run(args.run) as ledger, JsonlWriter(out_path) as out:
-
-        def on_result(result: ChatResult) -> None:
-            if result.call.key in written:  # a rerun: already in the file
-                return
-            out.append(result.call.model_copy(update=result.request.meta))
-            written.add(result.call.key)
-
+    with Ledger.for_run(args.run) as ledger, responses_writer(args.run) as on_result:
         engine = Engine(settings, ledger)
         stats = anyio.run(engine.run, requests, on_result, len(requests))
     print(stats.summary(), file=sys.stderr)
