@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from factory.completion import read_completion
 from factory.errors import RequestError
+from factory.retry import MalformedResponse
 from schemas import Usage
 
 if TYPE_CHECKING:
@@ -140,31 +142,10 @@ def _error_of(body: Any) -> tuple[str | None, str]:
 
 
 def _read_completion(custom_id: str, body: Any) -> LineResult:
-    """The first choice and the usage of a chat completion body (as the engine reads one)."""
-    usage = _usage(body.get("usage")) if isinstance(body, dict) else None
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
-        return LineResult(custom_id, ok=False, retryable=True, usage=usage, error="unreadable answer: no message in the first choice")
-    message = choices[0]["message"]
-    content = message.get("content")
-    error = None
-    if content is None:
-        if message.get("refusal"):
-            error = f"refusal: {message['refusal']}"
-        elif message.get("tool_calls"):
-            content = json.dumps(message["tool_calls"], ensure_ascii=False)
-    return LineResult(custom_id, ok=True, content=content, finish_reason=choices[0].get("finish_reason"),
-                      usage=usage, error=error)
-
-
-def _usage(u: Any) -> Usage | None:
-    if not isinstance(u, dict):
-        return None
-    prompt_details = u.get("prompt_tokens_details") or {}
-    completion_details = u.get("completion_tokens_details") or {}
-    return Usage(
-        input_tokens=u.get("prompt_tokens") or 0,
-        cached_input_tokens=prompt_details.get("cached_tokens") or 0,
-        output_tokens=u.get("completion_tokens") or 0,
-        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
-    )
+    """A batch line's chat completion, read as the engine reads an online answer."""
+    try:
+        reply = read_completion(body)
+    except MalformedResponse as e:
+        return LineResult(custom_id, ok=False, retryable=True, usage=e.usage, error=f"unreadable answer: {e}")
+    return LineResult(custom_id, ok=True, content=reply.content, finish_reason=reply.finish_reason,
+                      usage=reply.usage, error=reply.error)

@@ -41,7 +41,14 @@ import httpx
 import openai
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
-from factory.errors import FactoryError, FatalAPIError, RequestError, SettingsError, register_secret
+from factory.completion import Reply, read_completion
+from factory.errors import (
+    FactoryError,
+    FatalAPIError,
+    RequestError,
+    SettingsError,
+    register_secret,
+)
 from factory.ledger import Ledger
 from factory.limiter import AdaptiveConcurrency, Budget, RateLimiter, wait_hint
 from factory.pricing import ModelPrice, price_table_for
@@ -701,59 +708,13 @@ class Engine:
 # Reading an answer
 
 
-@dataclass
-class _Reply:
-    content: str | None
-    finish_reason: str | None
-    usage: Usage | None
-    error: str | None = None
-
-
-def _read_reply(raw: Any) -> _Reply:
-    """The first choice and the usage of a chat completion; MalformedResponse if it is not one.
-
-    Read from the JSON body rather than `raw.parse()`: the SDK's model construction costs more
-    than the rest of the engine's work per request, and we need four fields of it.
-    """
+def _read_reply(raw: Any) -> Reply:
+    """The first choice and the usage of a raw SDK response; MalformedResponse if it is not a completion."""
     try:
         body = raw.http_response.json()
     except ValueError as e:  # cut short, or not JSON at all
         raise MalformedResponse(f"the body is not JSON ({e})") from e
-    if not isinstance(body, dict):
-        raise MalformedResponse(f"the body is a JSON {type(body).__name__}, not an object")
-    usage = _usage(body.get("usage"))
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise MalformedResponse("no choices in the answer", usage)
-    message = choices[0].get("message")
-    if not isinstance(message, dict):
-        raise MalformedResponse("the first choice has no message", usage)
-    content = message.get("content")
-    error = None
-    if content is None:
-        if message.get("refusal"):
-            error = f"refusal: {message['refusal']}"
-        elif message.get("tool_calls"):
-            content = json.dumps(message["tool_calls"], ensure_ascii=False)
-    elif not isinstance(content, str):
-        raise MalformedResponse(f"the message content is a {type(content).__name__}, not text", usage)
-    return _Reply(content, choices[0].get("finish_reason"), usage, error)
-
-
-def _usage(u: Any) -> Usage | None:
-    if not isinstance(u, dict):
-        return None
-    prompt_details = u.get("prompt_tokens_details") or {}
-    completion_details = u.get("completion_tokens_details") or {}
-    try:
-        return Usage(
-            input_tokens=int(u.get("prompt_tokens") or 0),
-            cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
-            output_tokens=int(u.get("completion_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-        )
-    except (TypeError, ValueError, AttributeError):
-        return None
+    return read_completion(body)
 
 
 def _default_http_client(timeout_s: float) -> Any:
