@@ -34,6 +34,7 @@ from trainer.attention import base_model, active_backend, packed_attention_kwarg
 from trainer.packing import PackedBatch
 
 DEFAULT_CHUNK_TOKENS = 1024
+_COMPILED_MARK = "_trainer_compiled_loss"
 
 
 def _decoder(base: Any) -> torch.nn.Module:
@@ -68,38 +69,72 @@ def _chunk_loss(
     return F.cross_entropy(logits, targets, reduction="sum")
 
 
+def _loss_and_grad(
+    logits: torch.Tensor, targets: torch.Tensor, softcap: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum CE(softcap(logits), targets), d sum / d logits in the logits' dtype) for one chunk [c, V].
+
+    Eager, the in-place ops keep one fp32 copy of the chunk alive. Under torch.compile the whole function
+    is two passes over the logits (the rows' log-sum-exp, then the softmax written in the logits' dtype)
+    plus a scatter of c values, where eager PyTorch makes about ten.
+    """
+    x = logits.float()  # fp32 for the softmax: bf16 log-probabilities are too coarse
+    if softcap:
+        x = torch.tanh(x / softcap) * softcap
+    lse = torch.logsumexp(x, dim=-1, keepdim=True)  # [c, 1]
+    x_target = x.gather(1, targets[:, None])  # [c, 1]
+    loss = (lse - x_target).sum()
+    # d loss / d logits = softmax - one_hot. The target's entry is computed apart, in fp32, and written
+    # over the softmax: p - 1 rounded once (a p near 1 rounded to bf16 first would lose it).
+    slope = 1.0 - (x / softcap).square() if softcap else None  # d softcap(l) / d l
+    grad_target = torch.exp(x_target - lse) - 1.0
+    probs = x.sub_(lse).exp_()
+    if slope is not None:
+        probs.mul_(slope)
+        grad_target = grad_target * slope.gather(1, targets[:, None])
+    grad = probs.to(logits.dtype)
+    grad.scatter_(1, targets[:, None], grad_target.to(grad.dtype))
+    return loss, grad
+
+
+_compiled_loss_and_grad: Any = None
+
+
+def _loss_and_grad_kernel(compiled: bool) -> Any:
+    global _compiled_loss_and_grad
+    if not compiled:
+        return _loss_and_grad
+    if _compiled_loss_and_grad is None:
+        # dynamic: the last chunk's row count changes with every batch; one kernel serves them all.
+        _compiled_loss_and_grad = torch.compile(_loss_and_grad, dynamic=True)
+    return _compiled_loss_and_grad
+
+
 class _FusedLinearCrossEntropy(torch.autograd.Function):
     """sum CE(softcap(hidden @ weight.T), targets) with d/d hidden computed in the forward, chunk by chunk."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int, softcap: float | None
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int,
+        softcap: float | None, compiled: bool,
     ) -> torch.Tensor:
+        kernel = _loss_and_grad_kernel(compiled)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
         for start in range(0, hidden.shape[0], chunk):
             h, y = hidden[start : start + chunk], targets[start : start + chunk]
-            logits = (h @ weight.T).float()  # [c, V] fp32: the softmax needs it
-            if softcap:
-                capped = torch.tanh(logits / softcap)
-                logits = capped * softcap
-            lse = torch.logsumexp(logits, dim=-1)  # [c]
-            total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            loss, grad = kernel(h @ weight.T, y, softcap)  # logits [c, V] live only in this iteration
+            total += loss
             if grad_hidden is not None:
-                # d loss / d logits = softmax - one_hot, built in place over the logits buffer.
-                grad = logits.sub_(lse[:, None]).exp_()
-                grad.scatter_add_(1, y[:, None], grad.new_full((y.shape[0], 1), -1.0))
-                if softcap:
-                    grad.mul_(1.0 - capped.square_())  # d softcap(l) / d l
-                grad_hidden[start : start + chunk] = grad.to(weight.dtype) @ weight
-            del logits
+                torch.mm(grad, weight, out=grad_hidden[start : start + chunk])
+            del grad
         ctx.save_for_backward(grad_hidden)
         return total
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         (grad_hidden,) = ctx.saved_tensors
-        return grad_hidden * grad_out.to(grad_hidden.dtype), None, None, None, None
+        return grad_hidden * grad_out.to(grad_hidden.dtype), None, None, None, None, None
 
 
 def _plain_frozen_linear(head: torch.nn.Module) -> torch.Tensor | None:
@@ -116,8 +151,11 @@ def chunked_cross_entropy_sum(
     *,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     softcap: float | None = None,
+    compiled: bool = False,
 ) -> torch.Tensor:
-    """Sum of cross-entropy of `head(hidden)` [N, V] against `targets` [N], `chunk_tokens` rows at a time."""
+    """Sum of cross-entropy of `head(hidden)` [N, V] against `targets` [N], `chunk_tokens` rows at a time.
+
+    compiled: run the fused path's softmax through torch.compile (see `_loss_and_grad`)."""
     if chunk_tokens < 1:
         raise ValueError(f"chunk_tokens must be a positive number of rows, got {chunk_tokens}")
     n = hidden.shape[0]
@@ -126,7 +164,7 @@ def chunked_cross_entropy_sum(
     recompute = torch.is_grad_enabled() and hidden.requires_grad
     weight = _plain_frozen_linear(head)
     if weight is not None:
-        return _FusedLinearCrossEntropy.apply(hidden, weight, targets, chunk_tokens, softcap)
+        return _FusedLinearCrossEntropy.apply(hidden, weight, targets, chunk_tokens, softcap, compiled)
     total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, n, chunk_tokens):
         h, y = hidden[start : start + chunk_tokens], targets[start : start + chunk_tokens]
@@ -135,6 +173,11 @@ def chunked_cross_entropy_sum(
         else:
             total = total + _chunk_loss(h, y, head, softcap)
     return total
+
+
+def compile_loss(model: torch.nn.Module, on: bool = True) -> None:
+    """Make supervised_loss_sum run its per-chunk softmax through torch.compile for this model (or not)."""
+    setattr(base_model(model), _COMPILED_MARK, on)
 
 
 def supervised_loss_sum(
@@ -154,5 +197,6 @@ def supervised_loss_sum(
         base.get_output_embeddings(),
         chunk_tokens=chunk_tokens,
         softcap=float(softcap) if softcap else None,
+        compiled=getattr(base, _COMPILED_MARK, False),
     )
     return loss_sum, batch.num_supervised

@@ -231,8 +231,9 @@ def test_eval_mode_without_grad_gives_the_same_loss(lora_model, examples) -> Non
     use_standard_attention(lora_model)
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("softcap", [None, 3.0])
-def test_fused_head_path_matches_full_logits_and_saves_no_logits(softcap) -> None:
+def test_fused_head_path_matches_full_logits_and_saves_no_logits(softcap, compiled) -> None:
     """A frozen bias-free head (the LoRA case) takes the fused path: gradient computed in the forward.
     Its value and d loss / d hidden equal the full-logit computation, and nothing of [chunk, V] is saved."""
     torch.manual_seed(0)
@@ -250,8 +251,26 @@ def test_fused_head_path_matches_full_logits_and_saves_no_logits(softcap) -> Non
     h = h_ref.detach().clone().requires_grad_(True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
-        fused = chunked_cross_entropy_sum(h, y, head, chunk_tokens=chunk, softcap=softcap)
+        fused = chunked_cross_entropy_sum(h, y, head, chunk_tokens=chunk, softcap=softcap, compiled=compiled)
     (fused * 2.0).backward()  # the upstream gradient must be applied
     assert abs(fused.item() - reference.item()) < 1e-5 * reference.item()
     assert torch.allclose(h.grad, 2.0 * h_ref.grad, rtol=1e-5, atol=1e-6)
     assert max(saved) < chunk * vocab
+
+
+def test_the_target_gradient_survives_bf16_when_the_model_is_confident() -> None:
+    """softmax - one_hot at the target is p - 1: for p = 0.9995 that is -5e-4. Rounding p to bf16 first
+    (steps of 2^-8 near 1) would turn it into 0 or -3.9e-3; it must come out as -5e-4 to bf16 precision."""
+    vocab = 1000
+    logits = torch.zeros(3, vocab)
+    targets = torch.tensor([5, 17, 999])
+    logits[torch.arange(3), targets] = torch.tensor([14.5, 15.0, 16.0])  # p of the target: 0.998 .. 0.99989
+    reference = torch.softmax(logits.double(), dim=-1)
+    reference[torch.arange(3), targets] -= 1.0
+    loss, grad = loss_module._loss_and_grad(logits.to(torch.bfloat16), targets, None)
+    assert grad.dtype == torch.bfloat16
+    got = grad.double()[torch.arange(3), targets]
+    want = reference[torch.arange(3), targets]
+    assert torch.all((got - want).abs() <= 2**-8 * want.abs()), (got, want)
+    assert torch.allclose(grad.double(), reference, atol=1e-6)
+    assert abs(loss.item() + torch.log_softmax(logits.double(), -1)[torch.arange(3), targets].sum().item()) < 1e-5
