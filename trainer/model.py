@@ -217,12 +217,14 @@ def add_lora(model: Any, lora: LoraLike, *, adapter_dtype: torch.dtype | None = 
 
 
 def _fused_lora_forward(layer: Any, original: Any) -> Any:
-    """A LoRA linear's forward as `addmm(base(x), x A^T, B^T, alpha=scaling)`.
+    """A LoRA linear's forward as `base(x).addmm_(x A^T, B^T, alpha=scaling)`, for eager PyTorch.
 
-    peft computes `base(x) + lora_B(lora_A(x)) * scaling`: the [tokens, out] product is written, scaled
-    and added in three more passes over memory (for gate/up that is tokens x 16384 each). addmm adds the
-    low-rank product in the matmul's epilogue instead: one pass. Used only for the plain case (one active
-    adapter, no dropout, no DoRA or other variant, not merged); anything else falls back to peft's forward.
+    peft computes `base(x) + lora_B(lora_A(x)) * scaling`: the [tokens, out] low-rank product is written,
+    scaled, then added, about six passes over memory (for gate/up that is tokens x 16384 each). The in-place
+    addmm accumulates it onto base(x) as the rank-r matmul's output: one read and one write (an out-of-place
+    addmm would first copy base(x)). Under torch.compile peft's form is better: the compiler folds the add
+    into the next pointwise kernel. Used only for the plain case (one active adapter, no dropout, no DoRA or
+    other variant, not merged); anything else falls back to peft's forward.
     """
 
     def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -237,11 +239,11 @@ def _fused_lora_forward(layer: Any, original: Any) -> Any:
         a, b = layer.lora_A[name].weight, layer.lora_B[name].weight  # [r, in], [out, r]
         base = layer.base_layer(x)  # [..., out]
         xa = torch.nn.functional.linear(x.to(a.dtype), a)  # [..., r]
-        out = torch.addmm(
-            base.reshape(-1, base.shape[-1]), xa.reshape(-1, xa.shape[-1]).to(base.dtype), b.t().to(base.dtype),
-            alpha=layer.scaling[name],
+        # In place is safe: autograd keeps x and the weights for the base matmul's backward, not its output.
+        base.view(-1, base.shape[-1]).addmm_(
+            xa.reshape(-1, xa.shape[-1]).to(base.dtype), b.t().to(base.dtype), alpha=layer.scaling[name]
         )
-        return out.view(base.shape)
+        return base
 
     return forward
 

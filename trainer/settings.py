@@ -91,7 +91,7 @@ class TrainSettings(BaseModel):
     # --- speed and memory
     gradient_checkpointing: bool = False
     compile: bool = Field(False, description="torch.compile each decoder layer")
-    fused_lora: bool = Field(True, description="add each LoRA product inside the base matmul's epilogue (addmm)")
+    fused_lora: bool = Field(True, description="without compile: in-place addmm LoRA forward")
     loss_chunk_tokens: int = Field(1024, ge=1, description="supervised positions per LM-head chunk")
     pad_to_multiple: int = Field(1, ge=1, description="pad each packed row to a multiple (fewer shapes to compile)")
 
