@@ -61,7 +61,7 @@ from trainer.checkpoint import (
     save_adapter,
     save_checkpoint,
 )
-from trainer.loss import supervised_loss_sum
+from trainer.loss import compile_loss, supervised_loss_sum
 from trainer.metrics import (
     MetricsLog,
     Progress,
@@ -249,10 +249,11 @@ def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
 def apply_speed_options(
     model: torch.nn.Module, *, gradient_checkpointing: bool, compile_layers: bool, fused_lora: bool = True
 ) -> None:
-    """The one-pass LoRA forward (trainer.model.fuse_lora_adds), gradient checkpointing (recompute each layer's activations in backward: less memory, ~30% more
-    compute) and torch.compile per decoder layer (fuses the norms, rotary and LoRA's small ops; one
-    compiled graph serves all layers since they share code)."""
-    if fused_lora:
+    """Gradient checkpointing (recompute each layer's activations in backward: less memory, ~30% more
+    compute); torch.compile per decoder layer (fuses the norms, rotary and LoRA's small ops; one compiled
+    graph serves all layers since they share code) and of the loss's softmax; without compile, the in-place
+    addmm LoRA forward (trainer.model.fuse_lora_adds; compiled, peft's own forward is faster)."""
+    if fused_lora and not compile_layers:
         fuse_lora_adds(model)
     if gradient_checkpointing:
         # Non-reentrant checkpointing needs no input that requires grad (the frozen embeddings give none).
@@ -270,6 +271,7 @@ def apply_speed_options(
         setattr(config, name, max(getattr(config, name), 2 * len(layers)))
         for layer in layers:
             layer.compile()
+        compile_loss(model)
 
 
 def setup_model(settings: TrainSettings, device: torch.device, dtype: torch.dtype) -> tuple[torch.nn.Module, str, int]:
@@ -456,6 +458,23 @@ class TrainResult:
         return self.step >= self.total_steps
 
 
+def reads_late(device: torch.device) -> bool:
+    """Whether the loop reads a step's results only after launching the next (devices that run queued work)."""
+    return device.type != "cpu"
+
+
+@dataclass(frozen=True)
+class LaunchedStep:
+    """An optimizer step whose work is queued on the device; its results are device tensors until read."""
+
+    step: int  # the step number once done (1-based)
+    planned: PlannedStep
+    loss_sum: torch.Tensor
+    grad_norm: torch.Tensor
+    n_supervised: int
+    lr: float
+
+
 class _StopFlag:
     """SIGTERM (a scheduler's pre-emption) asks for a checkpoint after the current step, then a clean exit."""
 
@@ -604,77 +623,106 @@ def train(
         )
 
     # ---------------------------------------------------------------------------------- train
+    # Reading a step's loss (.item()) waits for the GPU. Done right after the step, it would leave the GPU idle
+    # while the host prepares and launches the next one, so on a GPU an ordinary step is read one step late:
+    # after the next step is launched and the GPU has its work queued. Steps that evaluate, checkpoint or
+    # stop are read at once, before anything else is launched: what they save is exactly the state after
+    # them. (On a CPU a step runs as it is launched: there is nothing to overlap, so every step is read at
+    # once, and each step's time is its own.)
+    read_late = reads_late(device)
     result = TrainResult(step=start, total_steps=total)
     stop_at = total if max_steps_this_run is None else min(total, start + max_steps_this_run)
     t_last = time.perf_counter()
     last_plot = time.monotonic()
-    with _StopFlag() as stop:
-        for step_index in range(start, stop_at):
-            planned = steps[step_index]
-            # This rank's micro-batches: [1, T] rows, pinned and copied to the device without blocking.
-            batches = [
-                collate(
-                    [data.train[i] for i in mb], pad_to_multiple=settings.pad_to_multiple, pad_id=data.pad_id
-                ).to(device)
-                for mb in planned.micro_batches[info.rank :: info.world_size]
-            ]
-            n_supervised = sum(b.num_supervised for b in batches)  # counted on the host by collate
-            if info.world_size > 1:
-                counts = torch.tensor([n_supervised], dtype=torch.float64, device=device)
-                dist.all_reduce(counts)  # N over all ranks: every rank divides by the same number
-                n_supervised = int(counts.item())
-            n_supervised = max(1, n_supervised)
-            lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (the schedule advances after it)
 
-            loss_sum, grad_norm = train_step(
-                model,
-                batches,
-                n_supervised=n_supervised,
-                params=params,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                max_grad_norm=settings.max_grad_norm,
-                chunk_tokens=settings.loss_chunk_tokens,
+    def due(step: int, every: int) -> bool:
+        return bool(every) and step % every == 0
+
+    def launch(step_index: int) -> LaunchedStep:
+        planned = steps[step_index]
+        # This rank's micro-batches: [1, T] rows, pinned and copied to the device without blocking.
+        batches = [
+            collate([data.train[i] for i in mb], pad_to_multiple=settings.pad_to_multiple, pad_id=data.pad_id).to(device)
+            for mb in planned.micro_batches[info.rank :: info.world_size]
+        ]
+        n_supervised = sum(b.num_supervised for b in batches)  # counted on the host by collate
+        if info.world_size > 1:
+            counts = torch.tensor([n_supervised], dtype=torch.float64, device=device)
+            dist.all_reduce(counts)  # N over all ranks: every rank divides by the same number
+            n_supervised = int(counts.item())
+        n_supervised = max(1, n_supervised)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (the schedule advances after it)
+        loss_sum, grad_norm = train_step(
+            model,
+            batches,
+            n_supervised=n_supervised,
+            params=params,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            max_grad_norm=settings.max_grad_norm,
+            chunk_tokens=settings.loss_chunk_tokens,
+            world_size=info.world_size,
+        )
+        if info.world_size > 1:
+            dist.all_reduce(loss_sum)
+        return LaunchedStep(step_index + 1, planned, loss_sum, grad_norm, n_supervised, lr)
+
+    def finish(done: LaunchedStep) -> None:
+        """Read a launched step's results, evaluate if due, log them."""
+        nonlocal t_last
+        loss = done.loss_sum.item() / done.n_supervised  # waits for this step, not for those launched after it
+        now = time.perf_counter()
+        step = done.step
+        tokens = sum(lengths[i] for mb in done.planned.micro_batches for i in mb)  # real tokens, all ranks
+        tokens_per_s = tokens / max(now - t_last, 1e-9)
+        t_last = now
+        record: dict[str, Any] = {
+            "step": step,
+            "epoch": done.planned.epoch,
+            "loss": loss,
+            "lr": done.lr,
+            "grad_norm": done.grad_norm.item(),
+            "tokens": tokens,
+            "supervised_tokens": done.n_supervised,
+            "tokens_per_s": tokens_per_s,
+            "mfu": tokens_per_s * flops_token / (peak * info.world_size) if peak else None,
+            "peak_gib": peak_memory_gib(device),
+        }
+        if eval_batches and (due(step, settings.eval_every) or step == total):
+            record["eval_loss"] = evaluate(
+                model, eval_batches, device=device, chunk_tokens=settings.loss_chunk_tokens,
                 world_size=info.world_size,
             )
-            if info.world_size > 1:
-                dist.all_reduce(loss_sum)
-            loss = loss_sum.item() / n_supervised  # .item() waits for the GPU: the step's time ends here
-            now = time.perf_counter()
-            step = step_index + 1
-            tokens = sum(lengths[i] for mb in planned.micro_batches for i in mb)  # real tokens, all ranks
-            tokens_per_s = tokens / max(now - t_last, 1e-9)
-            record: dict[str, Any] = {
-                "step": step,
-                "epoch": planned.epoch,
-                "loss": loss,
-                "lr": lr,
-                "grad_norm": grad_norm.item(),
-                "tokens": tokens,
-                "supervised_tokens": n_supervised,
-                "tokens_per_s": tokens_per_s,
-                "mfu": tokens_per_s * flops_token / (peak * info.world_size) if peak else None,
-                "peak_gib": peak_memory_gib(device),
-            }
-            if eval_batches and ((settings.eval_every and step % settings.eval_every == 0) or step == total):
-                record["eval_loss"] = evaluate(
-                    model, eval_batches, device=device, chunk_tokens=settings.loss_chunk_tokens,
-                    world_size=info.world_size,
-                )
-            result.losses[step] = loss
-            result.step = step
-            if metrics is not None and (step % settings.log_every == 0 or step == stop_at):
-                metrics.log(record)
-                progress.update(step, record)
-            if on_step is not None:
-                on_step(record)
+        result.losses[step] = loss
+        result.step = step
+        if metrics is not None and (step % settings.log_every == 0 or step == stop_at):
+            metrics.log(record)
+            progress.update(step, record)
+        if on_step is not None:
+            on_step(record)
 
+    with _StopFlag() as stop:
+        pending: LaunchedStep | None = None
+        for step_index in range(start, stop_at):
+            launched = launch(step_index)
+            if pending is not None:
+                finish(pending)  # the step before: the GPU is busy with `launched` meanwhile
+            pending = launched
+            step = launched.step
             if info.world_size > 1:  # all ranks stop after the same step, or the next collective hangs
                 flag = torch.tensor([float(stop.requested)], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 stop.requested = bool(flag.item())
             stopping = step == stop_at or stop.requested
-            if (settings.checkpoint_every and step % settings.checkpoint_every == 0) or stopping:
+            checkpointing = due(step, settings.checkpoint_every) or stopping
+            evaluating = bool(eval_batches) and (due(step, settings.eval_every) or step == total)
+            if read_late and not (checkpointing or evaluating):
+                continue
+            finish(launched)
+            pending = None
+            if stop.requested:  # (a SIGTERM that came while `launched` was being read)
+                stopping = checkpointing = True
+            if checkpointing:
                 rng_states = _gather_rng(info)
                 if info.is_main:
                     save_checkpoint(
@@ -692,7 +740,7 @@ def train(
                         plot_losses(train_dir / "metrics.jsonl", train_dir / "loss.png")
                         last_plot = time.monotonic()
             t_last = time.perf_counter()  # evaluation and checkpoints do not count as training time
-            if stop.requested:
+            if stopping:
                 break
 
     # ---------------------------------------------------------------------------------- cleanup

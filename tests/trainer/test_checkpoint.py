@@ -70,8 +70,14 @@ def uninterrupted(tiny_model_dir: Path, data_file: Path, tmp_path_factory: pytes
     return result.losses
 
 
+@pytest.mark.parametrize("read_late", [False, True], ids=["read-at-once", "read-late"])
 def test_stop_and_rerun_continues_with_the_same_losses(tiny_model_dir: Path, data_file: Path, tmp_path: Path,
-                                                       uninterrupted: dict[int, float]) -> None:
+                                                       uninterrupted: dict[int, float], read_late: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """(The uninterrupted run read every step at once; reading late, as on a GPU, changes no loss.)"""
+    import trainer.loop as loop_module
+
+    monkeypatch.setattr(loop_module, "reads_late", lambda device: read_late)
     settings = settings_for(tiny_model_dir, checkpoint_every=0)
     first = train(settings, tmp_path, data_path=data_file, max_steps_this_run=3, progress_stream=io.StringIO())
     assert first.step == 3 and not first.finished and first.adapter_dir is None
@@ -86,7 +92,7 @@ def test_stop_and_rerun_continues_with_the_same_losses(tiny_model_dir: Path, dat
 
 def test_sigterm_stops_after_the_step_in_flight_with_a_checkpoint(tiny_model_dir: Path, data_file: Path,
                                                                   tmp_path: Path) -> None:
-    """Pre-emption: SIGTERM lets the current step finish, writes a checkpoint and returns cleanly."""
+    """Pre-emption: SIGTERM lets the step in flight finish, writes a checkpoint and returns cleanly."""
 
     def preempt(record: dict) -> None:
         if record["step"] == 2:
@@ -194,3 +200,56 @@ def test_rng_states_round_trip() -> None:
     restore_rng(state)
     again = (random.random(), torch.rand(3))
     assert first[0] == again[0] and torch.equal(first[1], again[1])
+
+
+def test_a_step_is_read_after_the_next_is_launched_except_before_an_eval_or_a_checkpoint(
+    tiny_model_dir: Path, data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop keeps the GPU fed: step k's loss is read once step k+1 is queued. A step that evaluates or
+    checkpoints is read (and saved) before the next is launched, so the checkpoint holds exactly its state."""
+    import trainer.loop as loop_module
+
+    events: list[str] = []
+    launches = 0
+    real_train_step = loop_module.train_step
+
+    def spy_train_step(*args, **kwargs):
+        nonlocal launches
+        launches += 1
+        events.append(f"launch {launches}")
+        return real_train_step(*args, **kwargs)
+
+    real_save = loop_module.save_checkpoint
+
+    def spy_save(root, **kwargs):
+        events.append(f"save {kwargs['position'].step}")
+        return real_save(root, **kwargs)
+
+    monkeypatch.setattr(loop_module, "train_step", spy_train_step)
+    monkeypatch.setattr(loop_module, "save_checkpoint", spy_save)
+    monkeypatch.setattr(loop_module, "reads_late", lambda device: True)  # as on a GPU (the CPU reads at once)
+    settings = settings_for(tiny_model_dir, eval_every=0, checkpoint_every=3, max_steps=6)
+    train(settings, tmp_path, data_path=data_file, progress_stream=io.StringIO(),
+          on_step=lambda record: events.append(f"read {record['step']}"))
+    assert events == [
+        "launch 1", "launch 2", "read 1", "launch 3", "read 2", "read 3", "save 3",
+        "launch 4", "launch 5", "read 4", "launch 6", "read 5", "read 6", "save 6",
+    ]
+
+
+def test_sigterm_read_late_stops_after_the_step_in_flight(tiny_model_dir: Path, data_file: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading late (as on a GPU), step 3 is already launched when step 2's record is handled: a SIGTERM
+    then lets step 3 finish and checkpoints it, losing nothing that ran."""
+    import trainer.loop as loop_module
+
+    monkeypatch.setattr(loop_module, "reads_late", lambda device: True)
+
+    def preempt(record: dict) -> None:
+        if record["step"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    result = train(settings_for(tiny_model_dir, checkpoint_every=0), tmp_path, data_path=data_file, on_step=preempt,
+                   progress_stream=io.StringIO())
+    assert result.step == 3 and sorted(result.losses) == [1, 2, 3]
+    assert latest_checkpoint(tmp_path / "train/checkpoints").name == "step-000003"
