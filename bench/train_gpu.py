@@ -26,8 +26,9 @@ results file is rewritten after every run, so even a killed benchmark leaves wha
 
 A variant is TOKEN_BUDGET[:option...]; options: compile, ckpt (gradient checkpointing), accum=N
 (micro-batches per step, default 1), chunk=N (loss chunk rows), pad=N (pad rows to a multiple of N),
-attn=BACKEND (trainer.attention), lora32 (fp32 adapters), peftlora (peft's own LoRA forward instead
-of the one-pass addmm one). Results: bench/results/train_gpu.json
+attn=BACKEND (trainer.attention), lora32 (fp32 adapters), peftlora (peft's own LoRA forward, also
+without compile), addmm (the in-place addmm LoRA forward, also with compile), eagerloss (compile the layers but not the loss's softmax), prof (after the timed steps, profile PROFILE_STEPS more: time per step by
+kind of GPU kernel, the busiest kernels, and the share of the wall time the GPU sat idle). Results: bench/results/train_gpu.json
 (--tiny: train_gpu_tiny.json), copied to $OUT when that variable is set. Needs only torch,
 transformers, peft and accelerate (no pydantic, no flash-attn).
 """
@@ -144,6 +145,9 @@ class Variant:
     attention: str = "auto"
     lora_fp32: bool = False
     fused_lora: bool = True
+    profile: bool = False
+    eager_loss: bool = False
+    addmm_lora: bool = False
     name: str = ""
 
 
@@ -162,13 +166,19 @@ def parse_variant(spec: str) -> Variant:
             v.lora_fp32 = True
         elif key == "peftlora" and not value:
             v.fused_lora = False
+        elif key == "prof" and not value:
+            v.profile = True
+        elif key == "eagerloss" and not value:
+            v.eager_loss = True
+        elif key == "addmm" and not value:
+            v.addmm_lora = True
         elif key in ("accum", "chunk", "pad") and value.isdigit() and int(value) > 0:
             setattr(v, {"accum": "grad_accum", "chunk": "chunk_tokens", "pad": "pad_to_multiple"}[key], int(value))
         elif key == "attn" and value:
             v.attention = value
         else:
             raise argparse.ArgumentTypeError(
-                f"variant {spec!r}: unknown option {opt!r} (compile, ckpt, lora32, peftlora, accum=N, chunk=N, pad=N, attn=NAME)"
+                f"variant {spec!r}: unknown option {opt!r} (compile, ckpt, lora32, peftlora, addmm, prof, eagerloss, accum=N, chunk=N, pad=N, attn=NAME)"
             )
     return v
 
@@ -370,11 +380,13 @@ class LoraSpec:
 def run_ours(setup: Setup, examples: list[Sample], variant: Variant) -> dict[str, Any]:
     from trainer.attention import use_packed_attention
     from trainer.loop import apply_speed_options, build_optimizer, build_scheduler, plan_steps, train_step
+    from trainer.loss import compile_loss
     from trainer.metrics import flops_per_token, matmul_params, peak_flops
-    from trainer.model import add_lora
+    from trainer.model import add_lora, fuse_lora_adds
     from trainer.packing import collate
 
-    total = setup.warmup_steps + setup.steps
+    timed_end = setup.warmup_steps + setup.steps
+    total = timed_end + (PROFILE_STEPS if variant.profile else 0)
     lengths = [len(ex.input_ids) for ex in examples]
     # Enough epochs over the pool for `total` steps (a small pool is simply reused).
     epochs = 1 + math.ceil(total * variant.token_budget * variant.grad_accum / sum(lengths))
@@ -393,18 +405,25 @@ def run_ours(setup: Setup, examples: list[Sample], variant: Variant) -> dict[str
         model, gradient_checkpointing=variant.checkpointing, compile_layers=variant.compile,
         fused_lora=variant.fused_lora,
     )
+    if variant.eager_loss:
+        compile_loss(model, on=False)
+    if variant.addmm_lora:
+        fuse_lora_adds(model)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, lr=setup.lr, device=setup.device)
     scheduler = build_scheduler(optimizer, warmup=0, total=total)
 
     losses: list[float] = []
-    tokens = 0
-    t0 = time.perf_counter()
-    for i in range(total):
-        if i == setup.warmup_steps:
-            sync(setup.device)
-            t0 = time.perf_counter()
+    unread: list[tuple[torch.Tensor, int]] = []  # launched steps' (loss sum, supervised tokens), not yet read
+
+    def read_losses(keep: int = 0) -> None:
+        while len(unread) > keep:
+            loss_sum, n = unread.pop(0)
+            losses.append(loss_sum.item() / n)
+
+    def step(i: int) -> int:
+        """Launch optimizer step i, then read the step before it, as the loop does; returns real tokens."""
         batches = [
             collate([examples[j] for j in mb], pad_to_multiple=variant.pad_to_multiple).to(setup.device)
             for mb in plan[i].micro_batches
@@ -414,16 +433,28 @@ def run_ours(setup: Setup, examples: list[Sample], variant: Variant) -> dict[str
             model, batches, n_supervised=n_supervised, params=params, optimizer=optimizer, scheduler=scheduler,
             max_grad_norm=1.0, chunk_tokens=variant.chunk_tokens,
         )
-        losses.append(loss_sum.item() / n_supervised)  # the loop reads the loss every step too
-        if i >= setup.warmup_steps:
-            tokens += sum(lengths[j] for mb in plan[i].micro_batches for j in mb)
+        unread.append((loss_sum, n_supervised))
+        read_losses(keep=1)
+        return sum(lengths[j] for mb in plan[i].micro_batches for j in mb)
+
+    for i in range(setup.warmup_steps):
+        step(i)
+    read_losses()
+    sync(setup.device)
+    t0 = time.perf_counter()
+    tokens = sum(step(i) for i in range(setup.warmup_steps, timed_end))
+    read_losses()
     sync(setup.device)
     seconds = time.perf_counter() - t0
     peak, reserved = peaks(setup.device)
     tokens_per_s = tokens / seconds
     peak_flops_s = peak_flops(setup.device, setup.dtype)
-    del model, optimizer, scheduler, params
+    profile = (
+        profile_steps(lambda: [step(i) for i in range(timed_end, total)] + [read_losses()], setup.device)
+        if variant.profile else None
+    )
     return {
+        **({"profile": profile} if profile else {}),
         "tokens_per_s": tokens_per_s,
         "peak_gib": peak,
         "peak_reserved_gib": reserved,
@@ -477,12 +508,76 @@ def preflight_attention(setup: Setup) -> tuple[dict[str, Any], str | None]:
     return report, None
 
 
+PROFILE_STEPS = 2
+
+
+def kernel_kind(name: str) -> str:
+    """A GPU kernel's kind, from its name (cuBLAS, Triton from torch.compile, flash attention, ...)."""
+    n = name.lower()
+    if any(k in n for k in ("gemm", "nvjet", "cutlass", "xmma", "cublas", "splitk")):
+        return "matmul"
+    if "flash" in n or "fmha" in n or "attention" in n:
+        return "attention"
+    if n.startswith("triton"):
+        return "triton (compiled pointwise/reductions)"
+    if "memcpy" in n or "memset" in n:
+        return "memcpy/memset"
+    if "reduce" in n or "softmax" in n or "logsumexp" in n:
+        return "eager reductions"
+    if "elementwise" in n or "vectorized" in n or "copy" in n or "fill" in n:
+        return "eager elementwise"
+    return "other"
+
+
+def profile_steps(run: Any, device: torch.device, top: int = 25) -> dict[str, Any]:
+    """Profile `run` (PROFILE_STEPS optimizer steps): per step, GPU time by kernel kind, the busiest kernels,
+    and the wall time the GPU was idle. On CPU: the busiest operators instead."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sync(device)
+    with profile(activities=activities) as prof:
+        t0 = time.perf_counter()
+        run()
+        sync(device)
+        wall_ms = (time.perf_counter() - t0) * 1e3
+    per_step = wall_ms / PROFILE_STEPS
+    if not cuda:
+        ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+        return {"steps": PROFILE_STEPS, "wall_ms_per_step": per_step,
+                "top_cpu_ops_ms_per_step": {e.key: e.self_cpu_time_total / 1e3 / PROFILE_STEPS for e in ops}}
+    kernels: dict[str, list[float]] = {}
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            entry = kernels.setdefault(e.name, [0.0, 0])
+            entry[0] += e.time_range.elapsed_us() / 1e3 / PROFILE_STEPS
+            entry[1] += 1
+    kinds: dict[str, float] = {}
+    for name, (ms, _) in kernels.items():
+        kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
+    busy = sum(kinds.values())
+    busiest = sorted(kernels.items(), key=lambda kv: kv[1][0], reverse=True)[:top]
+    return {
+        "steps": PROFILE_STEPS,
+        "wall_ms_per_step": per_step,
+        "gpu_busy_ms_per_step": busy,  # kernels can overlap on streams; on one stream this is the busy time
+        "gpu_idle_share": max(0.0, 1.0 - busy / per_step),
+        "ms_per_step_by_kind": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+        "kernels_per_step": sum(c for _, c in kernels.values()) / PROFILE_STEPS,
+        "busiest_kernels": [
+            {"name": name[:160], "ms_per_step": ms, "calls_per_step": n / PROFILE_STEPS} for name, (ms, n) in busiest
+        ],
+    }
+
+
 def variant_settings(v: Variant, setup: Setup) -> dict[str, Any]:
     return {
         "token_budget": v.token_budget,
         "grad_accum": v.grad_accum,
         "compile_per_layer": v.compile,
-        "fused_lora": v.fused_lora,
+        "compiled_loss": v.compile and not v.eager_loss,
+        "lora_forward": "addmm" if v.addmm_lora or (v.fused_lora and not v.compile) else "peft",
         "gradient_checkpointing": v.checkpointing,
         "loss_chunk_tokens": v.chunk_tokens,
         "pad_to_multiple": v.pad_to_multiple,
@@ -545,7 +640,7 @@ def write_results(results: dict[str, Any], path: Path) -> None:
     tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     out = os.environ.get("OUT")
-    if out:
+    if out and (Path(out) / path.name).resolve() != path.resolve():
         shutil.copy(path, Path(out) / path.name)
 
 
@@ -566,6 +661,16 @@ def print_table(results: dict[str, Any]) -> None:
             f"{fmt(r.get('peak_reserved_gib'), '.1f'):>9} {fmt(r.get('mfu') and 100 * r['mfu'], '.1f'):>6} "
             f"{fmt(ratio, '.2f'):>8}  {note[:90]}"
         )
+    for v in results["variants"]:
+        prof = v.get("profile")
+        if prof and "ms_per_step_by_kind" in prof:
+            print(f"\nprofile of ours {v['name']}: {prof['wall_ms_per_step']:.1f} ms a step, GPU busy "
+                  f"{prof['gpu_busy_ms_per_step']:.1f} ms (idle {100 * prof['gpu_idle_share']:.1f}%), "
+                  f"{prof['kernels_per_step']:.0f} kernels")
+            for kind, ms in prof["ms_per_step_by_kind"].items():
+                print(f"  {kind:<42} {ms:8.2f} ms")
+            for k in prof["busiest_kernels"][:12]:
+                print(f"  {k['ms_per_step']:8.2f} ms {k['calls_per_step']:5.0f}x  {k['name'][:100]}")
     print(f"device: {results['environment']['device']} | results: {results['results_file']}", flush=True)
 
 
@@ -676,10 +781,22 @@ def build_arg_parser(default_out: str = "bench/results/train_gpu.json") -> argpa
 
 
 # Most promising first: the time budget cuts the list from the end. Without checkpointing, gemma-2b keeps
-# roughly 2 MB of activations per token (the 16384-wide MLP dominates), so 4096 tokens fit 24 GiB and
+# roughly 2.5 MB of activations per token (the 16384-wide MLP dominates), so 6144 tokens fit 24 GiB and
 # 8192 is borderline; checkpointing fits far more but recomputes each layer (about a third more compute).
-# Measured best first (H100, torch 2.11): 6144 tokens with compile fits 24 GiB; 8192 sits just above it.
-DEFAULT_VARIANTS = "6144:compile:pad=6144:chunk=512,4096:compile:pad=4096,8192:compile:pad=8192:chunk=512,4096:pad=4096"
+# After the trainer's settings (6144 tokens, compiled, loss chunks of 1024): the ablations of this round
+# (the addmm LoRA forward under compile, the loss softmax not compiled, larger loss chunks, other budgets,
+# no compile), then the first variant again under the profiler (which also shows the run-to-run spread).
+DEFAULT_VARIANTS = ",".join([
+    "6144:compile:pad=6144:chunk=1024",
+    "6144:compile:pad=6144:chunk=1024:addmm",
+    "6144:compile:pad=6144:chunk=1024:eagerloss",
+    "6144:compile:pad=6144:chunk=2048",
+    "8192:compile:pad=8192:chunk=1024",
+    "4096:compile:pad=4096:chunk=1024",
+    "4096:pad=4096",
+    "4096:pad=4096:peftlora",
+    "6144:compile:pad=6144:chunk=1024:prof",
+])
 TINY_VARIANTS = "256,512:ckpt"
 
 
