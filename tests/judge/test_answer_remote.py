@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 import tomllib
 from pathlib import Path
 
 import pytest
-from judge_fakes import ROOT
 from test_grade_support import (
     FAKE_URL,
     ScriptedJudge,
