@@ -788,13 +788,12 @@ def build_arg_parser(default_out: str = "bench/results/train_gpu.json") -> argpa
 # no compile), then the first variant again under the profiler (which also shows the run-to-run spread).
 DEFAULT_VARIANTS = ",".join([
     "6144:compile:pad=6144:chunk=1024",
+    "6144:compile:pad=6144:chunk=2048",
     "6144:compile:pad=6144:chunk=1024:addmm",
     "6144:compile:pad=6144:chunk=1024:eagerloss",
-    "6144:compile:pad=6144:chunk=2048",
     "8192:compile:pad=8192:chunk=1024",
     "4096:compile:pad=4096:chunk=1024",
     "4096:pad=4096",
-    "4096:pad=4096:peftlora",
     "6144:compile:pad=6144:chunk=1024:prof",
 ])
 TINY_VARIANTS = "256,512:ckpt"

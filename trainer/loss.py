@@ -69,6 +69,17 @@ def _chunk_loss(
     return F.cross_entropy(logits, targets, reduction="sum")
 
 
+def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
+    """[start, end) of ceil(n / chunk) chunks of n rows, sizes within one of each other (none over `chunk`).
+
+    Equal chunks rather than full ones and a remainder: a remainder of 1 row would make the compiled
+    softmax compile again (torch.compile treats a size of 1 apart), a second of stall in the middle of a step.
+    """
+    k = -(-n // chunk)
+    bounds = [i * n // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def _loss_and_grad(
     logits: torch.Tensor, targets: torch.Tensor, softcap: float | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,12 +132,12 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         kernel = _loss_and_grad_kernel(compiled)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
-        for start in range(0, hidden.shape[0], chunk):
-            h, y = hidden[start : start + chunk], targets[start : start + chunk]
+        for start, end in chunk_bounds(hidden.shape[0], chunk):
+            h, y = hidden[start:end], targets[start:end]
             loss, grad = kernel(h @ weight.T, y, softcap)  # logits [c, V] live only in this iteration
             total += loss
             if grad_hidden is not None:
-                torch.mm(grad, weight, out=grad_hidden[start : start + chunk])
+                torch.mm(grad, weight, out=grad_hidden[start:end])
             del grad
         ctx.save_for_backward(grad_hidden)
         return total
@@ -166,8 +177,8 @@ def chunked_cross_entropy_sum(
     if weight is not None:
         return _FusedLinearCrossEntropy.apply(hidden, weight, targets, chunk_tokens, softcap, compiled)
     total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, n, chunk_tokens):
-        h, y = hidden[start : start + chunk_tokens], targets[start : start + chunk_tokens]
+    for start, end in chunk_bounds(n, chunk_tokens):
+        h, y = hidden[start:end], targets[start:end]
         if recompute:
             total = total + checkpoint(_chunk_loss, h, y, head, softcap, use_reentrant=False)
         else:

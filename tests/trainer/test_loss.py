@@ -274,3 +274,14 @@ def test_the_target_gradient_survives_bf16_when_the_model_is_confident() -> None
     assert torch.all((got - want).abs() <= 2**-8 * want.abs()), (got, want)
     assert torch.allclose(grad.double(), reference, atol=1e-6)
     assert abs(loss.item() + torch.log_softmax(logits.double(), -1)[torch.arange(3), targets].sum().item()) < 1e-5
+
+
+@pytest.mark.parametrize("n", [1, 2, 511, 512, 513, 1025, 4097, 6000])
+def test_chunks_cover_every_row_once_and_are_nearly_equal(n) -> None:
+    bounds = loss_module.chunk_bounds(n, 512)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    sizes = [end - start for start, end in bounds]
+    assert len(sizes) == -(-n // 512) and max(sizes) <= 512 and max(sizes) - min(sizes) <= 1
+    if n > 512:
+        assert min(sizes) >= 256  # never a 1-row remainder (the compiled softmax would compile again)
