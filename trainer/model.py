@@ -237,13 +237,13 @@ def _fused_lora_forward(layer: Any, original: Any) -> Any:
             return original(x, *args, **kwargs)
         name = active[0]
         a, b = layer.lora_A[name].weight, layer.lora_B[name].weight  # [r, in], [out, r]
-        base = layer.base_layer(x)  # [..., out]
-        xa = torch.nn.functional.linear(x.to(a.dtype), a)  # [..., r]
+        x2d = x.reshape(-1, x.shape[-1])
+        base = layer.base_layer(x2d)  # [tokens, out]
+        xa = torch.nn.functional.linear(x2d.to(a.dtype), a)  # [tokens, r]
         # In place is safe: autograd keeps x and the weights for the base matmul's backward, not its output.
-        base.view(-1, base.shape[-1]).addmm_(
-            xa.reshape(-1, xa.shape[-1]).to(base.dtype), b.t().to(base.dtype), alpha=layer.scaling[name]
-        )
-        return base
+        # base is 2-D on purpose: in place on a view of it, autograd would copy the gradient in backward.
+        base.addmm_(xa.to(base.dtype), b.t().to(base.dtype), alpha=layer.scaling[name])
+        return base.view(*x.shape[:-1], base.shape[-1])
 
     return forward
 
