@@ -151,6 +151,19 @@ class Variant:
     name: str = ""
 
 
+# Variant flags: name -> (Variant field, value it sets).
+FLAGS = {
+    "compile": ("compile", True),
+    "ckpt": ("checkpointing", True),
+    "lora32": ("lora_fp32", True),
+    "peftlora": ("fused_lora", False),
+    "addmm": ("addmm_lora", True),
+    "eagerloss": ("eager_loss", True),
+    "prof": ("profile", True),
+}
+NUMBERS = {"accum": "grad_accum", "chunk": "chunk_tokens", "pad": "pad_to_multiple"}
+
+
 def parse_variant(spec: str) -> Variant:
     parts = [p.strip() for p in spec.split(":") if p.strip()]
     if not parts or not parts[0].isdigit():
@@ -158,28 +171,15 @@ def parse_variant(spec: str) -> Variant:
     v = Variant(token_budget=int(parts[0]), name=spec)
     for opt in parts[1:]:
         key, _, value = opt.partition("=")
-        if key == "compile" and not value:
-            v.compile = True
-        elif key == "ckpt" and not value:
-            v.checkpointing = True
-        elif key == "lora32" and not value:
-            v.lora_fp32 = True
-        elif key == "peftlora" and not value:
-            v.fused_lora = False
-        elif key == "prof" and not value:
-            v.profile = True
-        elif key == "eagerloss" and not value:
-            v.eager_loss = True
-        elif key == "addmm" and not value:
-            v.addmm_lora = True
-        elif key in ("accum", "chunk", "pad") and value.isdigit() and int(value) > 0:
-            setattr(v, {"accum": "grad_accum", "chunk": "chunk_tokens", "pad": "pad_to_multiple"}[key], int(value))
+        if key in FLAGS and not value:
+            setattr(v, *FLAGS[key])
+        elif key in NUMBERS and value.isdigit() and int(value) > 0:
+            setattr(v, NUMBERS[key], int(value))
         elif key == "attn" and value:
             v.attention = value
         else:
-            raise argparse.ArgumentTypeError(
-                f"variant {spec!r}: unknown option {opt!r} (compile, ckpt, lora32, peftlora, addmm, prof, eagerloss, accum=N, chunk=N, pad=N, attn=NAME)"
-            )
+            known = ", ".join([*FLAGS, *(f"{k}=N" for k in NUMBERS), "attn=NAME"])
+            raise argparse.ArgumentTypeError(f"variant {spec!r}: unknown option {opt!r} ({known})")
     return v
 
 

@@ -628,7 +628,8 @@ def train(
     # after the next step is launched and the GPU has its work queued. Steps that evaluate, checkpoint or
     # stop are read at once, before anything else is launched: what they save is exactly the state after
     # them. (On a CPU a step runs as it is launched: there is nothing to overlap, so every step is read at
-    # once, and each step's time is its own.)
+    # once, and each step's time is its own. Several GPUs still wait for each other once a step, to agree on
+    # the step's token count and on stopping.)
     read_late = reads_late(device)
     result = TrainResult(step=start, total_steps=total)
     stop_at = total if max_steps_this_run is None else min(total, start + max_steps_this_run)
@@ -642,7 +643,9 @@ def train(
         planned = steps[step_index]
         # This rank's micro-batches: [1, T] rows, pinned and copied to the device without blocking.
         batches = [
-            collate([data.train[i] for i in mb], pad_to_multiple=settings.pad_to_multiple, pad_id=data.pad_id).to(device)
+            collate(
+                [data.train[i] for i in mb], pad_to_multiple=settings.pad_to_multiple, pad_id=data.pad_id
+            ).to(device)
             for mb in planned.micro_batches[info.rank :: info.world_size]
         ]
         n_supervised = sum(b.num_supervised for b in batches)  # counted on the host by collate
@@ -720,7 +723,7 @@ def train(
                 continue
             finish(launched)
             pending = None
-            if stop.requested:  # (a SIGTERM that came while `launched` was being read)
+            if stop.requested and info.world_size == 1:  # a SIGTERM while `launched` was read (ranks: next step)
                 stopping = checkpointing = True
             if checkpointing:
                 rng_states = _gather_rng(info)
