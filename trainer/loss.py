@@ -5,14 +5,15 @@ in fp32, and autograd would keep them for backward. Instead:
 
     hidden   = decoder(packed row)                 [1, T, H]   (final norm included)
     h        = hidden[0, supervised positions]     [N, H]      (positions known on the host, no sync)
-    for each chunk of `chunk_tokens` rows of h:
+    for each of ceil(N / chunk_tokens) nearly equal chunks of h:
         logits = lm_head(h_chunk) -> fp32 -> softcap  [chunk, V]
         loss  += cross_entropy(logits, targets, sum)
 
 When the head is a plain frozen linear layer (the LoRA case: Gemma's tied embedding), the gradient with
 respect to the hidden states is computed in the same pass as the loss, chunk by chunk
 (`_FusedLinearCrossEntropy`): softmax - one-hot, times the head weight. Backward then only scales it, so the
-head's 2 x N x H x V matmul is never run a second time and no logits outlive their chunk. Any other head
+head's 2 x N x H x V matmul is never run a second time and no logits outlive their chunk; with compile on
+(`compile_loss`), each chunk's softmax and gradient are compiled kernels (`_loss_and_grad`). Any other head
 (trainable, biased, LoRA-wrapped) runs each chunk under activation checkpointing instead: logits freed after
 the forward and recomputed one chunk at a time in backward.
 The head is the model's own output-embedding module (`get_output_embeddings()`), so tied weights, biases
@@ -85,9 +86,11 @@ def _loss_and_grad(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum CE(softcap(logits), targets), d sum / d logits in the logits' dtype) for one chunk [c, V].
 
-    Eager, the in-place ops keep one fp32 copy of the chunk alive. Under torch.compile the whole function
-    is two passes over the logits (the rows' log-sum-exp, then the softmax written in the logits' dtype)
-    plus a scatter of c values, where eager PyTorch makes about ten.
+    Overwrites `logits` when they are fp32 already (they are a temporary of the caller). Eager, the in-place
+    ops keep the fp32 copies of the chunk few. Under torch.compile the function becomes two passes over the
+    logits (the rows' log-sum-exp, then the softmax written in the logits' dtype) and a scatter of c values
+    instead of about ten eager passes over fp32 copies: on an H100 the whole training step got 12% faster
+    (bench/results/train_gpu.json, the `eagerloss` variant).
     """
     x = logits.float()  # fp32 for the softmax: bf16 log-probabilities are too coarse
     if softcap:
