@@ -29,7 +29,7 @@ def test_tiny_benchmark_runs_on_cpu_and_writes_the_results(tmp_path: Path) -> No
     copies.mkdir()
     proc = subprocess.run(
         [sys.executable, "-c", RUNNER, "--tiny", "--device", "cpu", "--steps", "1", "--examples", "60",
-         "--variants", "256:ckpt:accum=2,64", "--out", str(out)],
+         "--variants", "256:ckpt:accum=2,64,256:addmm:prof", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=180, env={**os.environ, "OUT": str(copies)},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -42,12 +42,34 @@ def test_tiny_benchmark_runs_on_cpu_and_writes_the_results(tmp_path: Path) -> No
     assert r["speedup"] == r["tokens_per_s"] / r["baseline_tokens_per_s"]
     assert r["attention_preflight"]["auto"]["ok"]
     names = [v["name"] for v in r["variants"]]
-    assert names == ["256:ckpt:accum=2", "64"]
+    assert names == ["256:ckpt:accum=2", "64", "256:addmm:prof"]
     good = r["variants"][0]
     assert good["loss_first"] > 0 and good["settings"]["lora"]["dropout"] == 0.0
     assert good["settings"]["gradient_checkpointing"] and good["settings"]["grad_accum"] == 2
     # A failing variant (a budget below the longest example) is recorded, not fatal.
     assert "more than the token budget" in r["variants"][1]["error"]
-    assert r["best_variant"] == "256:ckpt:accum=2"
+    profiled = r["variants"][2]
+    assert profiled["settings"]["lora_forward"] == "addmm" and profiled["tokens_per_s"] > 0
+    assert profiled["profile"]["wall_ms_per_step"] > 0 and profiled["profile"]["top_cpu_ops_ms_per_step"]
+    assert r["best_variant"] in ("256:ckpt:accum=2", "256:addmm:prof")
     assert (copies / "train_gpu_tiny.json").read_text() == out.read_text()
     assert "HF Trainer + peft (tutorial)" in proc.stdout and "speedup" in proc.stdout
+
+
+def test_profile_sorts_kernels_by_kind(monkeypatch) -> None:
+    """Kernel names as the H100 profile printed them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_gpu_bench", ROOT / "bench/train_gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    kinds = {
+        "nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_NNT": "matmul",
+        "void cutlass::Kernel2<cutlass_80_tensorop_bf16_s16816gemm_bf16_128x256_32x3_tn_align2>(x)": "matmul",
+        "triton_poi_fused_add_gelu_gelu_backward_mul_view_1": "triton (compiled pointwise/reductions)",
+        "void pytorch_flash::flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<Flash_bwd_kernel_traits<256>>": "attention",
+        "Memcpy DtoD (Device -> Device)": "memcpy/memset",
+        "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>": "eager elementwise",
+    }
+    assert {name: bench.kernel_kind(name) for name in kinds} == kinds
