@@ -72,7 +72,7 @@ from trainer.metrics import (
     plot_losses,
 )
 from trainer.model import ModelLoadError, add_lora, fuse_lora_adds, load_model, load_tokenizer
-from trainer.packing import PackedBatch, collate, plan_microbatches
+from trainer.packing import PackedBatch, collate, plan_microbatches, supervised_count
 
 if TYPE_CHECKING:
     from trainer.data import TokenizedExample
@@ -531,6 +531,7 @@ def train(
     tokenizer = load_tokenizer(settings.model)
     data = prepare_data(settings, data_path or run_dir / "examples.jsonl", tokenizer)
     lengths = [len(ex.input_ids) for ex in data.train]
+    supervised = [supervised_count(ex) for ex in data.train]
     steps, skipped = plan_steps(
         lengths,
         token_budget=settings.token_budget,
@@ -628,8 +629,8 @@ def train(
     # after the next step is launched and the GPU has its work queued. Steps that evaluate, checkpoint or
     # stop are read at once, before anything else is launched: what they save is exactly the state after
     # them. (On a CPU a step runs as it is launched: there is nothing to overlap, so every step is read at
-    # once, and each step's time is its own. Several GPUs still wait for each other once a step, to agree on
-    # the step's token count and on stopping.)
+    # once, and each step's time is its own. Several GPUs still wait for each other once a step, to agree
+    # on stopping.)
     read_late = reads_late(device)
     result = TrainResult(step=start, total_steps=total)
     stop_at = total if max_steps_this_run is None else min(total, start + max_steps_this_run)
@@ -648,12 +649,8 @@ def train(
             ).to(device)
             for mb in planned.micro_batches[info.rank :: info.world_size]
         ]
-        n_supervised = sum(b.num_supervised for b in batches)  # counted on the host by collate
-        if info.world_size > 1:
-            counts = torch.tensor([n_supervised], dtype=torch.float64, device=device)
-            dist.all_reduce(counts)  # N over all ranks: every rank divides by the same number
-            n_supervised = int(counts.item())
-        n_supervised = max(1, n_supervised)
+        # N of the whole step, all ranks' micro-batches, counted on the host: every rank divides by it.
+        n_supervised = max(1, sum(supervised[i] for mb in planned.micro_batches for i in mb))
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (the schedule advances after it)
         loss_sum, grad_norm = train_step(
             model,

@@ -65,6 +65,11 @@ def plan_microbatches(lengths: Sequence[int], token_budget: int) -> list[list[in
     return bins
 
 
+def supervised_count(example: TokenizedExample) -> int:
+    """How many of the example's positions are trained (collate's num_supervised for it alone)."""
+    return sum(1 for y in example.labels[1:] if y != IGNORE_INDEX)
+
+
 @dataclass
 class PackedBatch:
     """One micro-batch as a single packed row.

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trainer.data import TokenizedExample
-from trainer.packing import IGNORE_INDEX, collate, plan_microbatches
+from trainer.packing import IGNORE_INDEX, collate, plan_microbatches, supervised_count
 
 
 def lognormal_lengths(n: int, seed: int) -> list[int]:
@@ -102,3 +102,16 @@ def test_to_moves_every_tensor_and_keeps_host_counts() -> None:
     batch = collate([_ex([2, 10], [20]), _ex([2], [21, 22])]).to("cpu")
     assert batch.num_supervised == 3 and batch.seq_lengths == [3, 3]
     assert batch.supervised_index.device.type == "cpu"
+
+
+def test_supervised_counts_per_example_add_up_to_the_packed_batch() -> None:
+    """The loop counts a step's supervised tokens on the host, per example, for every rank at once."""
+    rng = random.Random(3)
+    examples = []
+    for _ in range(12):
+        n = rng.randint(1, 30)
+        k = rng.randint(0, n)  # k prompt positions, possibly all of them
+        ids = [rng.randint(3, 99) for _ in range(n)]
+        examples.append(TokenizedExample(input_ids=ids, labels=[IGNORE_INDEX] * k + ids[k:]))
+    batch = collate(examples, pad_to_multiple=16)
+    assert sum(supervised_count(ex) for ex in examples) == batch.num_supervised
