@@ -629,8 +629,7 @@ def train(
     # after the next step is launched and the GPU has its work queued. Steps that evaluate, checkpoint or
     # stop are read at once, before anything else is launched: what they save is exactly the state after
     # them. (On a CPU a step runs as it is launched: there is nothing to overlap, so every step is read at
-    # once, and each step's time is its own. Several GPUs still wait for each other once a step, to agree
-    # on stopping.)
+    # once, and each step's time is its own.)
     read_late = reads_late(device)
     result = TrainResult(step=start, total_steps=total)
     stop_at = total if max_steps_this_run is None else min(total, start + max_steps_this_run)
@@ -703,17 +702,21 @@ def train(
 
     with _StopFlag() as stop:
         pending: LaunchedStep | None = None
+        stop_vote: torch.Tensor | None = None  # several ranks: the stop requests reduced one step ago
         for step_index in range(start, stop_at):
             launched = launch(step_index)
             if pending is not None:
                 finish(pending)  # the step before: the GPU is busy with `launched` meanwhile
             pending = launched
             step = launched.step
-            if info.world_size > 1:  # all ranks stop after the same step, or the next collective hangs
-                flag = torch.tensor([float(stop.requested)], device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                stop.requested = bool(flag.item())
-            stopping = step == stop_at or stop.requested
+            stop_agreed = stop.requested
+            if info.world_size > 1:
+                # All ranks must stop after the same step, or the next collective hangs. Each step's vote is
+                # reduced now and read at the next step, once that one is queued: agreeing waits for no GPU.
+                stop_agreed = stop_vote is not None and bool(stop_vote.item())
+                stop_vote = torch.tensor([float(stop.requested)], device=device)
+                dist.all_reduce(stop_vote, op=dist.ReduceOp.MAX)
+            stopping = step == stop_at or stop_agreed
             checkpointing = due(step, settings.checkpoint_every) or stopping
             evaluating = bool(eval_batches) and (due(step, settings.eval_every) or step == total)
             if read_late and not (checkpointing or evaluating):
