@@ -42,8 +42,8 @@ import re
 import sys
 import time
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
@@ -61,12 +61,12 @@ from factory.batch_io import (
     split_into_files,
 )
 from factory.batch_ledger import BatchFile, BatchLedger
-from factory.engine import ChatRequest, ChatResult, OnResult
-from factory.errors import FactoryError, FatalAPIError, SettingsError, register_secret
+from factory.engine import ChatRequest, ChatResult, OnResult, api_key_for, openai_client
+from factory.errors import FactoryError, FatalAPIError
 from factory.ledger import Ledger
 from factory.pricing import PriceTable, price_table_for
 from factory.retry import RetryPolicy, classify
-from factory.settings import EngineSettings, load_settings, resolve_api_key
+from factory.settings import EngineSettings, load_settings
 from factory.tokens import estimate_input, estimator_name
 from schemas import LLMCall, Usage
 
@@ -172,28 +172,12 @@ async def run_batch(
         return await run.run(list(requests), wait=wait)
 
 
-@asynccontextmanager
-async def batch_client(
+def batch_client(
     settings: EngineSettings, *, api_key: str | None = None, http_client: httpx.AsyncClient | None = None
-) -> AsyncIterator[openai.AsyncOpenAI]:
-    """The client `run_batch` needs: the key from the environment (or `.env`), the SDK's own
-    retries off (ours are logged), every call bounded by `settings.timeout_s`."""
-    key = api_key if api_key is not None else resolve_api_key()
-    if not key and settings.is_openai:
-        raise SettingsError("no API key: set OPENAI_API_KEY in the environment (or in a .env file), "
-                            "or point --base-url at a local server")
-    register_secret(key)
-    timeout = httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0))
-    owned = http_client is None
-    http = http_client or httpx.AsyncClient(timeout=timeout)
-    client = openai.AsyncOpenAI(api_key=key or "no-key", base_url=settings.base_url, max_retries=0,
-                                http_client=http, timeout=timeout)
-    try:
-        yield client
-    finally:
-        if owned:
-            with anyio.move_on_after(5.0, shield=True):
-                await http.aclose()
+) -> AbstractAsyncContextManager[openai.AsyncOpenAI]:
+    """The client `run_batch` needs: the engine's (factory.engine.openai_client), with the key from the
+    environment (or `.env`) unless one is given."""
+    return openai_client(settings, api_key=api_key_for(settings, api_key), http_client=http_client)
 
 
 async def cancel_open_batches(ledger: Ledger, client: openai.AsyncOpenAI, stages: Iterable[str] | None = None) -> list[str]:

@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -343,14 +343,7 @@ class Engine:
         self.prices = price_table_for(settings)
         if settings.max_cost is not None and settings.model:
             self.prices.require(settings.model)  # refuse to start: a budget needs a price
-        key = api_key if api_key is not None else resolve_api_key()
-        if not key and settings.is_openai:
-            raise SettingsError(
-                "no API key: set OPENAI_API_KEY in the environment (or in a .env file), "
-                "or point --base-url at a local server"
-            )
-        register_secret(key)
-        self._api_key = key or "no-key"  # a local server needs none; the SDK wants a non-empty one
+        self._api_key = api_key_for(settings, api_key)
         self._http_client = http_client
         self._progress = progress and settings.progress
         self.rate = RateLimiter(settings.rpm, settings.tpm)
@@ -635,22 +628,8 @@ class Engine:
 
     # --- helpers: client, probe, signals, progress ---------------------------------------------
 
-    @asynccontextmanager
-    async def _client(self) -> AsyncIterator[openai.AsyncOpenAI]:
-        http = self._http_client
-        owned = http is None
-        if http is None:
-            http = _default_http_client(self.settings.timeout_s)
-        client = openai.AsyncOpenAI(
-            api_key=self._api_key, base_url=self.settings.base_url, max_retries=0,
-            http_client=http, timeout=self.settings.timeout_s,
-        )
-        try:
-            yield client
-        finally:
-            if owned:
-                with anyio.move_on_after(5.0, shield=True):
-                    await http.aclose()
+    def _client(self) -> AbstractAsyncContextManager[openai.AsyncOpenAI]:
+        return openai_client(self.settings, api_key=self._api_key, http_client=self._http_client)
 
     async def _end_probe(self, run: _Run) -> None:
         with anyio.move_on_after(PROBE_WAIT_S):
@@ -715,6 +694,38 @@ def _read_reply(raw: Any) -> Reply:
     except ValueError as e:  # cut short, or not JSON at all
         raise MalformedResponse(f"the body is not JSON ({e})") from e
     return read_completion(body)
+
+
+def api_key_for(settings: EngineSettings, api_key: str | None = None) -> str:
+    """The key to send: `api_key`, else OPENAI_API_KEY from the environment (or `.env`); registered as a
+    secret so no log line shows it. None at all is an error only for OpenAI itself."""
+    key = api_key if api_key is not None else resolve_api_key()
+    if not key and settings.is_openai:
+        raise SettingsError(
+            "no API key: set OPENAI_API_KEY in the environment (or in a .env file), "
+            "or point --base-url at a local server"
+        )
+    register_secret(key)
+    return key or "no-key"  # a local server needs none; the SDK wants a non-empty one
+
+
+@asynccontextmanager
+async def openai_client(
+    settings: EngineSettings, *, api_key: str, http_client: httpx.AsyncClient | None = None
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The SDK client for `settings.base_url`: the SDK's own retries off (ours are logged), every call
+    bounded by `settings.timeout_s`, on `http_client` or else the fastest HTTP client at hand (closed after)."""
+    owned = http_client is None
+    http = http_client or _default_http_client(settings.timeout_s)
+    client = openai.AsyncOpenAI(
+        api_key=api_key, base_url=settings.base_url, max_retries=0, http_client=http, timeout=settings.timeout_s
+    )
+    try:
+        yield client
+    finally:
+        if owned:
+            with anyio.move_on_after(5.0, shield=True):
+                await http.aclose()
 
 
 def _default_http_client(timeout_s: float) -> Any:
