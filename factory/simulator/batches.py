@@ -29,7 +29,6 @@ line draws afresh. Submissions (accepted batch creates) are counted for /sim/sta
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import secrets
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import faults, schema_json
-from .chat import Attempts, ChatAnswerer, completion_body, parse_chat
+from .chat import Attempts, ChatAnswerer, digest, unit_draw, completion_body, parse_chat
 from .config import SimConfig, SimConfigError
 from .errors import InvalidRequest, error_response
 from .httpserver import Handler, Outcome, Request, Response, json_response
@@ -358,7 +357,7 @@ class BatchAPI:
             errors = self._check_enqueued(model, parsed, cfg.enqueued_token_limit)
         expires = False
         if not errors:
-            draw = _unit(_digest(self._seed, b"expire", str(number).encode()), 0)
+            draw = unit_draw(digest(self._seed, b"expire", str(number).encode()), 0)
             expires = number < cfg.expire_first or draw < cfg.expire_rate
         lines = [] if errors else self._answer_lines(parsed)
         if expires:
@@ -444,9 +443,9 @@ class BatchAPI:
 
     def _answer_line(self, custom_id: str, body: dict[str, Any]) -> Line:
         raw = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-        body_key = _digest(self._seed, raw)
-        attempt = self.attempts.next(_digest(body_key, custom_id.encode()))
-        draw = _digest(self._seed, body_key, custom_id.encode(), attempt.to_bytes(8, "little"))
+        body_key = digest(self._seed, raw)
+        attempt = self.attempts.next(digest(body_key, custom_id.encode()))
+        draw = digest(self._seed, body_key, custom_id.encode(), attempt.to_bytes(8, "little"))
         request_id = draw.hex()
         try:
             chat = parse_chat(body)
@@ -464,7 +463,7 @@ class BatchAPI:
         elif custom_id in self.batch_config.fail_custom_ids and attempt == 0:
             fault = "500"
         else:
-            fault = "500" if _unit(draw, 0) < self.batch_config.fail_rate else None
+            fault = "500" if unit_draw(draw, 0) < self.batch_config.fail_rate else None
         if fault in ("drop", "hang"):
             return Line(custom_id, "error", {"id": f"batch_req_{request_id[:24]}", "custom_id": custom_id, "response": None,
                                              "error": {"code": "request_timeout",
@@ -476,7 +475,7 @@ class BatchAPI:
             return self._error_line(custom_id, request_id, status,
                                     f"The server had an error processing this request (simulated {fault}).", kind, None, code)
 
-        content_key = _digest(body_key, attempt.to_bytes(8, "little")) if chat.sampled else body_key
+        content_key = digest(body_key, attempt.to_bytes(8, "little")) if chat.sampled else body_key
         r = random.Random(int.from_bytes(content_key[:8], "little"))
         try:
             choices = self.answerer.choices(chat, r, force_length=fault == "length")
@@ -505,7 +504,7 @@ class BatchAPI:
     def _leave_unfinished(self, lines: list[Line]) -> None:
         """An expiring batch: exactly round(share * n) lines, chosen by seeded draws, get no answer."""
         count = round(self.batch_config.expire_share * len(lines))
-        ranked = sorted(range(len(lines)), key=lambda i: _digest(self._seed, b"unfinished", lines[i].custom_id.encode()))
+        ranked = sorted(range(len(lines)), key=lambda i: digest(self._seed, b"unfinished", lines[i].custom_id.encode()))
         for i in ranked[:count]:
             lines[i].outcome = "unfinished"
             lines[i].usage = (0, 0, 0, 0)
@@ -671,18 +670,6 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
 
 def _jsonl(records: list[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for r in records)
-
-
-def _digest(*parts: bytes) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(len(part).to_bytes(4, "little"))
-        h.update(part)
-    return h.digest()
-
-
-def _unit(d: bytes, offset: int) -> float:
-    return int.from_bytes(d[offset:offset + 8], "little") / 2**64
 
 
 __all__ = ["BatchAPI", "BatchSimConfig", "add_batch_arguments", "batch_config_from_args", "parse_multipart"]

@@ -162,7 +162,8 @@ def _response_format(value: Any, messages: list[tuple[str, str, str | None]]) ->
     return "text", None
 
 
-def _digest(*parts: bytes) -> bytes:
+def digest(*parts: bytes) -> bytes:
+    """A 16-byte hash of `parts` (length-prefixed, so no two splits collide): the simulator's seeded draws."""
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
         h.update(len(part).to_bytes(4, "little"))
@@ -170,7 +171,7 @@ def _digest(*parts: bytes) -> bytes:
     return h.digest()
 
 
-def _unit(d: bytes, offset: int) -> float:
+def unit_draw(d: bytes, offset: int) -> float:
     """A uniform number in [0, 1) from 8 bytes of a digest."""
     return int.from_bytes(d[offset:offset + 8], "little") / 2**64
 
@@ -325,23 +326,23 @@ class ChatHandler:
             return self._rate_limited(chat.model, rejection)
         headers = self.limiter.headers(chat.model)
 
-        body_key = _digest(self._seed, req.body)
-        attempt_key = _digest(body_key, (forced.kind + "*" + str(forced.times)).encode() if forced else b"")
+        body_key = digest(self._seed, req.body)
+        attempt_key = digest(body_key, (forced.kind + "*" + str(forced.times)).encode() if forced else b"")
         attempt = self.attempts.next(attempt_key)
-        draw = _digest(self._seed, attempt_key, attempt.to_bytes(8, "little"))
+        draw = digest(self._seed, attempt_key, attempt.to_bytes(8, "little"))
         request_id = draw.hex()
         if forced is not None:
             fault = forced.kind if forced.applies(attempt) else None
         else:
-            fault = faults.draw(self.config.fault_rates, _unit(draw, 0))
-        jitter = _unit(draw, 8) * self.config.jitter_s
+            fault = faults.draw(self.config.fault_rates, unit_draw(draw, 0))
+        jitter = unit_draw(draw, 8) * self.config.jitter_s
         headers.append(("x-request-id", f"req_{request_id}"))
 
         if fault is not None and fault not in ("malformed", "length"):
             self.stats.faults[fault] += 1
             return await self._fault(fault, chat.model, headers, jitter)
 
-        content_key = _digest(body_key, attempt.to_bytes(8, "little")) if chat.sampled else body_key
+        content_key = digest(body_key, attempt.to_bytes(8, "little")) if chat.sampled else body_key
         r = random.Random(int.from_bytes(content_key[:8], "little"))
         try:
             choices = self.answerer.choices(chat, r, force_length=fault == "length")
