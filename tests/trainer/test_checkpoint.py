@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from schemas import Example, write_jsonl
+from trainer_examples import write_examples
 from trainer.checkpoint import (
     TMP_PREFIX,
     capture_rng,
@@ -29,20 +29,7 @@ from trainer.metrics import read_metrics
 from trainer.settings import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-WORDS = "안녕하세요 서울 파이썬 model learning data 바다 the quick brown fox 김치찌개 answer question".split()
 STEPS = 8
-
-
-def write_examples(path: Path, n: int, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    write_jsonl(path, [
-        Example(id=f"ex{i}", instruction=" ".join(rng.choices(WORDS, k=rng.randint(2, 10))),
-                output=" ".join(rng.choices(WORDS, k=rng.randint(2, 25))))
-        for i in range(n)
-    ])
-    return path
-
-
 # The same settings as flags (for the CLI) and as a model (in-process). LoRA dropout > 0, so a resumed run
 # only matches if the RNG state came back too; evaluation every 3 steps must not disturb it either.
 FLAGS = ["--max-len", "64", "--token-budget", "128", "--grad-accum", "2", "--lr", "3e-3", "--warmup-steps", "1",

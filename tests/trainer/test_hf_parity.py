@@ -9,32 +9,16 @@ losses would drift apart.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import torch
 
-from schemas import Example, write_jsonl
+from trainer_examples import write_examples
 from trainer.loop import plan_steps, prepare_data, train
 from trainer.model import load_tokenizer
 from trainer.settings import TrainSettings
 
 STEPS = 20
-WORDS = "안녕하세요 서울 파이썬 model learning data 바다 the quick brown fox 김치찌개 answer question".split()
-
-
-def write_examples(path: Path, n: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    examples = [
-        Example(
-            id=f"ex{i}",
-            instruction=" ".join(rng.choices(WORDS, k=rng.randint(2, 12))),
-            output=" ".join(rng.choices(WORDS, k=rng.randint(2, 30))),
-        )
-        for i in range(n)
-    ]
-    write_jsonl(path, examples)
-    return path
 
 
 def hf_trainer_losses(
@@ -114,7 +98,7 @@ def hf_trainer_losses(
 def test_per_step_losses_match_hf_trainer_with_peft(tiny_model_dir: Path, tmp_path: Path) -> None:
     from peft import get_peft_model_state_dict
 
-    data_path = write_examples(tmp_path / "examples.jsonl", 260, seed=3)
+    data_path = write_examples(tmp_path / "examples.jsonl", 260, seed=3, instruction_words=(2, 12), output_words=(2, 30))
     settings = TrainSettings(
         model=str(tiny_model_dir), max_len=96, token_budget=192, grad_accum=2, max_steps=STEPS,
         lr=2e-3, warmup_steps=3, eval_fraction=0.0, eval_every=0, checkpoint_every=0, seed=0,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from schemas import Example, write_jsonl
+from trainer_examples import write_examples
 from trainer.attention import use_packed_attention
 from trainer.data import TokenizedExample
 from trainer.loop import build_scheduler, lr_multiplier, plan_steps, train, train_step
@@ -24,19 +24,6 @@ from trainer.packing import collate
 from trainer.settings import LoraSettings, TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-WORDS = "안녕하세요 서울 파이썬 model learning data 바다 the quick brown fox 김치찌개 answer question".split()
-
-
-def write_examples(path: Path, n: int, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    write_jsonl(path, [
-        Example(id=f"ex{i}", instruction=" ".join(rng.choices(WORDS, k=rng.randint(2, 10))),
-                output=" ".join(rng.choices(WORDS, k=rng.randint(2, 25))))
-        for i in range(n)
-    ])
-    return path
-
-
 def small_settings(model_dir: Path, **kw: object) -> TrainSettings:
     base = dict(model=str(model_dir), max_len=64, token_budget=128, grad_accum=2, lr=3e-3, warmup_steps=1,
                 eval_fraction=0.1, eval_every=2, checkpoint_every=0, loss_chunk_tokens=64)

@@ -13,8 +13,7 @@ from schemas import Example, write_jsonl
 from trainer.__main__ import main
 from trainer.loop import train
 from trainer.settings import TrainSettings, save_settings
-
-WORDS = "안녕하세요 서울 파이썬 model learning data 바다 the quick brown fox 김치찌개 answer question".split()
+from trainer_examples import WORDS
 
 
 @pytest.fixture(scope="module")
