@@ -159,7 +159,8 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
                     "win": sum(p > 0 for p in prefs) / len(prefs), "tie": sum(p == 0 for p in prefs) / len(prefs),
                     "loss": sum(p < 0 for p in prefs) / len(prefs), "much_better": sum(p == 2 for p in prefs) / len(prefs),
                     "much_worse": sum(p == -2 for p in prefs) / len(prefs),
-                    "raw_win_rate": _pct(w.raw), "lc_win_rate": _pct(w.length_controlled), "length_slope": w.length_slope,
+                    "raw_win_rate": _pct(w.raw), "length_slope": w.length_slope,
+                    "lc_win_rate": None if w.length_controlled is None else _pct(w.length_controlled),
                     "points": score - 50.0,
                     "usd_per_point": cost.total_usd / (score - 50.0) if cost.total_usd is not None and score > 50.0 else None}
         rows.append(row)
@@ -196,5 +197,8 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
         "models": rows,
         "pairwise": {"players": players, "win_probability": matrix},
         "categories": {"names": categories, "scores": by_category},
-        "notes": list(inputs.notes) + [f"{m}: no scored comparison yet, so no score" for m in per_model if m not in theta],
+        "notes": list(inputs.notes) + [f"{m}: no scored comparison yet, so no score" for m in per_model if m not in theta]
+        + [f"{r['name']}: no length-controlled win rate: its answers are (nearly) always longer or always shorter "
+           "than the baseline's, so length and quality cannot be told apart" for r in rows
+           if not r["is_baseline"] and r.get("score") is not None and r.get("lc_win_rate") is None],
     }

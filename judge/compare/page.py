@@ -16,18 +16,20 @@ from typing import Any
 from judge.compare.report_md import fmt, markdown
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1180px;color:#1d2330;padding:0 16px}
+body{font:13.5px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1280px;color:#1d2330;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#5a6372;margin:0 0 12px}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
-th,td{padding:5px 8px;border-bottom:1px solid #e3e6ec;text-align:right;white-space:nowrap}
-th{background:#f4f6f9;font-weight:600;font-size:12px;color:#3b4352}
+th,td{padding:5px 7px;border-bottom:1px solid #e3e6ec;text-align:right;white-space:nowrap}
+th{background:#f4f6f9;font-weight:600;font-size:12px;color:#3b4352;white-space:normal;vertical-align:bottom}
+.scroll{overflow-x:auto}
 td.name,th.name{text-align:left}
 tr.baseline td{color:#5a6372;font-style:italic}
 .bar{vertical-align:middle}
 .note{color:#5a6372;font-size:12.5px}
-.matrix td{text-align:center}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:24px}
+.matrix td{text-align:center}.matrix td.name,.matrix th.name{text-align:left}
+.matrix th{font-size:11.5px}
+.grid{display:grid;grid-template-columns:auto minmax(0,1fr);gap:28px}
 @media (max-width:900px){.grid{grid-template-columns:1fr}}
 """
 
@@ -36,7 +38,7 @@ def _cell(value: Any, field: str, model: str, kind: str) -> str:
     return f'<td data-model="{escape(model)}" data-field="{field}">{escape(fmt(value, kind))}</td>'
 
 
-def _interval_svg(r: dict[str, Any], width: int = 160) -> str:
+def _interval_svg(r: dict[str, Any], width: int = 130) -> str:
     """The score and its interval on a 0-100 axis, with the baseline's 50 marked."""
     if r.get("score") is None:
         return ""
@@ -52,7 +54,7 @@ _COLUMNS = [  # (field, header, kind)
     ("score", "score", "pct"), ("score_low", "low", "pct"), ("score_high", "high", "pct"),
     ("win", "win", "share"), ("tie", "tie", "share"), ("loss", "loss", "share"),
     ("raw_win_rate", "raw win rate", "pct"), ("lc_win_rate", "LC win rate", "pct"),
-    ("mean_length", "mean length (chars)", "int"), ("wrong_language_rate", "wrong language", "share"),
+    ("mean_length", "mean length, chars", "int"), ("wrong_language_rate", "wrong language", "share"),
     ("unscored", "unscored", "int"), ("cost.total_usd", "cost", "usd"), ("usd_per_point", "$ / point", "usd"),
 ]
 
@@ -72,8 +74,8 @@ def _leaderboard(result: dict[str, Any]) -> str:
         cls = ' class="baseline"' if r["is_baseline"] else ""
         rows.append(f'<tr{cls}><td>{r["rank"]}</td><td class="name">{escape(r["name"])}</td>'
                     f"<td>{_interval_svg(r)}</td>{cells}</tr>")
-    return (f'<table id="leaderboard"><tr><th>#</th><th class="name">model</th><th>score, 95% interval</th>{head}</tr>'
-            + "".join(rows) + "</table>")
+    return (f'<div class="scroll"><table id="leaderboard"><tr><th>#</th><th class="name">model</th>'
+            f'<th>score, 95% interval</th>{head}</tr>' + "".join(rows) + "</table></div>")
 
 
 def _chart(result: dict[str, Any], width: int = 560, height: int = 340) -> str:
@@ -83,11 +85,12 @@ def _chart(result: dict[str, Any], width: int = 560, height: int = 340) -> str:
     if not pts:
         return '<p class="note">No model has a known cost, so there is no chart (see the cost column).</p>'
     left, right, top, bottom = 56, 16, 12, 44
-    xmax = max(_get(r, "cost.total_usd") for r in pts) * 1.15 or 1.0
+    step = _nice_step(max(_get(r, "cost.total_usd") for r in pts) * 1.1 / 4)
+    xmax = 4 * step
     lo = min(min(r["score_low"] for r in pts), 50.0)
     hi = max(max(r["score_high"] for r in pts), 50.0)
-    pad = max(2.0, (hi - lo) * 0.08)
-    ylo, yhi = max(0.0, lo - pad), min(100.0, hi + pad)
+    ystep = _nice_step((hi - lo + 4) / 5)
+    ylo, yhi = max(0.0, ystep * math.floor((lo - 2) / ystep)), min(100.0, ystep * math.ceil((hi + 2) / ystep))
 
     def sx(v: float) -> float:
         return left + (width - left - right) * v / xmax
@@ -99,23 +102,36 @@ def _chart(result: dict[str, Any], width: int = 560, height: int = 340) -> str:
              f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#fafbfc" stroke="#d6dae1"/>',
              f'<line x1="{left}" x2="{width - right}" y1="{sy(50):.1f}" y2="{sy(50):.1f}" stroke="#9aa3b2" stroke-dasharray="4,3"/>',
              f'<text x="{width - right - 4}" y="{sy(50) - 4:.1f}" font-size="11" text-anchor="end" fill="#5a6372">baseline 50</text>']
+    v = ylo
+    while v <= yhi + 1e-9:
+        parts.append(f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>')
+        v += ystep
     for i in range(5):
-        v = ylo + (yhi - ylo) * i / 4
-        parts.append(f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" font-size="11" text-anchor="end">{v:.0f}</text>')
-        c = xmax * i / 4
-        parts.append(f'<text x="{sx(c):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">${c:.2f}</text>')
+        c = step * i
+        label = f"${c:.2f}" if step < 1 else f"${c:,.0f}"
+        parts.append(f'<text x="{sx(c):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">{label}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 8}" font-size="12" text-anchor="middle">'
                  "total cost (USD)</text>")
     parts.append(f'<text transform="translate(14,{(top + height - bottom) / 2}) rotate(-90)" font-size="12" '
                  'text-anchor="middle">score vs baseline (%)</text>')
     for r in pts:
         x, name = sx(_get(r, "cost.total_usd")), escape(r["name"])
+        right_half = x > left + 0.6 * (width - left - right)  # label on the left side there, inside the frame
+        tx, anchor = (x - 8, "end") if right_half else (x + 8, "start")
         parts.append(f'<g data-model="{name}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(r["score_low"]):.1f}" '
                      f'y2="{sy(r["score_high"]):.1f}" stroke="#3465a4" stroke-width="2"/>'
                      f'<circle cx="{x:.1f}" cy="{sy(r["score"]):.1f}" r="5" fill="#1f3f73"/>'
-                     f'<text x="{x + 8:.1f}" y="{sy(r["score"]) - 6:.1f}" font-size="11">{name}</text></g>')
+                     f'<text x="{tx:.1f}" y="{sy(r["score"]) - 6:.1f}" font-size="11" text-anchor="{anchor}">{name}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2, 2.5 or 5 times a power of ten, at least `raw` (axis ticks at round amounts)."""
+    if raw <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
 
 
 def _shade(p: float | None) -> str:

@@ -9,6 +9,11 @@ fitted per model; the length-controlled win rate is sigmoid(b0), what the model 
 answers were as long as the baseline's. tanh bounds the influence of a few very long answers; the
 standard deviation is the model's own. (AlpacaEval also regresses on the instruction's difficulty;
 with one baseline and both orders of every question, that term is left out.)
+
+Reading the fit at equal length is an interpolation only when the model's answers are sometimes
+shorter and sometimes longer than the baseline's. When (nearly) all are longer, or all shorter
+(under `MIN_SIDE` of them on one side), quality and length cannot be told apart by these data, and
+the length-controlled rate is None rather than an extrapolation.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ import numpy as np
 from judge.compare.bt import fit_arrays, sigmoid
 
 
+MIN_SIDE = 0.05
+
+
 @dataclass(frozen=True)
 class WinRates:
     raw: float  # 0..1
-    length_controlled: float  # 0..1
-    length_slope: float  # b1: how much the judge's verdicts follow the length difference
+    length_controlled: float | None  # 0..1; None when the lengths never cross the baseline's
+    length_slope: float | None  # b1: how much the judge's verdicts follow the length difference
     n: int
 
 
@@ -42,6 +50,9 @@ def win_rates(outcomes: Sequence[float], deltas: Sequence[float], *, l2: float =
     if not outcomes:
         raise ValueError("no verdicts to compute a win rate from")
     y = np.asarray(outcomes, dtype=float)
+    d = np.asarray(deltas, dtype=float)
+    if min((d <= 0).mean(), (d >= 0).mean()) < MIN_SIDE:
+        return WinRates(raw=float(y.mean()), length_controlled=None, length_slope=None, n=len(y))
     x = np.column_stack([np.ones_like(y), length_feature(deltas)])
     b = fit_arrays(x, y, np.ones_like(y), l2=l2)
     return WinRates(raw=float(y.mean()), length_controlled=float(sigmoid(b[0])), length_slope=float(b[1]), n=len(y))

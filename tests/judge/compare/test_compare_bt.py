@@ -8,9 +8,9 @@ import random
 
 import numpy as np
 import pytest
-from compare_planted import verdict
 
 from judge.compare.bt import Game, bootstrap, fit, game_from_preference, resample_counts, sigmoid
+from judge.compare.planted import verdict
 from judge.compare.winrate import win_rates
 
 
@@ -158,6 +158,8 @@ def test_without_a_length_difference_the_two_rates_agree() -> None:
     out = win_rates([1, 0, 0.5, 1, 1, 0], [0.0] * 6)
     assert out.raw == pytest.approx(0.5833, abs=1e-3)
     assert out.length_controlled == pytest.approx(out.raw, abs=1e-3)
+    always_longer = win_rates([1, 0, 1, 1, 0, 1], [50.0, 80, 120, 60, 90, 70])
+    assert always_longer.length_controlled is None and always_longer.raw == pytest.approx(4 / 6)
     with pytest.raises(ValueError, match="no verdicts"):
         win_rates([], [])
     assert np.isfinite(fit([game_from_preference("q", "m", "base", 2)], "base")["m"])  # a clean sweep stays finite

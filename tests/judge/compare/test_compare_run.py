@@ -3,16 +3,12 @@ of planted strengths with a position and a length bias; resume, unscored verdict
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from compare_planted import arena_label, verdict
 from judge_fakes import load_questions
 from test_grade_support import FAKE_URL, JUDGE, ScriptedJudge, clean_env  # noqa: F401  (fixture)
 
@@ -22,6 +18,7 @@ from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
 from judge.compare.cli import CompareSettings, run_compare
 from judge.compare.page import parse_figure
+from judge.compare.planted import PlantedJudge
 from schemas import Answer, LLMCall, Question, Usage, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -57,18 +54,7 @@ def _make_runs(tmp: Path, questions: list[Question], english_in_korean: str | No
     return runs
 
 
-def planted_judge(body: dict[str, Any]) -> str:
-    """Reads the two graded answers' markers and lengths; decides with the planted model."""
-    content = body["messages"][1]["content"]
-    found = re.findall(r"<(answer|assistant_2)[_ab]*-\w+>\n(.*?)\n</", content, flags=re.DOTALL)
-    a, b = found[0][1], found[-1][1]
-    ma, mb = (re.match(r"\[#(\d)\]", t).group(1) for t in (a, b))
-    model_first = ma != "0"
-    own, base = (a, b) if model_first else (b, a)
-    rng = random.Random(hashlib.sha256(content.encode()).hexdigest())
-    pref = verdict(rng, PLANTED[ma if model_first else mb], model_first=model_first,
-                   delta=len(own) - len(base), position=0.15, length=0.05)
-    return json.dumps({"rationale": "planted", "verdict": arena_label(pref, model_first=model_first)})
+planted_judge = PlantedJudge(PLANTED).reply
 
 
 def _settings(runs: list[Path], tmp: Path, **kw: Any) -> CompareSettings:
