@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from judge.compare.bt import Game, game_from_preference
+
 LENGTH_SCALE = 200.0
 
 
@@ -40,6 +42,35 @@ def verdict(rng: random.Random, theta: float, *, model_first: bool, delta: float
         return 0
     sign = 1 if rng.random() < p else -1
     return sign * (2 if rng.random() < strong else 1)
+
+
+def planted_games(thetas: Mapping[str, float], questions: int, seed: int, *, baseline: str = "base",
+                  turns: int = 2, position: float = 0.15) -> list[Game]:
+    """Both orders of every turn of `questions` questions, each model against the baseline, as games."""
+    rng = random.Random(seed)
+    games: list[Game] = []
+    for q in range(questions):
+        for model, theta in thetas.items():
+            for _turn in range(turns):
+                for model_first in (True, False):
+                    pref = verdict(rng, theta, model_first=model_first, position=position)
+                    games.append(game_from_preference(f"q{q}", model, baseline, pref))
+    return games
+
+
+def length_outcomes(rng: random.Random, ratio: float, questions: int = 300, *, length: float = 0.3
+                    ) -> tuple[list[float], list[float]]:
+    """Outcomes (1/0.5/0) and length differences of a model of the baseline's quality whose answers are
+    `ratio` times as long (with noise), judged with a length bias `length`."""
+    outcomes, deltas = [], []
+    for _ in range(questions):
+        base_len = rng.uniform(200, 800)
+        own = max(20.0, base_len * ratio + rng.gauss(0, 150))
+        for model_first in (True, False):
+            pref = verdict(rng, 0.0, model_first=model_first, delta=own - base_len, length=length)
+            outcomes.append(1.0 if pref > 0 else 0.0 if pref < 0 else 0.5)
+            deltas.append(own - base_len)
+    return outcomes, deltas
 
 
 def arena_label(pref: int, *, model_first: bool) -> str:

@@ -10,20 +10,12 @@ import numpy as np
 import pytest
 
 from judge.compare.bt import Game, bootstrap, fit, game_from_preference, resample_counts, sigmoid
-from judge.compare.planted import verdict
+from judge.compare.planted import length_outcomes, planted_games
 from judge.compare.winrate import win_rates
 
 
 def _games(thetas: dict[str, float], questions: int, seed: int, *, position: float = 0.15) -> list[Game]:
-    rng = random.Random(seed)
-    games = []
-    for q in range(questions):
-        for model, theta in thetas.items():
-            for _turn in (1, 2):
-                for model_first in (True, False):
-                    pref = verdict(rng, theta, model_first=model_first, position=position)
-                    games.append(game_from_preference(f"q{q}", model, "base", pref))
-    return games
+    return planted_games(thetas, questions, seed, position=position)
 
 
 def _mm_fit(games: list[Game], anchor: str, iterations: int = 5000) -> dict[str, float]:
@@ -130,22 +122,10 @@ def test_the_intervals_cover_the_planted_strengths_about_95_percent_of_the_time(
     assert 0.88 <= covered / total <= 1.0, f"coverage {covered}/{total}"
 
 
-def _length_games(rng: random.Random, ratio: float, questions: int = 300) -> tuple[list[float], list[float]]:
-    outcomes, deltas = [], []
-    for _ in range(questions):
-        base_len = rng.uniform(200, 800)
-        own = max(20.0, base_len * ratio + rng.gauss(0, 150))
-        for model_first in (True, False):
-            pref = verdict(rng, 0.0, model_first=model_first, delta=own - base_len, length=0.3)
-            outcomes.append(1.0 if pref > 0 else 0.0 if pref < 0 else 0.5)
-            deltas.append(own - base_len)
-    return outcomes, deltas
-
-
 def test_the_length_controlled_win_rate_removes_most_of_a_planted_length_bias() -> None:
     rng = random.Random(5)
-    verbose = win_rates(*_length_games(rng, 1.6))
-    concise = win_rates(*_length_games(rng, 0.7))
+    verbose = win_rates(*length_outcomes(rng, 1.6))
+    concise = win_rates(*length_outcomes(rng, 0.7))
     raw_gap = verbose.raw - concise.raw
     lc_gap = verbose.length_controlled - concise.length_controlled
     assert raw_gap > 0.15  # equal quality, yet the longer answers win more often
