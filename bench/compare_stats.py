@@ -6,7 +6,7 @@ Each repetition draws every verdict anew (judge.compare.planted: four models of 
 strength against a baseline, ties, strong verdicts, a position bias of 0.15 in win probability), fits
 the scores and their bootstrap intervals, and records whether the order came out right and whether each
 interval covers the planted strength. The length part: two models of the baseline's quality, one with
-answers 1.6 times as long and one 0.7 times, a judge with a length bias; the raw and the length-
+answers 1.4 times as long and one 0.7 times, a judge with a length bias; the raw and the length-
 controlled win rates of each. Prints a short table; figures with their provenance go to the file.
 """
 
@@ -29,6 +29,7 @@ from judge.compare.planted import length_outcomes, planted_games  # noqa: E402
 from judge.compare.winrate import win_rates  # noqa: E402
 
 PLANTED = {"a": -0.6, "b": -0.2, "c": 0.3, "d": 0.8}
+VERBOSE, CONCISE = 1.4, 0.7  # answer length relative to the baseline's
 
 
 def main() -> int:
@@ -52,12 +53,15 @@ def main() -> int:
             widths.append(iv[m].high - iv[m].low)
     seconds = time.perf_counter() - t0
 
-    raw_gaps, lc_gaps = [], []
+    raw_gaps, lc_gaps, lc_missing = [], [], 0
     for rep in range(args.reps):
         rng = random.Random(20_000 + rep)
-        verbose, concise = win_rates(*length_outcomes(rng, 1.6)), win_rates(*length_outcomes(rng, 0.7))
+        verbose, concise = win_rates(*length_outcomes(rng, VERBOSE)), win_rates(*length_outcomes(rng, CONCISE))
+        if verbose.length_controlled is None or concise.length_controlled is None:
+            lc_missing += 1  # the lengths never crossed the baseline's: no length-controlled rate
+            continue
         raw_gaps.append(verbose.raw - concise.raw)
-        lc_gaps.append((verbose.length_controlled or 0.0) - (concise.length_controlled or 0.0))
+        lc_gaps.append(verbose.length_controlled - concise.length_controlled)
 
     total = args.reps * len(PLANTED)
     figures = {
@@ -69,7 +73,8 @@ def main() -> int:
         "mean_interval_width_theta": statistics.fmean(widths),
         "order_recovered_share": ordered / args.reps,
         "seconds_per_fit_and_bootstrap": seconds / args.reps,
-        "length": {"verbose_ratio": 1.6, "concise_ratio": 0.7, "questions": 300, "length_bias": 0.3,
+        "length": {"verbose_ratio": VERBOSE, "concise_ratio": CONCISE, "questions": 300, "length_bias": 0.3,
+                   "reps_without_lc_rate": lc_missing, "mean_abs_lc_gap_pp": 100 * statistics.fmean(map(abs, lc_gaps)),
                    "mean_raw_gap_pp": 100 * statistics.fmean(raw_gaps),
                    "mean_lc_gap_pp": 100 * statistics.fmean(lc_gaps),
                    "share_of_gap_removed": 1 - statistics.fmean(lc_gaps) / statistics.fmean(raw_gaps)},
