@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from judge_fakes import load_questions
+from compare_fakes import PLANTED, RUNS, make_runs, some_questions
 from test_grade_support import FAKE_URL, JUDGE, ScriptedJudge, clean_env  # noqa: F401  (fixture)
 
 from factory.ledger import Ledger
@@ -19,40 +19,9 @@ from judge.__main__ import main
 from judge.compare.cli import CompareSettings, run_compare
 from judge.compare.page import parse_figure
 from judge.compare.planted import PlantedJudge
-from schemas import Answer, LLMCall, Question, Usage, write_jsonl
+from schemas import LLMCall, Usage
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-
-PLANTED = {"1": -0.7, "2": 0.1, "3": 0.9}  # marker -> theta against the baseline (marker "0")
-RUNS = {"1": "weak", "2": "mid", "3": "strong"}
-
-
-def _questions(n_en: int, n_ko: int) -> list[Question]:
-    qs = load_questions()
-    return [q for q in qs if q.lang == "en"][:n_en] + [q for q in qs if q.lang == "ko"][:n_ko]
-
-
-def _text(q: Question, marker: str, reps: int) -> str:
-    unit = " 답변입니다." if q.lang == "ko" else " An answer."
-    return f"[#{marker}]" + unit * reps  # the marker has no letters: it does not change the Hangul share
-
-
-def _make_runs(tmp: Path, questions: list[Question], english_in_korean: str | None = None) -> list[Path]:
-    runs = []
-    for marker, name in RUNS.items():
-        run = tmp / "runs" / name
-        answers = []
-        for q in questions:
-            own = [_text(q, marker, 2 + int(marker)) for _ in q.turns]
-            if marker == english_in_korean and q.lang == "ko":
-                own = [f"[#{marker}] Sorry, I answer in English only." for _ in q.turns]
-            answers.append(Answer(question_id=q.question_id, model="lora", turns=own))
-            answers.append(Answer(question_id=q.question_id, model="base", turns=[_text(q, "0", 3) for _ in q.turns]))
-        write_jsonl(run / "eval" / "answers.jsonl", answers)
-        runs.append(run)
-    write_jsonl(tmp / "questions.jsonl", questions)
-    return runs
-
 
 planted_judge = PlantedJudge(PLANTED).reply
 
@@ -66,8 +35,8 @@ ENGINE = EngineSettings(base_url=FAKE_URL, progress=False)
 
 
 def test_the_leaderboard_recovers_the_planted_order_and_a_rerun_sends_nothing(tmp_path: Path) -> None:
-    questions = _questions(25, 15)
-    runs = _make_runs(tmp_path, questions)
+    questions = some_questions(25, 15)
+    runs = make_runs(tmp_path, questions)
     out = tmp_path / "cmp"
     fake = ScriptedJudge(planted_judge)
     counts, result, _ = run_compare(out, _settings(runs, tmp_path), ENGINE, http_client=fake.client())
@@ -97,8 +66,8 @@ def _flaky(body: dict[str, Any]) -> str:
 
 
 def test_unreadable_verdicts_stay_unscored_are_counted_and_a_rerun_grades_only_them(tmp_path: Path) -> None:
-    questions = _questions(4, 2)
-    runs = _make_runs(tmp_path, questions)
+    questions = some_questions(4, 2)
+    runs = make_runs(tmp_path, questions)
     out = tmp_path / "cmp"
     bad = ScriptedJudge(_flaky)
     counts, result, _ = run_compare(out, _settings(runs, tmp_path, retries=1), ENGINE, http_client=bad.client())
@@ -113,8 +82,8 @@ def test_unreadable_verdicts_stay_unscored_are_counted_and_a_rerun_grades_only_t
 
 
 def test_an_answer_in_the_wrong_language_is_flagged_or_scored_as_a_loss(tmp_path: Path) -> None:
-    questions = _questions(6, 6)
-    runs = _make_runs(tmp_path, questions, english_in_korean="3")
+    questions = some_questions(6, 6)
+    runs = make_runs(tmp_path, questions, english_in_korean="3")
     out = tmp_path / "cmp"
     fake = ScriptedJudge(planted_judge)
     _, flagged, _ = run_compare(out, _settings(runs, tmp_path), ENGINE, http_client=fake.client())
@@ -129,8 +98,8 @@ def test_an_answer_in_the_wrong_language_is_flagged_or_scored_as_a_loss(tmp_path
 
 
 def test_cost_comes_from_the_runs_ledger_and_training_metrics(tmp_path: Path) -> None:
-    questions = _questions(6, 0)
-    runs = _make_runs(tmp_path, questions)
+    questions = some_questions(6, 0)
+    runs = make_runs(tmp_path, questions)
     strong = runs[2]
     with Ledger.for_run(strong) as ledger:
         ledger.record([LLMCall(key="k1", stage="self-instruct", model="gpt-4o-mini", status="done",
@@ -175,8 +144,8 @@ class _Cells(HTMLParser):
 
 
 def test_the_pages_figures_are_those_of_compare_json(tmp_path: Path) -> None:
-    questions = _questions(8, 4)
-    runs = _make_runs(tmp_path, questions)
+    questions = some_questions(8, 4)
+    runs = make_runs(tmp_path, questions)
     out = tmp_path / "cmp"
     run_compare(out, _settings(runs, tmp_path, gpu_hour_usd=2.0), ENGINE, http_client=ScriptedJudge(planted_judge).client())
     data = json.loads((out / "compare.json").read_text())
@@ -218,8 +187,8 @@ def test_the_pages_figures_are_those_of_compare_json(tmp_path: Path) -> None:
 
 
 def test_the_command_line_grades_through_the_simulator_and_explains_bad_input(tmp_path: Path, capsys) -> None:
-    questions = _questions(3, 1)
-    runs = _make_runs(tmp_path, questions)
+    questions = some_questions(3, 1)
+    runs = make_runs(tmp_path, questions)
     out = tmp_path / "cmp"
     with run_simulator(SimConfig(seed=1)) as url:
         args = ["compare", "--runs", *map(str, runs), "--baseline", "base", "--judge-model", JUDGE, "--out", str(out),
