@@ -27,7 +27,7 @@ from factory.dedup import DedupSettings, example_text, load_run_deduper, rejecti
 from factory.errors import FactoryError, SettingsError
 from factory.filters import REASON_LENGTH, FilterSettings, check
 from factory.seeds import load_eval_items
-from factory.settings import load_settings, save_resolved
+from factory.engine.settings import load_settings, save_resolved
 from schemas import Example, JsonlWriter, Provenance, Rejected, iter_jsonl
 
 RECIPE = "import"

@@ -19,7 +19,7 @@ from factory.recipes.driver import Driver
 from factory.recipes.journal import Journal
 from factory.recipes.naver import NaverSettings
 from factory.recipes.settings import GenerateSettings
-from factory.settings import EngineSettings
+from factory.engine.settings import EngineSettings
 from factory.recipes.topics import KeptQuestion
 from schemas import Example, Instance, LLMCall, Rejected, SeedTask, Usage, read_jsonl
 
