@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dedup_corpus import Item, calibration_pairs, expected_duplicates, make_stream
 
-from factory.dedup import Deduper, DedupSettings, load_run_deduper, shingle_sets
+from factory.quality.deduper import Deduper, DedupSettings, load_run_deduper, shingle_sets
 from schemas import Example, JsonlWriter
 
 TARGETS = {"items_per_s": 20_000, "recall": 0.95, "precision": 0.95}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from factory.dedup import (
+from factory.quality.deduper import (
     Deduper,
     DedupSettings,
     MinHasher,
@@ -267,7 +267,7 @@ def test_chunked_check_equals_the_reference_index(batch_size: int) -> None:
 
 
 def test_sorted_bands_return_every_bucket_mate_once() -> None:
-    from factory.dedup import _SortedBands
+    from factory.quality.deduper import _SortedBands
 
     rng = np.random.default_rng(3)
     index = _SortedBands(bands=4, rows=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from factory.filters import (
+from factory.quality.filters import (
     FilterSettings,
     Rejection,
     check,

@@ -1,0 +1,1 @@
+"""The data's quality gates: the filters and the near-duplicate check."""
