@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 
 from factory.batch import BatchSettings, add_batch_arguments, batch_client, batch_settings_from_args
-from factory.quality.deduper import DedupSettings, Deduper, load_run_deduper
+from factory.quality import DedupSettings, Deduper, load_run_deduper
 from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError, SettingsError
 from factory.quality.filters import FilterSettings

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from factory.quality.deduper import DedupSettings, example_text, load_run_deduper, rejection
+from factory.quality import DedupSettings, example_text, load_run_deduper, rejection
 from factory.errors import FactoryError, SettingsError
 from factory.quality.filters import REASON_LENGTH, FilterSettings, check
 from factory.seeds import load_eval_items

@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from factory.quality.deduper import REASON_CONTAMINATION, REASON_DUPLICATE
+from factory.quality import REASON_CONTAMINATION, REASON_DUPLICATE
 from factory.errors import FactoryError
 from factory.ledger import LEDGER_FILE
 from factory.pricing import PriceTable

@@ -30,366 +30,17 @@ checking (bench/dedup.py: rebuild_items_per_s).
 from __future__ import annotations
 
 import itertools
-import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas import Example, Rejected, iter_jsonl
-
-# Chosen by measurement (bench/dedup.py, bench/results/dedup.json): of the thresholds that keep
-# recall and precision on the benchmark's planted near-duplicates and template-sharing
-# non-duplicates at 0.95 or more, the one that agrees best with Alpaca's ROUGE-L > 0.7 rule on
-# graded English pairs. Lower thresholds catch more of what Alpaca's rule drops (it also drops
-# texts that share a long template), at the price of dropping such template siblings.
-DEFAULT_THRESHOLD = 0.55
-# 3 characters over jamo, about one Hangul syllable or half an English word; 4 and 5 gave the same
-# trade-off between Alpaca's rule and template siblings, shifted to lower thresholds.
-DEFAULT_SHINGLE_SIZE = 3
-
-REASON_DUPLICATE = "duplicate"
-REASON_CONTAMINATION = "contamination"
-
-EntryKind = Literal["kept", "seed", "eval"]
-
-
-class DedupSettings(BaseModel):
-    """How near is a duplicate. Exact Jaccard of the character-shingle sets >= `threshold`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: float = Field(
-        default=DEFAULT_THRESHOLD, gt=0.0, le=1.0,
-        description="exact Jaccard similarity of the shingle sets at or above which a text is a duplicate",
-    )
-    shingle_size: int = Field(
-        default=DEFAULT_SHINGLE_SIZE, ge=1, le=16, description="characters per shingle (after normalisation)"
-    )
-    num_perm: int = Field(default=128, ge=8, le=1024, description="MinHash permutations")
-    bands: int | None = Field(default=None, ge=2, description="LSH bands; None: chosen for the threshold")
-    rows: int | None = Field(default=None, ge=1, description="rows per LSH band; None: chosen for the threshold")
-    seed: int = Field(default=1, description="seed of the MinHash permutations")
-    text: Literal["instruction", "prompt"] = Field(
-        default="instruction",
-        description="what of an example is compared: the instruction (as Alpaca does) or instruction + input",
-    )
-    index: Literal["bands", "datasketch"] = Field(
-        default="bands",
-        description="LSH index: our sorted-array band tables (fast) or datasketch.MinHashLSH (same verdicts, slower)",
-    )
-
-    @model_validator(mode="after")
-    def _bands_fit(self) -> DedupSettings:
-        if (self.bands is None) != (self.rows is None):
-            raise ValueError("set both bands and rows, or neither (then they are chosen for the threshold)")
-        if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
-            raise ValueError(
-                f"bands * rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}; "
-                "lower one of them or raise num_perm"
-            )
-        return self
-
-    def lsh_params(self) -> tuple[int, int]:
-        if self.bands is not None and self.rows is not None:
-            return self.bands, self.rows
-        return choose_lsh_params(self.threshold, self.num_perm)
-
-
-def candidate_probability(similarity: float, bands: int, rows: int) -> float:
-    """Chance that two sets with this Jaccard similarity share at least one LSH band."""
-    return 1.0 - (1.0 - similarity**rows) ** bands
-
-
-def choose_lsh_params(threshold: float, num_perm: int, target: float = 0.99) -> tuple[int, int]:
-    """(bands, rows): the most rows per band (fewest chance candidates) such that a pair halfway
-    between the threshold and identical, Jaccard (1 + threshold) / 2, is a candidate with
-    probability >= `target`.
-
-    Near-duplicates made by rewording sit well above the threshold, while texts sharing only a
-    template sit just below it and in great numbers (bench/dedup.py reports both similarity
-    distributions); aiming the LSH curve at the threshold itself would make thousands of template
-    siblings candidates of every query. `candidate_probability` tells what a setting finds at the
-    threshold; the exact check then decides every candidate.
-    """
-    design = (1.0 + threshold) / 2.0
-    best: tuple[int, int] = (num_perm, 1)
-    for rows in range(1, num_perm + 1):
-        bands = num_perm // rows
-        if bands < 2:
-            break
-        if candidate_probability(design, bands, rows) >= target:
-            best = (bands, rows)
-    return best
-
-
-# ------------------------------------------------------------------------------------------------
-# Normalisation and shingling
-
-_SEP = "\x1f"  # joins a batch of texts into one string (a control character: never kept)
-_POLY = np.uint64(0x100000001B3)  # FNV prime: an odd multiplier for the rolling window hash
-_FOLD = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio constant: high 32 bits of h * _FOLD mix all of h
-_KEEP_BMP: np.ndarray | None = None  # _KEEP_BMP[cp]: is chr(cp) a letter or digit (built on first use)
-
-
-def _keep_table() -> np.ndarray:
-    global _KEEP_BMP
-    if _KEEP_BMP is None:
-        _KEEP_BMP = np.fromiter((chr(c).isalnum() for c in range(0x10000)), dtype=bool, count=0x10000)
-    return _KEEP_BMP
-
-
-def _fold_unicode(texts: Sequence[str]) -> str:
-    # NFKC, lowercase, then NFD: NFD splits each Hangul syllable into its jamo (and an accented
-    # letter into letter + mark, the mark then dropped). One C-level call each for the whole batch.
-    joined = _SEP.join(texts)
-    return unicodedata.normalize("NFD", unicodedata.normalize("NFKC", joined).lower())
-
-
-def normalize(text: str) -> str:
-    """What is compared: NFKC, lowercase, Hangul syllables split into jamo, letters and digits
-    only (no punctuation, no whitespace, no combining marks).
-
-    Why the jamo: a Hangul syllable carries what two or three Latin letters do, so a particle or
-    ending change (은 -> 이, 해 주세요 -> 해 줘) replaces whole syllables; over jamo a Korean text is
-    about as long and as finely cut as its English counterpart, and one shingle size and one
-    threshold serve both (bench/dedup.py measures both languages).
-    """
-    return "".join(filter(str.isalnum, _fold_unicode([text])))
-
-
-def _codepoints(texts: Sequence[str]) -> np.ndarray:
-    """The normalised texts as one uint32 code-point array, texts separated by ord(_SEP)."""
-    cps = np.frombuffer(_fold_unicode(texts).encode("utf-32-le"), dtype=np.uint32)
-    bmp = cps < 0x10000
-    keep = np.zeros(len(cps), dtype=bool)
-    keep[bmp] = _keep_table()[cps[bmp]]
-    if not bmp.all():  # astral characters (emoji, rare CJK): few, looked up one by one
-        astral = np.flatnonzero(~bmp)
-        keep[astral] = [chr(c).isalnum() for c in cps[astral].tolist()]
-    keep |= cps == ord(_SEP)
-    return cps[keep]
-
-
-def _fold32(h: np.ndarray) -> np.ndarray:
-    return ((h * _FOLD) >> np.uint64(32)).astype(np.uint32)
-
-
-def _window_hash(codepoints: Sequence[int]) -> int:
-    """The hash `shingle_sets` gives a window; for texts shorter than one window."""
-    h = np.zeros(1, dtype=np.uint64)
-    for c in codepoints:
-        h = h * _POLY + np.uint64(c)
-    return int(_fold32(h)[0])
-
-
-def shingle_sets(texts: Sequence[str], shingle_size: int) -> list[np.ndarray]:
-    """For each text, the sorted unique 32-bit hashes of its normalised character n-grams.
-
-    A text shorter than one window (after normalisation) is one shingle: itself, so that two equal
-    short texts still match and an empty text matches only empty texts.
-    """
-    if not texts:
-        return []
-    n = shingle_size
-    # A text containing the separator would split in two; a control character is never kept anyway.
-    cps = _codepoints([t.replace(_SEP, " ") for t in texts])
-    is_sep = cps == ord(_SEP)
-    sep_pos = np.flatnonzero(is_sep)
-    starts = np.concatenate(([0], sep_pos + 1))
-    ends = np.concatenate((sep_pos, [len(cps)]))
-    # Rolling polynomial hash of every window, for all texts at once; windows that cross a
-    # separator are dropped.
-    n_windows = len(cps) - n + 1
-    keys_parts: list[np.ndarray] = []
-    if n_windows > 0:
-        cp64 = cps.astype(np.uint64)
-        h = np.zeros(n_windows, dtype=np.uint64)
-        crosses = np.zeros(n_windows, dtype=bool)
-        for k in range(n):
-            h = h * _POLY + cp64[k : k + n_windows]
-            crosses |= is_sep[k : k + n_windows]
-        valid = ~crosses
-        window_text = np.cumsum(is_sep)[:n_windows]  # the text each window starts in
-        keys_parts.append((window_text[valid].astype(np.uint64) << np.uint64(32)) | _fold32(h[valid]))
-    short = np.flatnonzero(ends - starts < n)
-    if len(short):
-        whole = [(int(i) << 32) | _window_hash(cps[starts[i] : ends[i]].tolist()) for i in short]
-        keys_parts.append(np.array(whole, dtype=np.uint64))
-    # One sort of (text index << 32 | hash) gives every text's set, sorted and deduplicated.
-    # (Sort + mask: numpy 2's np.unique takes a hash-table path that is 20x slower here.)
-    keys = np.sort(np.concatenate(keys_parts))
-    first = np.empty(len(keys), dtype=bool)
-    first[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=first[1:])
-    keys = keys[first]
-    text_of = (keys >> np.uint64(32)).astype(np.int64)
-    hashes = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    bounds = np.searchsorted(text_of, np.arange(len(texts) + 1)).tolist()
-    return [hashes[bounds[i] : bounds[i + 1]] for i in range(len(texts))]
-
-
-# ------------------------------------------------------------------------------------------------
-# MinHash signatures
-
-_M1, _M2 = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35)
-
-
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    # MurmurHash3's finaliser, exactly as datasketch's affine32 scheme pre-mixes its inputs.
-    h = h ^ (h >> np.uint32(16))
-    h = h * _M1
-    h = h ^ (h >> np.uint32(13))
-    h = h * _M2
-    return h ^ (h >> np.uint32(16))
-
-
-class MinHasher:
-    """datasketch-compatible MinHash signatures ("affine32" scheme), a batch of sets at a time."""
-
-    def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
-        self.num_perm = num_perm
-        self.seed = seed
-        # Take the permutations from datasketch itself, so our values are its values.
-        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-        self._a = np.ascontiguousarray(a, dtype=np.uint32)[:, None]
-        self._b = np.ascontiguousarray(b, dtype=np.uint32)[:, None]
-
-    def signatures(self, sets: Sequence[np.ndarray]) -> np.ndarray:
-        """(len(sets), num_perm) uint32. Every set must be non-empty (`shingle_sets` makes them so)."""
-        out = np.empty((len(sets), self.num_perm), dtype=np.uint32)
-        # A few dozen texts at a time: the (num_perm, shingles) block then stays in cache.
-        for start in range(0, len(sets), self.BLOCK):
-            out[start : start + self.BLOCK] = self._block(sets[start : start + self.BLOCK])
-        return out
-
-    BLOCK = 64
-
-    def _block(self, sets: Sequence[np.ndarray]) -> np.ndarray:
-        sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=len(sets))
-        if (sizes == 0).any():
-            raise ValueError("MinHash of an empty set is undefined; every text needs at least one shingle")
-        flat = _fmix32(np.concatenate(sets))
-        # (num_perm, total shingles): permutation-major, so the per-text minimum is a reduceat
-        # over contiguous runs, which numpy does far faster than along the other axis.
-        permuted = self._a * flat[None, :]
-        permuted += self._b
-        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        return np.minimum.reduceat(permuted, offsets, axis=1).T
-
-    def lean(self, signature: np.ndarray) -> LeanMinHash:
-        return LeanMinHash(seed=self.seed, hashvalues=signature, scheme="affine32")
-
-
-# ------------------------------------------------------------------------------------------------
-# LSH indexes: both give the keys whose signatures share at least one band with the query.
-
-_BAND_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
-
-
-class _SortedBands:
-    """LSH band tables as sorted arrays: every (band key, row) of the index, the band folded into
-    the key, kept in a few sorted runs that merge as they grow (a log-structured merge).
-
-    Looking up the band keys of a whole chunk is then a handful of `np.searchsorted` calls, and
-    adding a chunk's kept rows one sort. The same index as dicts of buckets, probed per text,
-    costs several times more on a large run: 21 dict operations per text that each miss the CPU
-    cache. datasketch.MinHashLSH stores the same buckets (bench/dedup.py measures both).
-    """
-
-    def __init__(self, bands: int, rows: int) -> None:
-        self.bands, self.rows = bands, rows
-        # Distinct salts make equal rows in different bands different keys, so all bands share
-        # one sorted array.
-        self._salt = np.random.default_rng(0x5EED).integers(0, 2**63, bands, dtype=np.uint64)[None, :]
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, their rows)
-
-    def band_keys(self, signatures: np.ndarray) -> np.ndarray:
-        """(len(signatures), bands) uint64: each band's rows hashed into one number."""
-        used = signatures[:, : self.bands * self.rows].astype(np.uint64)
-        used = used.reshape(len(signatures), self.bands, self.rows)
-        h = np.zeros((len(signatures), self.bands), dtype=np.uint64)
-        for r in range(self.rows):
-            h = h * _BAND_MIX + used[:, :, r]
-        return h ^ self._salt
-
-    def add(self, band_keys: np.ndarray, rows: np.ndarray) -> None:
-        if not len(rows):
-            return
-        keys = band_keys.ravel()
-        order = np.argsort(keys, kind="stable")
-        self._runs.append((keys[order], np.repeat(rows, self.bands)[order]))
-        # Merge while the newer run is at least half the size of the older: log2(n) runs at most.
-        while len(self._runs) >= 2 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
-            (k2, r2), (k1, r1) = self._runs.pop(), self._runs.pop()
-            keys, rows_ = np.concatenate((k1, k2)), np.concatenate((r1, r2))
-            order = np.argsort(keys, kind="stable")  # timsort: two sorted runs merge in one pass
-            self._runs.append((keys[order], rows_[order]))
-
-    def query(self, band_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(query, row) pairs, each once: row shares a bucket with query's band keys."""
-        flat = band_keys.ravel()
-        order = np.argsort(flat)  # sorted probes walk the runs in order: far fewer cache misses
-        probes, owner = flat[order], order // self.bands
-        found_q, found_r = [], []
-        for keys, rows in self._runs:
-            lo = np.searchsorted(keys, probes, side="left")
-            hit = keys[np.minimum(lo, len(keys) - 1)] == probes
-            if not hit.any():
-                continue
-            # Only the probes that hit need the end of their range.
-            lo = lo[hit]
-            n = np.searchsorted(keys, probes[hit], side="right") - lo
-            # Expand each [lo, lo + n) range into positions.
-            pos = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-            found_q.append(np.repeat(owner[hit], n))
-            found_r.append(rows[pos])
-        if not found_q:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        pair = np.sort((np.concatenate(found_q) << 32) | np.concatenate(found_r))
-        pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))]  # each pair once (a row can share several bands)
-        return pair >> 32, pair & 0xFFFFFFFF
-
-
-class _DatasketchTables:
-    """The same banding through datasketch.MinHashLSH and LeanMinHash (the reference index)."""
-
-    def __init__(self, bands: int, rows: int, hasher: MinHasher) -> None:
-        self.bands, self.rows = bands, rows
-        self._hasher = hasher
-        self._lsh = MinHashLSH(num_perm=hasher.num_perm, params=(bands, rows))
-
-    def query(self, lean: LeanMinHash) -> set[int]:
-        return set(self._lsh.query(lean))
-
-    def insert(self, row: int, lean: LeanMinHash) -> None:
-        self._lsh.insert(row, lean, check_duplication=False)
-
-
-def _chunk_collisions(band_keys: np.ndarray) -> list[list[tuple[int, int]]]:
-    """For each text of a chunk, the (earlier text, band) pairs of the chunk it shares a bucket
-    with. (Band keys are salted per band, so equal keys are always of the same band.)"""
-    n, bands = band_keys.shape
-    out: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    flat = band_keys.ravel()
-    order = np.argsort(flat, kind="stable")  # equal keys keep their chunk order
-    ordered = flat[order]
-    for i in np.flatnonzero(ordered[1:] == ordered[:-1]).tolist():
-        later = int(order[i + 1])
-        j = i
-        while j >= 0 and ordered[j] == ordered[i + 1]:
-            out[later // bands].append((int(order[j]) // bands, later % bands))
-            j -= 1
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-# The streaming deduplicator
+from factory.quality.bands import DatasketchTables, SortedBands, chunk_collisions
+from factory.quality.minhash import MinHasher
+from factory.quality.settings import DedupSettings, EntryKind
+from factory.quality.shingles import shingle_sets
 
 
 @dataclass(frozen=True)
@@ -407,12 +58,6 @@ class DupCheck:
     def describe(self) -> str:
         what = {"seed": "seed ", "eval": "eval question "}.get(self.kind or "kept", "")
         return f"duplicate of {what}{self.dup_of} (similarity {self.similarity:.2f})"
-
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact Jaccard similarity of two sorted unique hash arrays."""
-    inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter)
 
 
 class _Chunk(NamedTuple):
@@ -440,11 +85,11 @@ class Deduper:
         self.batch_size = batch_size
         self.hasher = MinHasher(self.settings.num_perm, self.settings.seed)
         bands, rows = self.settings.lsh_params()
-        self._index: _SortedBands | _DatasketchTables
+        self._index: SortedBands | DatasketchTables
         if self.settings.index == "datasketch":
-            self._index = _DatasketchTables(bands, rows, self.hasher)
+            self._index = DatasketchTables(bands, rows, self.hasher)
         else:
-            self._index = _SortedBands(bands, rows)
+            self._index = SortedBands(bands, rows)
         self._ids: list[str] = []
         self._kinds: list[EntryKind] = []
         self._sets: list[np.ndarray] = []
@@ -519,10 +164,10 @@ class Deduper:
 
         The nearest text among what was indexed before the chunk is found for all its texts at
         once (`_nearest_indexed`). Within the chunk, a text's candidates are the earlier texts
-        that share a bucket with it (`_chunk_collisions`) and were kept; they are few and checked
+        that share a bucket with it (`chunk_collisions`) and were kept; they are few and checked
         one by one. The kept texts are indexed when the chunk is done.
         """
-        if isinstance(self._index, _DatasketchTables):
+        if isinstance(self._index, DatasketchTables):
             return [self._check_one(chunk, i) for i in range(len(chunk.items))]
         best_row, best_sim = self._nearest_indexed(chunk)
         kept: list[int] = []
@@ -547,7 +192,7 @@ class Deduper:
 
     def _check_one(self, chunk: _Chunk, i: int) -> DupCheck:
         """One text through the datasketch index (the reference path): look up, check, insert."""
-        assert isinstance(self._index, _DatasketchTables)
+        assert isinstance(self._index, DatasketchTables)
         rows = np.array(sorted(self._index.query(chunk.keys[i])), dtype=np.int64)
         best_row, best_sim = self._nearest_of(chunk, np.full(len(rows), i, dtype=np.int64), rows)
         verdict = self._verdict(best_row[i], best_sim[i])
@@ -585,7 +230,7 @@ class Deduper:
             self._sizes = np.concatenate((self._sizes, np.empty_like(self._sizes)))
         self._sigs[first_row:end] = chunk.sigs[positions]
         self._sizes[first_row:end] = chunk.sizes[positions]
-        if isinstance(self._index, _SortedBands):
+        if isinstance(self._index, SortedBands):
             self._index.add(chunk.keys[positions], np.arange(first_row, end))
         else:
             for row, i in enumerate(positions, start=first_row):
@@ -594,7 +239,7 @@ class Deduper:
     def _nearest_indexed(self, chunk: _Chunk) -> tuple[list[int], list[float]]:
         """For each text of the chunk, the most similar indexed text (row, exact Jaccard) among
         its LSH candidates; (-1, 0.0) if none."""
-        if isinstance(self._index, _SortedBands):
+        if isinstance(self._index, SortedBands):
             query, rows = self._index.query(chunk.keys)
         else:
             pairs = [(q, r) for q, lean in enumerate(chunk.keys) for r in sorted(self._index.query(lean))]
@@ -682,9 +327,9 @@ class Deduper:
         sizes = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
         keyed = (np.repeat(np.arange(len(sets), dtype=np.uint64), sizes) << np.uint64(32)) | np.concatenate(sets)
         sigs = self.hasher.signatures(sets)
-        if isinstance(self._index, _SortedBands):
+        if isinstance(self._index, SortedBands):
             keys = self._index.band_keys(sigs)
-            return _Chunk(items, sets, sizes, keyed, sigs, keys, _chunk_collisions(keys))
+            return _Chunk(items, sets, sizes, keyed, sigs, keys, chunk_collisions(keys))
         leans = [self.hasher.lean(s) for s in sigs]
         return _Chunk(items, sets, sizes, keyed, sigs, leans, [[] for _ in items])
 
@@ -698,42 +343,3 @@ def _chunks(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[
             chunk = []
     if chunk:
         yield chunk
-
-
-# ------------------------------------------------------------------------------------------------
-# Examples and runs
-
-
-def example_text(example: Example, text: Literal["instruction", "prompt"] = "instruction") -> str:
-    """What of an example is compared for near-duplicates."""
-    return example.instruction if text == "instruction" else example.prompt()
-
-
-def rejection(example_id: str, verdict: DupCheck, text: str = "", request_key: str = "") -> Rejected:
-    """The `rejected.jsonl` record for a duplicate (or an eval-set near-duplicate)."""
-    if not verdict.is_dup:
-        raise ValueError("rejection() of a text that is not a duplicate")
-    reason = REASON_CONTAMINATION if verdict.kind == "eval" else REASON_DUPLICATE
-    return Rejected(id=example_id, reason=reason, detail=verdict.describe(), text=text, request_key=request_key)
-
-
-def load_run_deduper(
-    run_dir: str | Path,
-    settings: DedupSettings | None = None,
-    *,
-    seeds: Iterable[tuple[str, str]] = (),
-    eval_items: Iterable[tuple[str, str]] = (),
-    examples_file: str = "examples.jsonl",
-) -> Deduper:
-    """A deduper holding the seeds, the eval questions and every example already kept in the run.
-
-    Rebuilt from `examples.jsonl` on every start; a torn last line from a crash is skipped, as the
-    run itself skips it.
-    """
-    deduper = Deduper(settings)
-    deduper.add_many(seeds, kind="seed")
-    deduper.add_many(eval_items, kind="eval")
-    path = Path(run_dir) / examples_file
-    field = deduper.settings.text
-    deduper.add_many(((ex.id, example_text(ex, field)) for ex in iter_jsonl(path, Example)), kind="kept")
-    return deduper

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from factory.quality import filters
-from factory.quality.deduper import Deduper, example_text, rejection
+from factory.quality import Deduper, example_text, rejection
 from factory.engine import ChatRequest, ChatResult
 from factory.quality.filters import FilterSettings
 from factory.recipes.journal import Journal, JournalEntry

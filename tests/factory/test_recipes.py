@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from factory.quality.deduper import DedupSettings
+from factory.quality import DedupSettings
 from factory.engine import ChatResult
 from factory.quality.filters import FilterSettings
 from factory.generate import Resolved, build_recipe, detect_lang

@@ -1,4 +1,4 @@
-"""factory.filters: each filter rejects what it should, with its name as the reason, and keeps the rest."""
+"""factory.quality.filters: each filter rejects what it should, with its name as the reason, and keeps the rest."""
 
 from __future__ import annotations
 
