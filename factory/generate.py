@@ -26,10 +26,10 @@ from typing import Any
 import anyio
 
 from factory.batch import BatchSettings, add_batch_arguments, batch_client, batch_settings_from_args
-from factory.dedup import DedupSettings, Deduper, load_run_deduper
+from factory.quality import DedupSettings, Deduper, load_run_deduper
 from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError, SettingsError
-from factory.filters import FilterSettings
+from factory.quality.filters import FilterSettings
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import price_table_for
 from factory.recipes.base import Context, Gate, Recipe, StagePlan, wants_structured

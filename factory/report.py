@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from factory.dedup import REASON_CONTAMINATION, REASON_DUPLICATE
+from factory.quality import REASON_CONTAMINATION, REASON_DUPLICATE
 from factory.errors import FactoryError
 from factory.engine.ledger import LEDGER_FILE
 from factory.engine.pricing import PriceTable
