@@ -63,11 +63,11 @@ from factory.batch_io import (
 from factory.batch_ledger import BatchFile, BatchLedger
 from factory.engine import ChatRequest, ChatResult, OnResult, api_key_for, openai_client
 from factory.errors import FactoryError, FatalAPIError
-from factory.ledger import Ledger
-from factory.pricing import PriceTable, price_table_for
-from factory.retry import RetryPolicy, classify
-from factory.settings import EngineSettings, load_settings
-from factory.tokens import estimate_input, estimator_name
+from factory.engine.ledger import Ledger
+from factory.engine.pricing import PriceTable, price_table_for
+from factory.engine.retry import RetryPolicy, classify
+from factory.engine.settings import EngineSettings, load_settings
+from factory.engine.tokens import estimate_input, estimator_name
 from schemas import LLMCall, Usage
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ from factory.batch import (
 )
 from factory.batch_ledger import BatchLedger
 from factory.errors import SettingsError
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from factory.send import read_requests, responses_writer
-from factory.settings import (
+from factory.engine.settings import (
     EngineSettings,
     add_engine_arguments,
     engine_settings_from_args,

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_files (

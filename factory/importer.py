@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from factory.dedup import DedupSettings, example_text, load_run_deduper, rejection
+from factory.quality import DedupSettings, example_text, load_run_deduper, rejection
 from factory.errors import FactoryError, SettingsError
-from factory.filters import REASON_LENGTH, FilterSettings, check
+from factory.quality.filters import REASON_LENGTH, FilterSettings, check
 from factory.seeds import load_eval_items
-from factory.settings import load_settings, save_resolved
+from factory.engine.settings import load_settings, save_resolved
 from schemas import Example, JsonlWriter, Provenance, Rejected, iter_jsonl
 
 RECIPE = "import"

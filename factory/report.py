@@ -27,15 +27,15 @@ from typing import Any
 
 import polars as pl
 
-from factory.dedup import REASON_CONTAMINATION, REASON_DUPLICATE
+from factory.quality import REASON_CONTAMINATION, REASON_DUPLICATE
 from factory.errors import FactoryError
-from factory.ledger import LEDGER_FILE
-from factory.pricing import PriceTable
+from factory.engine.ledger import LEDGER_FILE
+from factory.engine.pricing import PriceTable
 from factory.recipes.outputs import EXAMPLES_FILE, REJECTED_FILE
 from factory.recipes.self_instruct import STAGE as SELF_INSTRUCT_STAGE
 from factory.recipes.topics import ANSWERS as TOPICS_ANSWERS
 from factory.recipes.topics import QUESTIONS as TOPICS_QUESTIONS
-from factory.settings import CONFIG_FILE
+from factory.engine.settings import CONFIG_FILE
 from factory.simulator.text import MARKER as SIMULATED_MARKER
 from schemas import Example, JsonlError, Rejected, Usage, iter_jsonl
 

@@ -48,9 +48,9 @@ from factory.batch import (
 )
 from factory.engine import ChatRequest, ChatResult, Engine
 from factory.errors import FactoryError, FatalAPIError
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from factory.recipes.base import wants_structured
-from factory.settings import (
+from factory.engine.settings import (
     EngineSettings,
     add_engine_arguments,
     engine_settings_from_args,

@@ -27,10 +27,10 @@ from factory.batch_io import input_line
 from factory.batch_ledger import BatchLedger
 from factory.engine import ChatRequest, ChatResult
 from factory.errors import PriceUnknownError
-from factory.ledger import Ledger
-from factory.pricing import PriceTable
-from factory.settings import EngineSettings
-from factory.tokens import estimate_input
+from factory.engine.ledger import Ledger
+from factory.engine.pricing import PriceTable
+from factory.engine.settings import EngineSettings
+from factory.engine.tokens import estimate_input
 from factory.simulator import SimConfig, run_simulator
 from factory.simulator.batches import BatchSimConfig
 
@@ -124,9 +124,9 @@ CHILD = """
 import asyncio, io, json, sys
 from factory.batch import BatchSettings, batch_client, run_batch
 from factory.engine import ChatRequest
-from factory.ledger import Ledger
-from factory.settings import EngineSettings
-from factory.tokens import estimate_input
+from factory.engine.ledger import Ledger
+from factory.engine.settings import EngineSettings
+from factory.engine.tokens import estimate_input
 
 url, run_dir, spec = sys.argv[1], sys.argv[2], sys.argv[3]
 requests = [ChatRequest(*item) for item in json.loads(open(spec).read())]

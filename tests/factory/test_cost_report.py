@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from factory.__main__ import main as factory_main
-from factory.ledger import Ledger
-from factory.pricing import PriceTable
+from factory.engine.ledger import Ledger
+from factory.engine.pricing import PriceTable
 from factory.report import build_cost, write_cost_report
-from factory.settings import EngineSettings, save_resolved
+from factory.engine.settings import EngineSettings, save_resolved
 from schemas import Example, LLMCall, Rejected, Usage, write_jsonl
 
 PNG = b"\x89PNG\r\n\x1a\n"

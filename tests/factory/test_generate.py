@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from factory.__main__ import main
-from factory.dedup import Deduper
+from factory.quality import Deduper
 from factory.recipes.journal import JournalEntry
 from factory.recipes.topics import KeptQuestion
 from factory.simulator import SimConfig, run_simulator

@@ -10,16 +10,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from factory.dedup import DedupSettings
+from factory.quality import DedupSettings
 from factory.engine import ChatResult
-from factory.filters import FilterSettings
+from factory.quality.filters import FilterSettings
 from factory.generate import Resolved, build_recipe, detect_lang
 from factory.recipes.base import YieldWindow, wants_structured
 from factory.recipes.driver import Driver
 from factory.recipes.journal import Journal
 from factory.recipes.naver import NaverSettings
 from factory.recipes.settings import GenerateSettings
-from factory.settings import EngineSettings
+from factory.engine.settings import EngineSettings
 from factory.recipes.topics import KeptQuestion
 from schemas import Example, Instance, LLMCall, Rejected, SeedTask, Usage, read_jsonl
 

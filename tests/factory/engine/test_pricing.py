@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from factory.errors import PriceUnknownError, SettingsError
-from factory.pricing import PriceTable, price_table_for
-from factory.settings import EngineSettings
+from factory.engine.pricing import PriceTable, price_table_for
+from factory.engine.settings import EngineSettings
 from schemas import Usage
 
 

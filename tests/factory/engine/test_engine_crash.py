@@ -21,7 +21,7 @@ from schemas import LLMCall, ReadReport, read_jsonl
 simulator = pytest.importorskip("factory.simulator")
 
 DRIVER = Path(__file__).with_name("engine_driver.py")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _start(run_dir: Path, url: str, n: int, concurrency: int) -> subprocess.Popen[str]:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from factory import tokens
-from factory.tokens import Estimate, FallbackEstimator, estimate_input, estimator_name, get_estimator
+from factory.engine import tokens
+from factory.engine.tokens import Estimate, FallbackEstimator, estimate_input, estimator_name, get_estimator
 
 
 @pytest.fixture(autouse=True)

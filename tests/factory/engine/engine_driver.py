@@ -19,8 +19,8 @@ import anyio
 
 from factory.engine import ChatRequest, ChatResult, Engine
 from factory.errors import FactoryError
-from factory.ledger import Ledger
-from factory.settings import EngineSettings
+from factory.engine.ledger import Ledger
+from factory.engine.settings import EngineSettings
 from schemas import JsonlWriter, LLMCall, iter_jsonl
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from engine_fakes import FakeAPI, request, run
 
-from factory.progress import ProgressLine, RateMeter, Snapshot, format_line
+from factory.engine.progress import ProgressLine, RateMeter, Snapshot, format_line
 
 
 def snapshot(**overrides) -> Snapshot:

@@ -7,8 +7,8 @@ import pytest
 from engine_fakes import FakeAPI, request, run
 
 from factory.errors import PriceUnknownError
-from factory.retry import RetryPolicy
-from factory.tokens import estimate_input
+from factory.engine.retry import RetryPolicy
+from factory.engine.tokens import estimate_input
 
 
 def _worst_case_answers(api: FakeAPI, call):

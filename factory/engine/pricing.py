@@ -92,7 +92,7 @@ class PriceTable:
     @classmethod
     def load(cls, user_file: str | Path | None = None) -> PriceTable:
         """The shipped table, with `user_file`'s entries (same layout) laid over it."""
-        shipped = resources.files("factory").joinpath("prices.toml").read_text(encoding="utf-8")
+        shipped = resources.files("factory.engine").joinpath("prices.toml").read_text(encoding="utf-8")
         table = cls._from_text(shipped, "prices.toml")
         if user_file is not None:
             path = Path(user_file)

@@ -8,7 +8,7 @@ import pytest
 from engine_fakes import FakeAPI, request, run
 
 from factory.errors import FatalAPIError, SecretFilter, redact, register_secret
-from factory.settings import EngineSettings, save_resolved
+from factory.engine.settings import EngineSettings, save_resolved
 
 SECRET = "sk-proj-SeCrEt012345"
 

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from schemas import LLMCall, Usage
 
 
@@ -105,7 +105,7 @@ def test_the_file_is_wal_and_survives_reopening(run_dir):
 def test_a_ledger_written_before_the_429_count_gains_the_column(tmp_path):
     import sqlite3
 
-    from factory.ledger import Ledger
+    from factory.engine.ledger import Ledger
 
     path = tmp_path / "ledger.sqlite"
     old = sqlite3.connect(path)

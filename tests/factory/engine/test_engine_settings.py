@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from factory.errors import SettingsError
-from factory.settings import (
+from factory.engine.settings import (
     OPENAI_API_URL,
     EngineSettings,
     add_engine_arguments,

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from factory.retry import MalformedResponse
+from factory.engine.retry import MalformedResponse
 from schemas import Usage
 
 

@@ -9,8 +9,8 @@ from engine_fakes import request, run
 
 from factory.engine import Engine
 from factory.errors import FatalAPIError
-from factory.ledger import Ledger
-from factory.settings import EngineSettings
+from factory.engine.ledger import Ledger
+from factory.engine.settings import EngineSettings
 
 simulator = pytest.importorskip("factory.simulator")
 

@@ -1,4 +1,4 @@
-"""What is retried, how long it waits, and what stops a run: `factory.retry`."""
+"""What is retried, how long it waits, and what stops a run: `factory.engine.retry`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from factory.errors import FatalAPIError
-from factory.retry import MAX_RETRY_AFTER_S, AttemptFailure, RetryPolicy, classify, parse_retry_after
+from factory.engine.retry import MAX_RETRY_AFTER_S, AttemptFailure, RetryPolicy, classify, parse_retry_after
 
 
 def status_error(status: int, message: str = "boom", code: str | None = None, headers: dict | None = None) -> openai.APIStatusError:

@@ -15,7 +15,7 @@ import anyio
 import httpx
 
 from factory.engine import ChatRequest, ChatResult, Engine, RunStats
-from factory.settings import EngineSettings
+from factory.engine.settings import EngineSettings
 
 FAKE_URL = "http://fake-openai.test/v1"  # never resolved: MockTransport answers in-process
 MODEL = "gpt-4o-mini"

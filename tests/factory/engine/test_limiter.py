@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from factory.limiter import AdaptiveConcurrency, Budget, RateLimiter, TokenBucket, parse_reset, wait_hint
+from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, TokenBucket, parse_reset, wait_hint
 
 
 class Clock:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from factory.__main__ import main
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from schemas import LLMCall, read_jsonl
 
 simulator = pytest.importorskip("factory.simulator")
