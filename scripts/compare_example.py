@@ -30,8 +30,8 @@ if str(ROOT) not in sys.path:  # run from a clone as `python scripts/compare_exa
 
 import httpx  # noqa: E402
 
-from factory.ledger import Ledger  # noqa: E402
-from factory.settings import EngineSettings  # noqa: E402
+from factory.engine.ledger import Ledger  # noqa: E402
+from factory.engine.settings import EngineSettings  # noqa: E402
 from judge.compare.cli import CompareSettings, run_compare  # noqa: E402
 from judge.compare.planted import PlantedJudge  # noqa: E402
 from schemas import Answer, LLMCall, Question, Usage, read_jsonl, write_jsonl  # noqa: E402

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from factory.batch import BatchSettings, add_batch_arguments, batch_settings_from_args
 from factory.errors import FactoryError, FatalAPIError
 from factory.recipes.base import wants_structured
-from factory.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, save_resolved
+from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, save_resolved
 from judge.compare.analysis import MIN_ROUNDS, AnalysisOptions, analyse
 from judge.compare.grading import grade_comparisons, plan_comparisons, read_judgments
 from judge.compare.inputs import load_compare_inputs

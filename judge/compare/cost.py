@@ -20,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.ledger import LEDGER_FILE, Ledger
+from factory.engine.ledger import LEDGER_FILE, Ledger
 
 JUDGE_STAGE = "judge"
 ANSWER_STAGE = "eval-answers"

@@ -19,8 +19,8 @@ import httpx
 
 from factory.batch import BatchSettings
 from factory.engine import Engine
-from factory.ledger import Ledger
-from factory.settings import EngineSettings
+from factory.engine.ledger import Ledger
+from factory.engine.settings import EngineSettings
 from judge.compare.inputs import CompareInputs
 from judge.compare.strength import StrengthItem
 from judge.grade import GradeCounts, GradeError, Grading, _grade_batch, _grade_online, check_prompts, left_to_grade

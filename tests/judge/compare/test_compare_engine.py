@@ -9,7 +9,7 @@ import pytest
 from compare_fakes import make_runs, some_questions
 from test_grade_support import JUDGE, clean_env, sim_stats  # noqa: F401  (fixture)
 
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from factory.simulator import SimConfig, run_simulator
 from factory.simulator.batches import BatchSimConfig
 from judge.__main__ import main

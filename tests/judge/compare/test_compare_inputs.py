@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from compare_fakes import make_runs, some_questions
 
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from judge.compare.cost import ledger_costs, model_cost
 from judge.compare.inputs import load_compare_inputs
 from judge.grade import GradeError

@@ -12,8 +12,8 @@ import pytest
 from compare_fakes import PLANTED, RUNS, make_runs, some_questions
 from test_grade_support import FAKE_URL, JUDGE, ScriptedJudge, clean_env  # noqa: F401  (fixture)
 
-from factory.ledger import Ledger
-from factory.settings import EngineSettings
+from factory.engine.ledger import Ledger
+from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
 from judge.compare.cli import CompareSettings, run_compare
