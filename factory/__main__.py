@@ -22,7 +22,7 @@ from factory.errors import FactoryError, SecretFilter
 COMMANDS: tuple[str, ...] = (
     "factory.generate",  # generate: instruction data with a recipe
     "factory.importer",  # import: existing data sets into the run's format
-    "factory.batch_cli",  # batch: the Batch API path
+    "factory.batch.cli",  # batch: the Batch API path
     "factory.send",  # send: a JSONL file of chat requests through the engine
     "factory.simulator.cli",  # simulate: the local OpenAI-compatible simulator
     "factory.report",  # report: what a run cost and kept (report/cost.md)
