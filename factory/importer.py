@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from factory.dedup import DedupSettings, example_text, load_run_deduper, rejection
 from factory.errors import FactoryError, SettingsError
 from factory.filters import REASON_LENGTH, FilterSettings, check
-from factory.seeds import load_eval_items
+from factory.recipes.seeds import load_eval_items
 from factory.settings import load_settings, save_resolved
 from schemas import Example, JsonlWriter, Provenance, Rejected, iter_jsonl
 

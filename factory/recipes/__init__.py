@@ -1,5 +1,6 @@
 """Generation recipes: how seeds become prompts, and model answers become examples.
 
+- seeds.py          the files a run starts from: seed tasks, keywords, evaluation questions
 - self_instruct.py  seed tasks -> new tasks (Stanford Alpaca / Self-Instruct)
 - topics.py         keywords -> questions -> answers (the Korean tutorial's method), with
                     optional grounding from the Naver Search API (naver.py)
