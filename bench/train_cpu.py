@@ -27,8 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_gpu import ROOT, Lengths, Setup, compare, parse_variant  # noqa: E402
+from train_gpu import ROOT, compare  # noqa: E402  (puts the checkout on sys.path)
 
+from bench.train_gpu_setup import Lengths, Setup  # noqa: E402
+from bench.train_gpu_variants import parse_variant  # noqa: E402
 from trainer.tiny import DEFAULT_SHAPE  # noqa: E402
 
 SHAPE = {

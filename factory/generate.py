@@ -40,7 +40,7 @@ from factory.recipes.outputs import Outputs
 from factory.recipes.self_instruct import SelfInstruct
 from factory.recipes.settings import GenerateSettings
 from factory.recipes.topics import Topics
-from factory.seeds import load_eval_items, load_keywords, load_seed_tasks, seed_dedup_items
+from factory.recipes.seeds import load_eval_items, load_keywords, load_seed_tasks, seed_dedup_items
 from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, load_settings, save_resolved
 from factory.engine.tokens import estimate_input, estimator_name
 from schemas import SeedTask, Usage

@@ -32,7 +32,7 @@ from typing import Any
 from factory.errors import FactoryError
 from factory.engine.ledger import LEDGER_FILE
 from factory.recipes.outputs import EXAMPLES_FILE, REJECTED_FILE
-from factory.report import (
+from factory.cost import (
     REPORT_DIR,
     SUMMARY_FILE,
     merge_summary,

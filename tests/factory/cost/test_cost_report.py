@@ -12,7 +12,7 @@ import pytest
 from factory.__main__ import main as factory_main
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import PriceTable
-from factory.report import build_cost, write_cost_report
+from factory.cost import build_cost, write_cost_report
 from factory.engine.settings import EngineSettings, save_resolved
 from schemas import Example, LLMCall, Rejected, Usage, write_jsonl
 
