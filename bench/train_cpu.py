@@ -42,7 +42,9 @@ SHAPE = {
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variants", default="1024,2048", help="token budgets (and options) of ours, as in train_gpu.py")
+    p.add_argument("--variants", default="1024,2048,2048:dropout=0.05",
+                   help="token budgets (and options) of ours, as in train_gpu.py; the last one keeps the "
+                        "tutorial's LoRA dropout (on a CPU the adapters are fp32 in every row)")
     p.add_argument("--steps", type=int, default=6, help="timed optimizer steps per run")
     p.add_argument("--warmup-steps", type=int, default=2)
     p.add_argument("--examples", type=int, default=600)

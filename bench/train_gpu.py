@@ -26,8 +26,8 @@ results file is rewritten after every run, so even a killed benchmark leaves wha
 
 A variant is TOKEN_BUDGET[:option...]; options: compile, ckpt (gradient checkpointing), accum=N
 (micro-batches per step, default 1), chunk=N (loss chunk rows), pad=N (pad rows to a multiple of N),
-attn=BACKEND (trainer.attention), lora32 (fp32 adapters), peftlora (peft's own LoRA forward, also
-without compile), addmm (the in-place addmm LoRA forward, also with compile), eagerloss (compile the layers but not the loss's softmax), prof (after the timed steps, profile PROFILE_STEPS more: time per step by
+attn=BACKEND (trainer.attention), lora32 (fp32 adapters), dropout=P (LoRA dropout; the tutorial's is 0.05),
+peftlora (peft's own LoRA forward, also without compile), addmm (the in-place addmm LoRA forward, also with compile), eagerloss (compile the layers but not the loss's softmax), prof (after the timed steps, profile PROFILE_STEPS more: time per step by
 kind of GPU kernel, the busiest kernels, and the share of the wall time the GPU sat idle). Results: bench/results/train_gpu.json
 (--tiny: train_gpu_tiny.json), copied to $OUT when that variable is set. Needs only torch,
 transformers, peft and accelerate (no pydantic, no flash-attn).
@@ -241,7 +241,7 @@ def run_ours(setup: Setup, examples: list[Sample], variant: Variant) -> dict[str
     n_matmul = matmul_params(model)
     torch.manual_seed(setup.seed)
     adapter_dtype = torch.float32 if variant.lora_fp32 else setup.dtype
-    model = add_lora(model, LoraSpec(), adapter_dtype=adapter_dtype)
+    model = add_lora(model, LoraSpec(dropout=variant.lora_dropout), adapter_dtype=adapter_dtype)
     apply_speed_options(
         model, gradient_checkpointing=variant.checkpointing, compile_layers=variant.compile,
         fused_lora=variant.fused_lora,

@@ -70,3 +70,23 @@ def test_profile_sorts_kernels_by_kind() -> None:
         "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>": "eager elementwise",
     }
     assert {name: kernel_kind(name) for name in kinds} == kinds
+
+
+def test_a_variant_can_keep_the_tutorials_lora_dropout_and_records_it() -> None:
+    import argparse
+
+    import pytest
+    import torch
+
+    from bench.train_gpu_setup import Lengths, Setup
+    from bench.train_gpu_variants import parse_variant, variant_settings
+
+    v = parse_variant("6144:compile:lora32:dropout=0.05")
+    setup = Setup(shape={}, lengths=Lengths(), examples=1, steps=1, warmup_steps=1,
+                  device=torch.device("cpu"), dtype=torch.bfloat16)
+    settings = variant_settings(v, setup)
+    assert settings["lora"]["dropout"] == 0.05 and settings["adapter_dtype"] == "float32"
+    assert variant_settings(parse_variant("6144"), setup)["lora"]["dropout"] == 0.0
+    for wrong in ("6144:dropout=1.5", "6144:dropout=x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="dropout=P"):
+            parse_variant(wrong)
