@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:  # run from a clone as `python scripts/demo.py`
 
 import httpx
 
-from factory.report import merge_summary
+from factory.cost import merge_summary
 from factory.simulator.config import SimConfig
 from factory.simulator.server import run_simulator_process
 
