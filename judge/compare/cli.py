@@ -37,7 +37,8 @@ from judge.compare.grading import grade_comparisons, plan_comparisons, read_judg
 from judge.compare.inputs import load_compare_inputs
 from judge.compare.language import HANGUL_THRESHOLD
 from judge.compare.page import write_reports
-from judge.grade import GradeCounts, GradeError
+from judge.grade_rounds import GradeCounts
+from judge.grade_settings import GradeError
 
 SECTION = "compare"
 

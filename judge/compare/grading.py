@@ -23,7 +23,9 @@ from factory.engine.ledger import Ledger
 from factory.engine.settings import EngineSettings
 from judge.compare.inputs import CompareInputs
 from judge.compare.strength import StrengthItem
-from judge.grade import GradeCounts, GradeError, Grading, _grade_batch, _grade_online, check_prompts, left_to_grade
+from judge.grade_inputs import left_to_grade
+from judge.grade_rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
+from judge.grade_settings import GradeError
 from judge.plan import plan_items
 from schemas import JsonlError, JsonlWriter, Judgment, read_jsonl
 
@@ -71,9 +73,9 @@ def grade_comparisons(out: Path, items: Sequence[StrengthItem], *, engine_settin
         with JsonlWriter(out / JUDGMENTS) as writer:
             grading = Grading(todo, writer, structured=structured, retries=retries, max_tokens=max_tokens)
             if engine is not None:
-                anyio.run(_grade_online, grading, engine)
+                anyio.run(grade_online, grading, engine)
             else:
-                anyio.run(_grade_batch, grading, ledger, engine_settings, batch, http_client, api_key,
+                anyio.run(grade_batch, grading, ledger, engine_settings, batch, http_client, api_key,
                           err if err is not None else sys.stderr)
     counts = grading.finish()
     counts.planned = len(items)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judge.grade import ANSWERS_FILE, GradeError, _recorded_question_files
+from judge.grade_inputs import _recorded_question_files
+from judge.grade_settings import ANSWERS_FILE, GradeError
 from schemas import Answer, JsonlError, Question, read_jsonl
 from schemas.evalset import EvalSetError, load_questions
 

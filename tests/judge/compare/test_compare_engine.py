@@ -11,7 +11,7 @@ from test_grade_support import JUDGE, clean_env, sim_stats  # noqa: F401  (fixtu
 
 from factory.engine.ledger import Ledger
 from factory.simulator import SimConfig, run_simulator
-from factory.simulator.batches import BatchSimConfig
+from factory.simulator.batch_config import BatchSimConfig
 from judge.__main__ import main
 
 pytestmark = pytest.mark.usefixtures("clean_env")
