@@ -1,8 +1,8 @@
-"""An example comparison, offline: three runs of PLANTED quality judged by a PLANTED judge.
+"""An example comparison, offline: four runs of PLANTED quality judged by a PLANTED judge.
 
     python scripts/compare_example.py [--out runs/compare-example] [--screenshot docs/compare.png]
 
-Builds three run folders whose answers to the shipped evaluation sets (evalsets/en.jsonl,
+Builds four run folders whose answers to the shipped evaluation sets (evalsets/en.jsonl,
 evalsets/ko.jsonl) carry a marker of their model, with known Bradley-Terry strengths against the
 baseline; one model writes longer answers, one answers some Korean questions in English. Each run
 gets a ledger with a data-generation spend and a train/metrics.jsonl. Then `judge compare` grades
