@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     if stats.pending:
         print(f"{stats.pending} requests are in batches on the server: rerun the same command to collect them",
               file=sys.stderr)
-    return 1 if stats.failed or stats.stopped_reason else 0
+    return 1 if stats.failed or stats.final_earlier or stats.stopped_reason else 0
 
 
 async def _status(run: Path, settings: EngineSettings) -> int:

@@ -189,9 +189,22 @@ class _BatchRun:
     # --- 1. what is done already ---------------------------------------------------------
 
     async def _give_back_done(self) -> list[ChatRequest]:
+        """Deliver what the ledger has done, and the final failures of earlier runs (a request the
+        API refused is refused again: not paid for twice unless `retry_failed`). Returns the rest."""
+        final = self.books.final_failures()
+        if self.batch.retry_failed:
+            self.books.clear_final(k for k in self.requests if k in final)
+            final = {}
         todo = []
         for key, request in self.requests.items():
             stored = self.ledger.get_done(key)
+            if stored is None and key in final:
+                row = self.ledger.get(key)
+                if row is not None and row.status == "failed":
+                    self.stats.final_earlier += 1
+                    self.stats.final_errors[row.error or final[key]] += 1
+                    await self._deliver(ChatResult(request, row, cached=True))
+                    continue
             if stored is None:
                 todo.append(request)
                 continue
@@ -338,28 +351,41 @@ class _BatchRun:
                 content = await self.api.call(f"downloading {file_id}", lambda fid=file_id: self.api.client.files.content(fid))
                 lines.update((r.custom_id, r) for r in read_lines(content.text))
         price = self.prices.lookup(o.file.model)
+        known_final = self.books.final_failures()
         for start in range(0, len(o.keys), WRITE_CHUNK):
             calls: list[LLMCall] = []
             final: list[LLMCall] = []
+            refused: list[tuple[str, str, str]] = []  # (key, batch, error): final, not to be resent
             for key in o.keys[start:start + WRITE_CHUNK]:
                 row = self.ledger.get(key)
                 if row is not None and row.status == "done":
                     continue  # recorded already (by a collection cut short by a kill, or online)
                 if row is not None and row.status == "failed" and getattr(row, "batch_id", None) == b.id:
-                    # Recorded by a collection cut short by a kill; whether it was final is not
-                    # known any more: it goes again (the ledger keeps its first failure).
-                    if key in self.requests:
+                    # Recorded by a collection cut short by a kill: a final failure is given back,
+                    # any other goes again (the ledger keeps its first failure).
+                    if key in known_final and end.refusal is None:
+                        self.stats.failed += 1
+                        self.stats.final_errors[row.error or known_final[key]] += 1
+                        final.append(row)
+                    elif key in self.requests:
                         self.retry_queue.append(self.requests[key])
                     continue
                 attempts = self.attempts[key] = self.attempts.get(key, 0) + 1
-                call, give_up = result_call(key, o.file, b.id, lines.get(key, end.unfinished), price, attempts=attempts,
+                line = lines.get(key, end.unfinished)
+                call, give_up = result_call(key, o.file, b.id, line, price, attempts=attempts,
                                             max_attempts=self.settings.max_attempts, no_batch_price=self._no_batch_price)
                 calls.append(call)
                 if call.status == "done" or give_up:
                     final.append(call)
+                    if give_up and not line.retryable and end.refusal is None:
+                        refused.append((key, b.id, call.error or "no error message"))
                 elif key in self.requests:
                     self.retry_queue.append(self.requests[key])
+            # The marks go first: a mark whose ledger row is not `failed` is ignored (see _give_back_done).
+            self.books.mark_final(refused)
             self.ledger.record(calls)  # before anyone sees a result
+            self.stats.final_errors.update(error for _, _, error in refused)
+            recorded = {id(c) for c in calls}
             final_ids = {id(c) for c in final}
             for call in calls:
                 self._count(call, final=id(call) in final_ids)
@@ -370,7 +396,7 @@ class _BatchRun:
                                 b.id, call.key[:12])
                     continue
                 if end.refusal is None:
-                    await self._deliver(ChatResult(request, call, cached=False))
+                    await self._deliver(ChatResult(request, call, cached=id(call) not in recorded))
         self._close(o)
         if end.refusal is not None:
             raise BatchFailedError(end.refusal)

@@ -4,6 +4,7 @@ line: rewritten in place on a terminal, a new line on change elsewhere."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -20,6 +21,8 @@ class BatchStats:
     cached: int = 0  # done in an earlier run: given back from the ledger
     done: int = 0  # answered in this run
     failed: int = 0  # gave up in this run (not retryable, or out of attempts)
+    final_earlier: int = 0  # recorded as final failures by an earlier run: given back, not resent
+    final_errors: Counter[str] = field(default_factory=Counter)  # final failures (earlier and now) by error
     pending: int = 0  # still in batches on the server when `run_batch` returned
     submitted: int = 0  # request lines sent in new batches this run (resubmissions included)
     resubmitted: int = 0  # of which, sent again after a failed or unfinished line
@@ -35,13 +38,23 @@ class BatchStats:
         cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
         stopped = f"; stopped: {self.stopped_reason}" if self.stopped_reason else ""
         pending = f", {self.pending} pending in batches (rerun to collect)" if self.pending else ""
+        earlier = f", {self.final_earlier} final failures of earlier runs" if self.final_earlier else ""
         return (
-            f"{self.done} done, {self.failed} failed, {self.cached} cached, {self.duplicates} duplicate{pending}; "
+            f"{self.done} done, {self.failed} failed, {self.cached} cached{earlier}, {self.duplicates} duplicate{pending}; "
             f"{self.batches_created} batches created, {self.batches_attached} attached; "
             f"{self.submitted} lines submitted ({self.resubmitted} resubmitted); "
             f"{self.usage.input_tokens} input + {self.usage.output_tokens} output tokens; {cost} at batch prices; "
-            f"{self.elapsed_s:.1f}s{stopped}"
+            f"{self.elapsed_s:.1f}s{stopped}{self.final_summary()}"
         )
+
+    def final_summary(self) -> str:
+        """The final failures grouped by error, most frequent first ('' when there are none)."""
+        total = sum(self.final_errors.values())
+        if not total:
+            return ""
+        groups = "; ".join(f"{count} x {error}" for error, count in self.final_errors.most_common())
+        return (f"\n{total} final failures (the request itself was refused; a rerun does not send them again "
+                f"unless --retry-failed): {groups}")
 
 
 @dataclass
