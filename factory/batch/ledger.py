@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from factory.ledger import Ledger
+from schemas import LLMCall
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_files (
@@ -104,6 +105,17 @@ class BatchLedger:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def record_batch(self, batch_id: str, status: str, f: BatchFile, keys: list[str]) -> None:
+        """The batch made from file `f`: the batch first, then its link to the file, then its
+        requests as pending; each step on its own is enough for a rerun to find the batch."""
+        self.ledger.save_batch(batch_id, stage=f.stage, model=f.model, status=status,
+                               input_file_id=f.file_id, request_count=len(keys))
+        self.link(f.file_id, batch_id)
+        self.ledger.mark_pending(
+            LLMCall(key=k, stage=f.stage, model=f.model, status="pending", cost_usd=0.0, batch=True, batch_id=batch_id)
+            for k in keys
+        )
 
     def link(self, file_id: str, batch_id: str) -> None:
         """The batch made from `file_id`."""

@@ -95,11 +95,28 @@ async def run_batch(
         return await run.run(list(requests), wait=wait)
 
 
-async def cancel_open_batches(ledger: Ledger, client: openai.AsyncOpenAI, stages: Iterable[str] | None = None) -> list[str]:
-    """Ask the API to cancel every batch of the run (of `stages`) not collected yet. A later
-    `run_batch` collects what they finished and resubmits the rest. Returns the batch ids."""
+async def find_lost_batches(books: BatchLedger, calls: BatchCalls, stages: Iterable[str] | None = None) -> list[str]:
+    """Look on the server for the batch of each uploaded file recorded without one (the process
+    died after the batch was created and before its id was recorded: the lookup a rerun does),
+    and record each one found, as a rerun would. Returns their ids."""
+    found = []
+    for f in books.open_files(stages):
+        if f.batch_id is None and (b := await calls.find_batch(f.file_id, f.uploaded_at)) is not None:
+            log.info("found batch %s made from file %s, whose create reply was lost", b.id, f.file_id)
+            books.record_batch(b.id, b.status, f, books.keys(f.file_id))
+            found.append(b.id)
+    return found
+
+
+async def cancel_open_batches(ledger: Ledger, client: openai.AsyncOpenAI, stages: Iterable[str] | None = None,
+                              *, settings: EngineSettings | None = None) -> list[str]:
+    """Ask the API to cancel every batch of the run (of `stages`) not collected yet, those whose
+    create reply was lost included. A later `run_batch` collects what they finished and resubmits
+    the rest. Returns the batch ids."""
     cancelled = []
+    calls = BatchCalls(client, settings or EngineSettings())
     with BatchLedger(ledger) as books:
+        await find_lost_batches(books, calls, stages)
         for f in books.open_files(stages):
             if f.batch_id is None:
                 continue
@@ -289,15 +306,7 @@ class _BatchRun:
         log.info("submitted batch %s: %d %s requests (%d bytes)", created.id, len(keys), stage, len(input_file.data))
 
     def _record_batch(self, b: Any, f: BatchFile, keys: list[str]) -> None:
-        """Batch first, then its link to the file, then its requests as pending: each step on its
-        own is enough for the rerun to find the batch."""
-        self.ledger.save_batch(b.id, stage=f.stage, model=f.model, status=b.status,
-                               input_file_id=f.file_id, request_count=len(keys))
-        self.books.link(f.file_id, b.id)
-        self.ledger.mark_pending(
-            LLMCall(key=k, stage=f.stage, model=f.model, status="pending", cost_usd=0.0, batch=True, batch_id=b.id)
-            for k in keys
-        )
+        self.books.record_batch(b.id, b.status, f, keys)
         self.open[b.id] = OpenBatch(f, b.id, b.status, keys)
 
     # --- 5. polling and collecting --------------------------------------------------------------
