@@ -49,7 +49,7 @@ import anyio
 import openai
 
 from factory.batch.api import BatchCalls
-from factory.batch.budget import over_budget
+from factory.batch.budget import Budget, fit_budget, over_budget, worst_case
 from factory.batch.collect import batch_end, result_call
 from factory.batch.errors import BatchBudgetError, BatchFailedError
 from factory.batch.files import InputFile, LineResult, read_lines, split_into_files
@@ -78,12 +78,16 @@ async def run_batch(
     batch: BatchSettings | None = None,
     wait: bool | None = None,
     progress: TextIO | None = None,
+    budget_stages: Iterable[str] | None = None,
 ) -> BatchStats:
     """Complete `requests` through the Batch API, each once, calling `on_result` for each final
     result. `wait` (default: `batch.wait`) False: submit, collect what has finished, return.
+    `settings.max_cost` covers the spending of `budget_stages` in the ledger (default: the
+    stages of `requests`): a command that runs several stages passes all of them.
 
-    Raises BatchBudgetError (nothing submitted) when the worst case does not fit
-    `settings.max_cost`, PriceUnknownError when a budget is set and a model has no price,
+    Submits the requests that fit the budget, in order, and says what was left out
+    (`stats.left_over`, `stats.budget_note`). Raises BatchBudgetError (nothing submitted) when
+    not even one fits, PriceUnknownError when a budget is set and a model has no price,
     FatalAPIError when the API refuses the key or the endpoint, BatchFailedError when the API
     refuses a whole input file.
     """
@@ -92,7 +96,7 @@ async def run_batch(
     show = progress if progress is not None else (sys.stderr if settings.progress else None)
     with BatchLedger(ledger) as books:
         run = _BatchRun(settings, batch, ledger, books, client, on_result, show)
-        return await run.run(list(requests), wait=wait)
+        return await run.run(list(requests), wait=wait, budget_stages=budget_stages)
 
 
 async def find_lost_batches(books: BatchLedger, calls: BatchCalls, stages: Iterable[str] | None = None) -> list[str]:
@@ -161,7 +165,7 @@ class _BatchRun:
         self.warned_no_batch_price: set[str] = set()
         self.started = time.monotonic()
 
-    async def run(self, requests: list[ChatRequest], *, wait: bool) -> BatchStats:
+    async def run(self, requests: list[ChatRequest], *, wait: bool, budget_stages: Iterable[str] | None) -> BatchStats:
         for r in requests:
             self.stats.requests += 1
             if r.key in self.requests:
@@ -169,6 +173,7 @@ class _BatchRun:
             else:
                 self.requests[r.key] = r
         stages = sorted({r.stage for r in self.requests.values()})
+        self.budget_stages = tuple(sorted(set(budget_stages))) if budget_stages is not None else tuple(stages)
         if self.settings.max_cost is not None:
             for model in sorted({r.model for r in self.requests.values()}):
                 self.prices.require(model)
@@ -177,12 +182,10 @@ class _BatchRun:
         keys_of = {f.file_id: self.books.keys(f.file_id) for f in open_files}
         in_open = {k for keys in keys_of.values() for k in keys}
         new = [r for r in todo if r.key not in in_open]
-        # Files uploaded by a killed run without a batch may be submitted now: budgeted like new ones.
-        orphan = {k for f in open_files if f.batch_id is None for k in keys_of[f.file_id]}
-        to_submit = new + [r for r in todo if r.key in orphan]
-        if to_submit:
-            running = [r for r in todo if r.key in in_open and r.key not in orphan]
-            self._check_budget(to_submit, running, first=True)
+        # Open batches, and files uploaded by a killed run without a batch (made into one from the
+        # same file, whole): committed before any new request.
+        committed = [r for r in todo if r.key in in_open]
+        new = self._fit_budget(new, committed, orphans=any(f.batch_id is None for f in open_files))
         try:
             for f in open_files:
                 await self._attach(f)
@@ -260,19 +263,38 @@ class _BatchRun:
 
     # --- 3. the budget --------------------------------------------------------------------------
 
-    def _check_budget(self, requests: list[ChatRequest], running: list[ChatRequest], *, first: bool) -> bool:
-        """Whether `requests` may be submitted (see budget.py). Refused before the first
-        submission: BatchBudgetError. Later (a resubmission): False."""
+    def _budget(self) -> Budget | None:
         limit = self.settings.max_cost
-        if limit is None or not requests:
+        if limit is None:
+            return None
+        return Budget(limit, sum(self.ledger.spent_usd(stage) for stage in self.budget_stages), self.budget_stages)
+
+    def _fit_budget(self, new: list[ChatRequest], committed: list[ChatRequest], *, orphans: bool) -> list[ChatRequest]:
+        """The new requests that fit the budget beside the committed ones; what is left is said.
+        Nothing fits: BatchBudgetError, before anything is uploaded."""
+        budget = self._budget()
+        if budget is None or not (new or orphans):
+            return new
+        fits, message = fit_budget(new, committed, budget=budget, prices=self.prices)
+        if message is None:
+            return new
+        if fits == 0:
+            too_small = bool(new) and worst_case(new[:1], self.prices).usd > budget.limit
+            raise BatchBudgetError(message + " (nothing was submitted)", too_small=too_small)
+        log.warning("%s", message)
+        self.stats.left_over, self.stats.budget_note, self.stats.stopped_reason = len(new) - fits, message, "budget"
+        return new[:fits]
+
+    def _check_budget(self, requests: list[ChatRequest], running: list[ChatRequest]) -> bool:
+        """Whether a resubmission of `requests` fits the budget beside the `running` ones."""
+        budget = self._budget()
+        if budget is None or not requests:
             return True
-        spent = sum(self.ledger.spent_usd(stage) for stage in sorted({r.stage for r in self.requests.values()}))
-        message = over_budget(requests, running, limit=limit, spent=spent, prices=self.prices)
+        message = over_budget(requests, running, budget=budget, prices=self.prices)
         if message is None:
             return True
-        if first:
-            raise BatchBudgetError(message + " (nothing was submitted)")
         log.warning("not resubmitting %d requests: %s", len(requests), message)
+        self.stats.budget_note = f"{len(requests)} requests to resubmit were not sent: {message}"
         return False
 
     # --- 4. submitting ----------------------------------------------------------------------------
@@ -330,7 +352,7 @@ class _BatchRun:
             )
             counts = b.request_counts
             o.completed, o.failed = (counts.completed, counts.failed) if counts else (0, 0)
-            if b.status != o.status:
+            if b.status != o.status or b.status in TERMINAL:  # terminal: its file ids, even if created so
                 log.info("batch %s: %s -> %s", o.batch_id, o.status, b.status)
                 o.status = b.status
                 self.ledger.save_batch(b.id, stage=o.file.stage, model=o.file.model, status=b.status,
@@ -341,7 +363,7 @@ class _BatchRun:
         if self.retry_queue and (not self.hold_until_idle or not self.open):
             queue, self.retry_queue, self.hold_until_idle = self.retry_queue, [], False
             running = [self.requests[k] for o in self.open.values() for k in o.keys if k in self.requests]
-            if self._check_budget(queue, running, first=False):
+            if self._check_budget(queue, running):
                 self.stats.resubmitted += len(queue)
                 await self._submit(queue)
             else:

@@ -31,7 +31,9 @@ class BatchStats:
     batch_ids: list[str] = field(default_factory=list)  # created or attached in this run
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = 0.0  # at batch prices; None when a model's price is unknown
-    stopped_reason: str | None = None  # None, or "budget": a resubmission did not fit --max-cost
+    stopped_reason: str | None = None  # None, or "budget": requests were left out to fit --max-cost
+    left_over: int = 0  # requests not submitted: they did not fit --max-cost
+    budget_note: str | None = None  # what was left out for the budget, and what to change
     elapsed_s: float = 0.0
 
     def summary(self) -> str:
@@ -45,6 +47,7 @@ class BatchStats:
             f"{self.submitted} lines submitted ({self.resubmitted} resubmitted); "
             f"{self.usage.input_tokens} input + {self.usage.output_tokens} output tokens; {cost} at batch prices; "
             f"{self.elapsed_s:.1f}s{stopped}{self.final_summary()}"
+            + (f"\n{self.budget_note}" if self.budget_note else "")
         )
 
     def final_summary(self) -> str:
@@ -118,8 +121,11 @@ class Progress:
 
 
 def usd(amount: float, *, up: bool = False) -> str:
-    """Dollars with cents, or with 4 decimals below $1 (a small batch's cost is a fraction of a cent)."""
-    digits = 2 if amount >= 1 else 4
-    if up:
+    """Dollars as exact as the amount: cents, or as many decimals as it needs (to 1e-12 dollar),
+    so a budget of $0.00005 shows as given. `up`: rounded up to 4 significant digits, for a
+    budget to suggest."""
+    if up and amount > 0:
+        digits = max(2, 3 - math.floor(math.log10(amount)))
         amount = math.ceil(amount * 10**digits - 1e-9) / 10**digits
-    return f"${amount:.{digits}f}"
+    whole, _, decimals = f"{amount:.12f}".rstrip("0").partition(".")
+    return f"${whole}.{decimals.ljust(2, '0')}"

@@ -35,7 +35,8 @@ def sim_stats(url: str) -> dict:
 
 
 def go(url: str, ledger: Ledger, requests: list[ChatRequest], *, wrap=None, batch: BatchSettings = FAST,
-       wait: bool | None = None, progress: io.StringIO | None = None, **settings) -> tuple[object, list[ChatResult]]:
+       wait: bool | None = None, progress: io.StringIO | None = None, budget_stages=None,
+       **settings) -> tuple[object, list[ChatResult]]:
     results: list[ChatResult] = []
     engine_settings = EngineSettings(base_url=url, **settings)
 
@@ -43,7 +44,8 @@ def go(url: str, ledger: Ledger, requests: list[ChatRequest], *, wrap=None, batc
         async with batch_client(engine_settings, api_key="sk-test") as client:
             return await run_batch(requests, results.append, ledger=ledger, settings=engine_settings,
                                    client=wrap(client) if wrap else client, batch=batch, wait=wait,
-                                   progress=progress if progress is not None else io.StringIO())
+                                   progress=progress if progress is not None else io.StringIO(),
+                                   budget_stages=budget_stages)
 
     return asyncio.run(main()), results
 
