@@ -16,6 +16,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from factory.errors import FactoryError, SecretFilter
 
@@ -29,8 +30,17 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+class ShortErrorParser(argparse.ArgumentParser):
+    """A mistake on the command line is one line and where to read more, not the whole usage (that
+    of `generate` is 40 lines, and the line that matters would come last). The sub-commands'
+    parsers are of this class too (argparse makes them of the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(all options: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ShortErrorParser(
         prog="python -m factory",
         description="instruct-factory: generate instruction data with an LLM API (rate-limited, cost-tracked, resumable).",
     )

@@ -26,12 +26,12 @@ from typing import Any
 import anyio
 
 from factory.batch import BatchSettings, add_batch_arguments, batch_client, batch_settings_from_args
-from factory.dedup import DedupSettings, Deduper, load_run_deduper
+from factory.quality import DedupSettings, Deduper, load_run_deduper
 from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError, SettingsError
-from factory.filters import FilterSettings
-from factory.ledger import Ledger
-from factory.pricing import price_table_for
+from factory.quality.filters import FilterSettings
+from factory.engine.ledger import Ledger
+from factory.engine.pricing import price_table_for
 from factory.recipes.base import Context, Gate, Recipe, StagePlan, wants_structured
 from factory.recipes.driver import Driver, describe_failures, usage_totals
 from factory.recipes.journal import JOURNAL_FILE, Journal
@@ -40,9 +40,9 @@ from factory.recipes.outputs import Outputs
 from factory.recipes.self_instruct import SelfInstruct
 from factory.recipes.settings import GenerateSettings
 from factory.recipes.topics import Topics
-from factory.seeds import load_eval_items, load_keywords, load_seed_tasks, seed_dedup_items
-from factory.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, load_settings, save_resolved
-from factory.tokens import estimate_input, estimator_name
+from factory.recipes.seeds import load_eval_items, load_keywords, load_seed_tasks, seed_dedup_items
+from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, load_settings, save_resolved
+from factory.engine.tokens import estimate_input, estimator_name
 from schemas import SeedTask, Usage
 
 STATE_DIR = "generate"

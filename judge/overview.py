@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-from factory.ledger import LEDGER_FILE
+from factory.engine.ledger import LEDGER_FILE
 from factory.recipes.outputs import EXAMPLES_FILE, REJECTED_FILE
-from factory.report import (
+from factory.cost import (
     REPORT_DIR,
     SUMMARY_FILE,
     merge_summary,

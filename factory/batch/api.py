@@ -15,8 +15,8 @@ import openai
 
 from factory.engine import api_key_for, openai_client
 from factory.errors import FactoryError, FatalAPIError
-from factory.retry import RetryPolicy, classify
-from factory.settings import EngineSettings
+from factory.engine.retry import RetryPolicy, classify
+from factory.engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from factory.batch.stats import usd
 from factory.engine import ChatRequest
-from factory.pricing import PriceTable
-from factory.tokens import estimate_input, estimator_name
+from factory.engine.pricing import PriceTable
+from factory.engine.tokens import estimate_input, estimator_name
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from factory.batch.api import BatchCalls
 from factory.batch.ledger import BatchLedger
 from factory.batch.run import find_lost_batches
 from factory.errors import SettingsError
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from factory.send import read_requests, responses_writer
-from factory.settings import (
+from factory.engine.settings import (
     EngineSettings,
     add_engine_arguments,
     engine_settings_from_args,

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from factory.completion import read_completion
+from factory.engine.completion import read_completion
 from factory.errors import RequestError
-from factory.retry import MalformedResponse
+from factory.engine.retry import MalformedResponse
 from schemas import Usage
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from schemas import LLMCall
 
 _SCHEMA = """

@@ -57,9 +57,9 @@ from factory.batch.ledger import BatchFile, BatchLedger
 from factory.batch.settings import BatchSettings
 from factory.batch.stats import TERMINAL, BatchStats, OpenBatch, Progress, describe
 from factory.engine import ChatRequest, ChatResult, OnResult
-from factory.ledger import Ledger
-from factory.pricing import PriceTable, price_table_for
-from factory.settings import EngineSettings
+from factory.engine.ledger import Ledger
+from factory.engine.pricing import PriceTable, price_table_for
+from factory.engine.settings import EngineSettings
 from schemas import LLMCall
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from factory.batch.files import MAX_FILE_BYTES, MAX_REQUESTS_PER_FILE
-from factory.settings import load_settings
+from factory.engine.settings import load_settings
 
 
 class BatchSettings(BaseModel):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from factory.__main__ import main
-from factory.dedup import Deduper
+from factory.quality import Deduper
 from factory.recipes.journal import JournalEntry
 from factory.recipes.topics import KeptQuestion
 from factory.simulator import SimConfig, run_simulator
@@ -322,3 +322,14 @@ def test_settings_from_a_toml_file_with_command_line_overrides(tmp_path, sim, ca
     code = main(["generate", "--run", str(run), "--config", str(config), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 2 and "tasks_per_reqest: unknown setting" in err
+
+
+def test_a_wrong_option_value_is_one_line_not_the_whole_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["generate", "--run", str(tmp_path / "run"), "--recipe", "self_instruct", "--n", "3"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "usage:" not in "\n".join(err)
+    assert "--recipe: invalid choice: 'self_instruct'" in err[0] and "self-instruct" in err[0]
+    assert "python -m factory generate --help" in err[1]
+    assert not (tmp_path / "run").exists()

@@ -14,8 +14,8 @@ import openai
 
 from factory.batch import BatchSettings, batch_client, run_batch
 from factory.engine import ChatRequest, ChatResult
-from factory.ledger import Ledger
-from factory.settings import EngineSettings
+from factory.engine.ledger import Ledger
+from factory.engine.settings import EngineSettings
 from schemas import LLMCall, iter_jsonl
 
 MODEL = "gpt-4o-mini"

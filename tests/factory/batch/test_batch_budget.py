@@ -9,10 +9,10 @@ from batch_fakes import MODEL, ROOT, go, make_requests, sim_stats, write_input
 from factory.__main__ import main
 from factory.batch import BatchBudgetError
 from factory.batch.stats import usd
-from factory.pricing import PriceTable
+from factory.engine.pricing import PriceTable
 from factory.simulator import SimConfig, run_simulator
 from factory.simulator.batch_config import BatchSimConfig
-from factory.tokens import estimate_input
+from factory.engine.tokens import estimate_input
 
 SEEDS_EN = ROOT / "examples" / "seed_tasks_en.jsonl"
 

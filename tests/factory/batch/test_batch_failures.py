@@ -6,7 +6,7 @@ import httpx
 from batch_fakes import assert_file_agrees_with_ledger, latest_responses, write_input
 
 from factory.batch.ledger import BatchLedger
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from factory.simulator import SimConfig, run_simulator
 from factory.simulator.batch_config import BatchSimConfig
 

@@ -9,7 +9,7 @@ from factory.batch.files import input_line, read_line, read_lines, request_body,
 from factory.batch.ledger import BatchLedger
 from factory.engine import ChatRequest
 from factory.errors import RequestError
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 
 
 def req(text: str, model: str = "gpt-4o-mini", **params) -> ChatRequest:

@@ -11,7 +11,7 @@ import httpx
 from batch_fakes import CLI_FAST, ROOT, write_input
 
 from factory.batch.ledger import BatchLedger
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from factory.simulator import SimConfig, run_simulator
 from factory.simulator.batch_config import BatchSimConfig
 

@@ -38,10 +38,10 @@ from factory.batch.files import input_line
 from factory.batch.ledger import BatchLedger
 from factory.engine import ChatRequest
 from factory.errors import PriceUnknownError
-from factory.ledger import Ledger
-from factory.pricing import PriceTable
-from factory.settings import EngineSettings
-from factory.tokens import estimate_input
+from factory.engine.ledger import Ledger
+from factory.engine.pricing import PriceTable
+from factory.engine.settings import EngineSettings
+from factory.engine.tokens import estimate_input
 from factory.simulator import SimConfig, run_simulator
 from factory.simulator.batch_config import BatchSimConfig
 
@@ -82,9 +82,9 @@ CHILD = """
 import asyncio, io, json, sys
 from factory.batch import BatchSettings, batch_client, run_batch
 from factory.engine import ChatRequest
-from factory.ledger import Ledger
-from factory.settings import EngineSettings
-from factory.tokens import estimate_input
+from factory.engine.ledger import Ledger
+from factory.engine.settings import EngineSettings
+from factory.engine.tokens import estimate_input
 
 url, run_dir, spec = sys.argv[1], sys.argv[2], sys.argv[3]
 requests = [ChatRequest(*item) for item in json.loads(open(spec).read())]
