@@ -7,6 +7,9 @@
 The input is what `python -m factory send` reads (chat bodies, or Batch API request lines), and
 answers go to the same `runs/NAME/responses.jsonl`. A rerun of the same command attaches to the
 batches already submitted and collects them; it never submits a request twice.
+`--status` and `--cancel` also find a batch whose create reply was lost (the process died after
+the server made it and before its id was recorded). Requests the API refused (400-class) are
+final: a rerun gives back their error without sending them again, unless --retry-failed.
 """
 
 from __future__ import annotations

@@ -7,21 +7,24 @@
 exactly as `Engine.run` does, so a recipe or the judge parses, filters and dedups the same way
 whichever path answered. How a call flows (read `_BatchRun.run` top to bottom):
 
-1. Requests already `done` in the ledger come back at once as cached results.
+1. Requests already `done` in the ledger come back at once as cached results, and so do the
+   final failures of earlier runs (a request the API refused is not paid for again unless
+   `BatchSettings.retry_failed`).
 2. Batches an earlier run submitted and did not collect are attached to, never submitted again:
    the ledger records every input file right after its upload and every batch right after its
    creation (see ledger.py), so even a kill between the two is recovered (the rerun finds
    the batch made from that file on the server, or makes it from the same file).
-3. `--max-cost`: what was spent, plus the worst case of what is in open batches and of what is
-   about to be submitted (input estimate + max_tokens, at batch prices), must fit; otherwise
-   nothing is submitted and `BatchBudgetError` says by how much it is over.
+3. `--max-cost`: what the budget's stages spent, plus the worst case of what is in open batches
+   and of what is about to be submitted (input estimate + max_tokens, at batch prices), must fit;
+   the requests that fit are submitted, in order, and the rest is said (`stats.budget_note`);
+   when none fits, nothing is submitted and `BatchBudgetError` says by how much it is over.
 4. The rest is written as input JSONL (custom_id = the ledger's request hash), split by the API's
    limits (50,000 requests, 200 MB, one model per file), uploaded, and made into batches.
 5. Polling with backoff, with a progress line by state. A finished batch (completed, expired,
    cancelled) is collected: answers recorded at batch prices from each line's `usage`, then given
    to `on_result`. Lines that failed in a way a retry may cure (5xx, 429, timeouts) and lines the
    batch never reached (expired, cancelled) are resubmitted in a new batch, up to `max_attempts`
-   per request; 400-class failures are final.
+   per request; 400-class failures are final (recorded so in ledger.py's batch_final_failures).
    With `wait=False` (`--batch-wait no`) it checks the open batches once, collects what finished,
    submits what is left, and returns: a later rerun collects the rest.
 
