@@ -166,6 +166,7 @@ class _BatchRun:
         self.attempts: dict[str, int] = {}  # batch attempts of each request in this run
         self.hold_until_idle = False  # the organisation's token queue is full: resubmit when idle
         self.warned_no_batch_price: set[str] = set()
+        self.budget_stages: tuple[str, ...] = ()  # whose spending --max-cost covers (set by `run`)
         self.started = time.monotonic()
 
     async def run(self, requests: list[ChatRequest], *, wait: bool, budget_stages: Iterable[str] | None) -> BatchStats:
