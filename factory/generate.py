@@ -326,6 +326,10 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
     per_kept = None if cost is None or out.kept == 0 else cost / out.kept
     lines.append(f"  run folder total: {count} requests, {_tokens(usage)}; spent {_usd(cost)}; "
                  f"{_usd(per_kept) if per_kept is not None else 'n/a'} per kept example")
+    prices = price_table_for(engine_settings)
+    lines.append(f"  priced with {prices.dated()}")
+    if warning := prices.staleness_warning():
+        lines.append(f"  {warning}")
     if r.pending:
         lines.append(f"  {r.pending} requests are in batches on the server: rerun the same command to collect them")
     elif out.kept >= n:
@@ -400,6 +404,9 @@ def dry_run_report(recipe: Recipe, ctx: Context, settings: EngineSettings, *, ba
         lines.append(f"{cost_line} ({basis}; cached-input discounts not counted)")
         if settings.max_cost is not None and top is not None and top > settings.max_cost:
             lines.append(f"  the worst case is over --max-cost {settings.max_cost}: the run stops when the budget is spent")
+    lines.append(f"prices: {prices.dated()}")
+    if warning := prices.staleness_warning():
+        lines.append(warning)
     lines.append(_duration_line(settings, total_req, total_in + total_out_max, batch))
     return "\n".join(lines)
 

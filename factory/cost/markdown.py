@@ -55,7 +55,10 @@ def render_cost_markdown(cost: dict[str, Any], charts: Sequence[Path] = ()) -> s
            if t and t["unpriced"] else ""),
         f"- Generation: {usd(g['cost_usd'])} for **{g['kept']:,}** kept examples: "
         f"**{usd(g['usd_per_kept'])} per example**, {usd(g['usd_per_1000_kept'])} per 1,000",
+        f"- Priced with {cost['prices']['table']}",
     ]
+    if cost["prices"]["warning"]:
+        out += [f"- **{cost['prices']['warning']}**"]
     if cost["budget"]:
         b = cost["budget"]
         share = "unknown" if b["used_share"] is None else f"{b['used_share']:.1%}"

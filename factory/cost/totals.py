@@ -149,6 +149,7 @@ def build_cost(run: Path) -> dict[str, Any]:
     gen_cost = gen_totals["cost_usd"] if gen_totals else 0.0
     kept = outputs.kept
     engine = config.get("engine", {})
+    prices = _prices(config)
     return {
         "run": run.name,
         "source": {
@@ -170,6 +171,8 @@ def build_cost(run: Path) -> dict[str, Any]:
             "usd_per_1000_kept": None if gen_cost is None or kept == 0 else 1000 * gen_cost / kept,
         },
         "funnel": funnel(outputs),
-        "batch": batch_savings(requests, _prices(config)),
+        "batch": batch_savings(requests, prices),
         "budget": budget(config, gen_cost),
+        "prices": {"table": prices.dated(), "as_of": prices.as_of, "age_days": prices.age_days(),
+                   "warning": prices.staleness_warning()},
     }
