@@ -36,6 +36,7 @@ transformers, peft and accelerate (no pydantic, no flash-attn).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import json
 import math
@@ -52,11 +53,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+STARTED = dt.datetime.now(dt.timezone.utc)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import torch  # noqa: E402
 
+from bench.provenance import provenance  # noqa: E402
 from trainer.model import ALL_PROJECTIONS  # noqa: E402
 
 GEMMA_2B = {
@@ -637,6 +640,7 @@ def summarise(results: dict[str, Any], memory_limit_gib: float) -> None:
 def write_results(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    results = {"provenance": provenance(STARTED), **{k: v for k, v in results.items() if k != "provenance"}}
     tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     out = os.environ.get("OUT")
