@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -172,13 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         after = measure(model, tokenizer, held, args)
 
     metrics = [json.loads(x) for x in (args.run / "train/metrics.jsonl").read_text().splitlines() if x.strip()]
-    config = (args.run / "config.toml").read_text(encoding="utf-8")
+    config = tomllib.loads((args.run / "config.toml").read_text(encoding="utf-8"))
     samples = [{"prompt": i.prompt, "base": before["answers"][i.id], "fine_tuned": after["answers"][i.id]}
                for i in held[:6]]
     figures = {
         "benchmark": "real_model",
         "model": args.model,
-        "loaded": config.split("[loaded.train]", 1)[-1].strip() if "[loaded.train]" in config else None,
+        "loaded": config.get("loaded", {}).get("train"),
         "behaviour": f"the answer's last line is {task.SIGN_OFF!r}",
         "train_examples": len(train_items),
         "heldout_prompts": len(held),
