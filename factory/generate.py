@@ -40,7 +40,7 @@ from factory.recipes.outputs import Outputs
 from factory.recipes.self_instruct import SelfInstruct
 from factory.recipes.settings import GenerateSettings
 from factory.recipes.topics import Topics
-from factory.recipes.seeds import load_eval_items, load_keywords, load_seed_tasks, seed_dedup_items
+from factory.recipes.seeds import detect_lang, load_eval_files, load_keywords, load_seed_tasks, seed_dedup_items
 from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, load_settings, save_resolved
 from factory.engine.tokens import estimate_input, estimator_name
 from schemas import SeedTask, Usage
@@ -138,24 +138,6 @@ def filter_settings_from_args(args: argparse.Namespace) -> FilterSettings:
 
 
 # --------------------------------------------------------------------------------------------
-# Inputs: seeds, keywords, evaluation questions
-
-
-def detect_lang(texts: list[str]) -> str:
-    """"ko" when Hangul is a real part of the letters (Korean text carries English terms), else "en"."""
-    joined = "".join(texts)
-    hangul = sum(1 for c in joined if "\uac00" <= c <= "\ud7a3")
-    latin = sum(1 for c in joined if c.isascii() and c.isalpha())
-    return "ko" if hangul and hangul / (hangul + latin) >= 0.3 else "en"
-
-
-def eval_items(paths: list[Path]) -> list[tuple[str, str]]:
-    """(id, text) of every evaluation question (each turn), ids prefixed with the file's name:
-    a rejection then says which file it came from, and two files may share question ids."""
-    return [(f"{Path(path).name}:{item_id}", text) for path in paths for item_id, text in load_eval_items(path)]
-
-
-# --------------------------------------------------------------------------------------------
 # The command
 
 
@@ -196,7 +178,7 @@ def resolve(args: argparse.Namespace) -> Resolved:
         # A Korean run keeps Korean text unless [filters] says otherwise (disabled = ["language"]).
         filters=filter_settings if filter_settings.lang else filter_settings.model_copy(update={"lang": lang}),
         naver=naver_settings_from_args(args), batch=batch_settings_from_args(args) if args.batch else None,
-        seeds=seeds, eval_items=eval_items(gen.eval), lang=lang,
+        seeds=seeds, eval_items=load_eval_files(gen.eval), lang=lang,
         structured=wants_structured(gen.structured, engine.model),
     )
 
@@ -336,6 +318,9 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
         lines.append(f"  done: {out.kept} examples kept (asked for {n})")
     else:
         why = ctx.stop_reason or (f"stopped by the engine ({r.engine_stopped})" if r.engine_stopped else None)
+        if (why or "").startswith("budget too small: "):  # no rerun can continue: say what to change
+            lines.append(f"  stopped short of --n {n}: {why.removeprefix('budget too small: ')}")
+            return "\n".join(lines)
         if r.engine_stopped == "budget" or (why or "").startswith("budget"):
             why = f"the budget (--max-cost {engine_settings.max_cost}) is spent"
         lines.append(f"  stopped short of --n {n}: {why or 'no more requests could be planned'}; "
@@ -432,4 +417,4 @@ def _minutes(m: float) -> str:
     return f"{m / 60:.1f} h"
 
 
-__all__ = ["Resolved", "add_parser", "build_recipe", "detect_lang", "dry_run_report", "main", "resolve", "summary"]
+__all__ = ["Resolved", "add_parser", "build_recipe", "dry_run_report", "main", "resolve", "summary"]

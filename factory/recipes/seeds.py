@@ -9,7 +9,8 @@ or in our simpler one, `{"instruction": "...", "input": "...", "output": "...", 
 everything but the instruction optional. Keywords (the topics recipe) are a text file, one per
 line, `#` starting a comment line, or JSONL `{"keyword": "..."}`. Evaluation questions (for
 decontamination) are MT-Bench question files (`question_id`, `turns`) or JSONL with an
-instruction/question/prompt.
+instruction/question/prompt; `load_eval_files` reads several, naming each question by its file.
+`detect_lang` tells a run's language from its seeds when none is given.
 
 Every mistake in a file raises `SeedFileError` naming the file and the line, which the command
 line prints as one line (exit status 2).
@@ -196,3 +197,17 @@ def load_eval_items(path: str | Path) -> list[tuple[str, str]]:
             text = f"{text}\n\n{extra}"
         items.append((str(record.get("id", record.get("question_id", f"eval-{lineno}"))), text))
     return items
+
+
+def detect_lang(texts: list[str]) -> str:
+    """"ko" when Hangul is a real part of the letters (Korean text carries English terms), else "en"."""
+    joined = "".join(texts)
+    hangul = sum(1 for c in joined if "\uac00" <= c <= "\ud7a3")
+    latin = sum(1 for c in joined if c.isascii() and c.isalpha())
+    return "ko" if hangul and hangul / (hangul + latin) >= 0.3 else "en"
+
+
+def load_eval_files(paths: list[Path]) -> list[tuple[str, str]]:
+    """(id, text) of every evaluation question (each turn), ids prefixed with the file's name:
+    a rejection then says which file it came from, and two files may share question ids."""
+    return [(f"{Path(path).name}:{item_id}", text) for path in paths for item_id, text in load_eval_items(path)]
