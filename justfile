@@ -47,6 +47,10 @@ bench-train-cpu *args:
 bench-train-gpu *args:
     {{python}} bench/train_gpu.py "$@"
 
+# a LoRA fine-tune of a real chat model on CPU, before and after (SmolLM2-135M-Instruct): bench/results/real_model.json
+bench-real-model *args:
+    {{python}} bench/real_model.py "$@"
+
 # answers from an OpenAI-compatible endpoint (e.g. vLLM with the adapter): just answer --run runs/NAME --questions evalsets/ko.jsonl --endpoint URL --model NAME
 answer *args:
     {{python}} -m judge answer "$@"

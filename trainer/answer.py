@@ -42,6 +42,7 @@ from schemas.evalset import (
     load_questions,
     temperature_for,
 )
+from trainer.gguf_model import GgufError, record_model
 from trainer.model import (
     ModelLoadError,
     default_device,
@@ -332,7 +333,8 @@ def main(args: argparse.Namespace) -> int:
         torch.manual_seed(settings.seed)
         model, tokenizer = load_for_answers(str(settings.model), settings.adapter,
                                             device=settings.device, dtype=settings.dtype)
-    except AnswerError as e:
+        record_model(args.run / "config.toml", f"{SECTION}-{label}", str(settings.model))
+    except (AnswerError, GgufError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

@@ -211,7 +211,7 @@ def load_examples(path: str | Path) -> list[Example]:
         raise FileNotFoundError(f"no examples file at {path}: generate one first (just generate --run ...)")
     examples = read_jsonl(path, Example)
     if not examples:
-        raise ValueError(f"{path} holds no examples")
+        raise ValueError(f"{path} holds no examples: generate some first (just generate --run ...) or pass --data FILE")
     return examples
 
 

@@ -58,6 +58,7 @@ from trainer.checkpoint import (
     save_checkpoint,
 )
 from trainer.errors import TrainError
+from trainer.gguf_model import record_model
 from trainer.loss import compile_loss, supervised_loss_sum
 from trainer.metrics import (
     MetricsLog,
@@ -81,6 +82,7 @@ from trainer.runtime import (
 )
 
 if TYPE_CHECKING:
+    from schemas import Example
     from trainer.data import TokenizedExample
     from trainer.settings import TrainSettings
 
@@ -102,12 +104,24 @@ class Data:
     pad_id: int
 
 
-def prepare_data(settings: TrainSettings, path: Path, tokenizer: Any) -> Data:
-    """Read, encode (chat template, prompt masked) and split the examples."""
-    from trainer.data import encode_examples, load_examples, split_train_eval
+def read_examples(path: Path) -> list[Example]:
+    """The examples of `path`; a missing, empty or malformed file is a TrainError (checked before any model
+    loads: a wrong file must not first cost a model download)."""
+    from trainer.data import load_examples
 
     try:
-        examples = load_examples(path)
+        return load_examples(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise TrainError(str(e)) from e
+
+
+def prepare_data(settings: TrainSettings, source: Path | Sequence[Example], tokenizer: Any) -> Data:
+    """Read (unless given), encode (chat template, prompt masked) and split the examples."""
+    from trainer.data import encode_examples, split_train_eval
+
+    path = source if isinstance(source, Path) else "the examples"
+    examples = read_examples(source) if isinstance(source, Path) else list(source)
+    try:
         encoded, stats = encode_examples(examples, tokenizer, settings.max_len)
         train, held_out = split_train_eval(encoded, settings.eval_fraction, settings.seed)
     except (FileNotFoundError, ValueError) as e:  # bad file, bad template, too few examples: all fixable
@@ -445,8 +459,11 @@ def train(
     ckpt_root = train_dir / "checkpoints"
     check_can_resume(settings, run_dir)  # before any loading: a mismatch is the user's to resolve
 
+    examples = read_examples(data_path or run_dir / "examples.jsonl")  # before any model loads
     tokenizer = load_tokenizer(settings.model)
-    data = prepare_data(settings, data_path or run_dir / "examples.jsonl", tokenizer)
+    if info.is_main:
+        record_model(run_dir / "config.toml", "train", settings.model)
+    data = prepare_data(settings, examples, tokenizer)
     lengths = [len(ex.input_ids) for ex in data.train]
     supervised = [supervised_count(ex) for ex in data.train]
     steps, skipped = plan_steps(

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from trainer.checkpoint import TMP_PREFIX, publish_dir
+from trainer.gguf_model import GgufError, converted_folder, is_gguf, record_model
 from trainer.model import ModelLoadError, load_model, load_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -31,6 +32,8 @@ def saved_dtype(name_or_path: str) -> torch.dtype:
     """The dtype the base model's weights were published in (float32 when its config does not say)."""
     from transformers import AutoConfig
 
+    if is_gguf(name_or_path):  # its converted folder says float32: GGUF blocks are dequantised to it
+        name_or_path = str(converted_folder(name_or_path))
     try:
         config = AutoConfig.from_pretrained(name_or_path)
     except (OSError, ValueError):
@@ -92,7 +95,8 @@ def main(args: argparse.Namespace) -> int:
         out = args.out or run / "merged"
         dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
         merge_adapter(base, run / "train" / "adapter", out, dtype=dtype)
-    except (MergeError, SettingsError, ModelLoadError) as e:
+        record_model(run / "config.toml", "merge", base, adapter=str(run / "train" / "adapter"), merged=str(out))
+    except (MergeError, SettingsError, ModelLoadError, GgufError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote the merged model to {out}")

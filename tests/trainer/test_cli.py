@@ -142,3 +142,26 @@ def test_the_entry_point_prints_one_line_and_exits_2(tmp_path: Path) -> None:
 def test_settings_models_reject_unknown_fields_directly() -> None:
     with pytest.raises(ValueError):
         TrainSettings(lr=1e-4, learning_rate=1e-4)
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_a_run_with_no_examples_fails_before_any_model_loads(
+    content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model_loading: None
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "examples.jsonl").write_text(content)
+    # The default model is a hub id: were it loaded first, an offline machine would retry downloads for long.
+    assert main(["train", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "holds no examples: generate some first" in err
+
+
+def test_lora_layers_take_ranges_and_lists() -> None:
+    settings = load_settings(None, parse_overrides(["--lora.layers", "22-24,27"]))
+    assert settings.lora.layers == [22, 23, 24, 27]
+    assert load_settings(None, {"lora": {"layers": [3, 1]}}).lora.layers == [1, 3]
+    assert load_settings(None).lora.layers is None
+    with pytest.raises(SettingsError, match="layer numbers from 0 up"):
+        load_settings(None, {"lora": {"layers": [-1]}})

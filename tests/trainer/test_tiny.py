@@ -211,3 +211,12 @@ def test_add_lora_explains_a_wrong_target_module(tiny_model) -> None:
     lora = SimpleNamespace(r=4, alpha=32.0, dropout=0.0, target_modules=["q_proj", "query"])
     with pytest.raises(ValueError, match=r"\['query'\] are not linear layers of GemmaForCausalLM"):
         add_lora(tiny_model, lora)
+
+
+def test_add_lora_on_chosen_layers_only(tiny_model_dir: Path) -> None:
+    lora = SimpleNamespace(r=4, alpha=32.0, dropout=0.0, target_modules=["q_proj", "v_proj"], layers=[1])
+    peft_model = add_lora(load_model(tiny_model_dir, device="cpu"), lora)
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert len(trainable) == 2 * 2 and all(".layers.1." in n for n in trainable)
+    with pytest.raises(ValueError, match="reach past the model's 2 decoder layers"):
+        add_lora(load_model(tiny_model_dir, device="cpu"), SimpleNamespace(**{**vars(lora), "layers": [2]}))
