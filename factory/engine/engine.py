@@ -84,7 +84,7 @@ class Engine:
         self._api_key = api_key_for(settings, api_key)
         self._http_client = http_client
         self._progress = progress and settings.progress
-        self.rate = RateLimiter(settings.rpm, settings.tpm)
+        self.rate = RateLimiter(settings.rpm, settings.tpm, accounting=settings.tpm_accounting)
         self.concurrency = AdaptiveConcurrency(settings.max_concurrency, start=1)
         self.retry = RetryPolicy(settings.max_attempts)
         self._run: RunState | None = None
@@ -306,7 +306,8 @@ class Engine:
             run.first_answer.set()
             self.rate.observe(raw.headers)
             if reply.usage is not None:
-                self.rate.settle(plan.reserve_tokens, reply.usage.input_tokens + reply.usage.output_tokens)
+                u = reply.usage
+                self.rate.settle(plan.reserve_tokens, self.rate.counted(u.input_tokens, u.output_tokens, request.max_output_tokens))
             self.concurrency.on_success()
             hold.settle(tally.bill(reply.usage, plan.price))
             return LLMCall(
@@ -336,8 +337,9 @@ class Engine:
             self.concurrency.on_rate_limited(pause)
             return 0.0
         if failure.usage is not None:  # an answer we could not use, but it was billed
-            used = failure.usage.input_tokens + failure.usage.output_tokens
-            self.rate.settle(plan.reserve_tokens, used)
+            u = failure.usage
+            max_output = plan.reserve_tokens - plan.input_estimate
+            self.rate.settle(plan.reserve_tokens, self.rate.counted(u.input_tokens, u.output_tokens, max_output))
             return tally.bill(failure.usage, plan.price)
         if failure.maybe_billed:  # no answer, or one without usage: assume the worst
             return None
