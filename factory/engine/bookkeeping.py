@@ -123,7 +123,7 @@ class RunState:
         """A FatalAPIError when this final failure is the REPEATS_BEFORE_FATAL-th in a row alike."""
         if failure.kind == "bad_request":
             signature: tuple[Any, ...] = (failure.status, failure.code, str(failure))
-        elif failure.kind in ("connection", "timeout"):
+        elif failure.kind in ("connection", "timeout", "unreachable"):
             signature = (failure.kind,)
         else:
             self._repeat, self._repeats = None, 0

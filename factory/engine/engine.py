@@ -301,6 +301,9 @@ class Engine:
                 failure = classify(exc, model=request.model, base_url=self.settings.base_url)
                 if isinstance(failure, AttemptFailure):
                     hold.settle(self._after_failure(failure, plan, run, tally))
+                    if failure.kind == "unreachable" and not run.first_answer.is_set():
+                        # The server never answered this run: every request would fail the same way.
+                        raise FatalAPIError(str(failure)) from exc
                 raise failure from exc
             latency = time.monotonic() - started
             run.first_answer.set()

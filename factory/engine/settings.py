@@ -10,6 +10,7 @@ the environment (or `.env`) through `resolve_api_key` and is handed to the engin
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -73,6 +74,17 @@ class EngineSettings(BaseModel):
     @property
     def is_openai(self) -> bool:
         return urlparse(self.base_url).hostname == "api.openai.com"
+
+    @property
+    def is_local(self) -> bool:
+        """A server on this machine or a private network (a local vLLM, the simulator), where an
+        API key is often not needed: loopback or private addresses, and names without a domain."""
+        host = urlparse(self.base_url).hostname or ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return "." not in host or host.endswith((".localhost", ".local", ".internal", ".lan"))
+        return address.is_loopback or address.is_private or address.is_link_local
 
 
 # ---------------------------------------------------------------------------------------------
