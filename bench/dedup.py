@@ -1,4 +1,4 @@
-"""Benchmark of factory.dedup (just bench-dedup): writes bench/results/dedup.json.
+"""Benchmark of the near-duplicate check, factory.quality (just bench-dedup): writes bench/results/dedup.json.
 
 1. A synthetic stream (bench/dedup_corpus.py) of Korean and English instruction-like texts with
    planted near-duplicates and planted template-sharing non-duplicates goes through
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dedup_corpus import Item, calibration_pairs, expected_duplicates, make_stream
 
-from factory.dedup import Deduper, DedupSettings, load_run_deduper, shingle_sets
+from factory.quality import Deduper, DedupSettings, load_run_deduper, shingle_sets
 from schemas import Example, JsonlWriter
 
 TARGETS = {"items_per_s": 20_000, "recall": 0.95, "precision": 0.95}

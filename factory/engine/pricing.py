@@ -7,6 +7,7 @@ silently priced a model at $0 would be worse than one that says it does not know
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from dataclasses import dataclass, replace
@@ -20,6 +21,8 @@ from factory.errors import PriceUnknownError, SettingsError
 from schemas import Usage
 
 PER_TOKENS = 1_000_000
+# A price table older than this gets a warning wherever a cost is projected or reported.
+STALE_AFTER_DAYS = 180
 # "gpt-4o-2024-08-06", "o3-2025-04-16", "gpt-3.5-turbo-0125": a dated snapshot of a base model.
 _SNAPSHOT = re.compile(r"^(?P<base>.+?)-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
 
@@ -88,6 +91,7 @@ class PriceTable:
     aliases: dict[str, str]
     as_of: str
     override: ModelPrice | None = None  # --price-input/--price-output: applies to every model
+    source: str = "factory/engine/prices.toml"  # the file whose date `as_of` is: ours, or the user's --prices
 
     @classmethod
     def load(cls, user_file: str | Path | None = None) -> PriceTable:
@@ -102,6 +106,8 @@ class PriceTable:
                 raise SettingsError(f"price file not found: {path}") from None
             table.prices.update(user.prices)
             table.aliases.update(user.aliases)
+            # The user's file is the one to keep current: its date is the one to show.
+            table = replace(table, as_of=user.as_of, source=str(path))
         return table
 
     @classmethod
@@ -121,6 +127,33 @@ class PriceTable:
         label = f"{source} ({as_of})"
         prices = {name: ModelPrice(**e.model_dump(), source=label) for name, e in doc.models.items()}
         return cls(prices=prices, aliases=dict(doc.aliases), as_of=as_of)
+
+    def age_days(self, today: dt.date | None = None) -> int | None:
+        """Days since the table's date; None where it has none (or one that is not YYYY-MM-DD)."""
+        try:
+            as_of = dt.date.fromisoformat(self.as_of)
+        except ValueError:
+            return None
+        return ((today or dt.date.today()) - as_of).days
+
+    def dated(self, today: dt.date | None = None) -> str:
+        """`prices.toml dated 2025-08-20 (469 days ago)`: the words a projection or a report shows."""
+        if self.override is not None:
+            return "the prices given with --price-input/--price-output"
+        age = self.age_days(today)
+        return f"{self.source} dated {self.as_of}" + ("" if age is None else f" ({age} days ago)")
+
+    def staleness_warning(self, today: dt.date | None = None) -> str | None:
+        """A warning when the table is older than STALE_AFTER_DAYS (or undated); None otherwise."""
+        if self.override is not None:
+            return None
+        age = self.age_days(today)
+        if age is not None and age <= STALE_AFTER_DAYS:
+            return None
+        when = "has no date ([meta] as_of)" if age is None else f"is {age} days old (dated {self.as_of})"
+        return (f"warning: the price table {self.source} {when}: prices may have changed. Check "
+                "https://openai.com/api/pricing/ and give your own table with --prices FILE (same layout) "
+                "or --price-input/--price-output")
 
     def with_override(self, price_input: float | None, price_output: float | None) -> PriceTable:
         """Explicit prices for every model. Given only one of the two, a model the table knows

@@ -18,10 +18,10 @@ from typing import Any
 
 import anyio
 
-from factory import filters
-from factory.dedup import Deduper, example_text, rejection
+from factory.quality import filters
+from factory.quality import Deduper, example_text, rejection
 from factory.engine import ChatRequest, ChatResult
-from factory.filters import FilterSettings
+from factory.quality.filters import FilterSettings
 from factory.recipes.journal import Journal, JournalEntry
 from factory.recipes.outputs import Outputs
 from factory.recipes.settings import GenerateSettings

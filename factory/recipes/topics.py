@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from factory.dedup import Deduper, rejection
+from factory.quality import Deduper, rejection
 from factory.engine import ChatRequest, ChatResult
 from factory.recipes.base import (
     REASON_PARSE,

@@ -89,3 +89,41 @@ def test_explicit_prices_from_the_settings_win():
     only_output = price_table_for(EngineSettings(price_output=4.0))
     assert only_output.lookup("gpt-4o").input == 2.50 and only_output.lookup("gpt-4o").output == 4.0
     assert only_output.lookup("my-model") is None  # one price is not enough for an unknown model
+
+
+def _price_file(tmp_path, as_of: str):
+    path = tmp_path / f"prices-{as_of}.toml"
+    path.write_text(f'[meta]\nas_of = "{as_of}"\n\n[models."my-model"]\ninput = 1.0\noutput = 2.0\n')
+    return path
+
+
+def test_a_table_older_than_180_days_says_so_and_how_to_fix_it():
+    import datetime as dt
+
+    table = PriceTable.load()
+    as_of = dt.date.fromisoformat(table.as_of)
+    assert table.staleness_warning(today=as_of + dt.timedelta(days=180)) is None
+    warning = table.staleness_warning(today=as_of + dt.timedelta(days=181))
+    assert warning is not None and "181 days old" in warning and table.as_of in warning
+    assert "--prices FILE" in warning
+    assert table.dated(today=as_of + dt.timedelta(days=3)) == f"factory/engine/prices.toml dated {table.as_of} (3 days ago)"
+
+
+def test_a_users_price_file_shows_its_own_date(tmp_path):
+    import datetime as dt
+
+    today = dt.date.today()
+    fresh = PriceTable.load(_price_file(tmp_path, today.isoformat()))
+    assert fresh.as_of == today.isoformat() and fresh.source.endswith(".toml") and "prices-" in fresh.source
+    assert fresh.staleness_warning() is None and "(0 days ago)" in fresh.dated()
+    assert fresh.lookup("gpt-4o") is not None  # laid over the shipped table, not instead of it
+    old = PriceTable.load(_price_file(tmp_path, "2020-01-01"))
+    assert "2020-01-01" in old.staleness_warning()
+    # explicit prices for every model: no table is used, so none can be stale
+    assert old.with_override(1.0, 2.0).staleness_warning() is None
+
+
+def test_an_undated_table_is_warned_about(tmp_path):
+    path = tmp_path / "undated.toml"
+    path.write_text('[models."my-model"]\ninput = 1.0\noutput = 2.0\n')
+    assert "has no date" in PriceTable.load(path).staleness_warning()

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from factory.batch_io import input_line, read_line, read_lines, request_body, split_into_files
-from factory.batch_ledger import BatchLedger
+from factory.batch.files import input_line, read_line, read_lines, request_body, split_into_files
+from factory.batch.ledger import BatchLedger
 from factory.engine import ChatRequest
 from factory.errors import RequestError
 from factory.engine.ledger import Ledger

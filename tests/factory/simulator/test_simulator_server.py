@@ -356,7 +356,9 @@ def test_latency_sleeps_do_not_block_other_requests():
             codes = list(pool.map(lambda i: httpx.post(base_url + "/chat/completions", json=ask(f"q{i}")).status_code, range(10)))
         elapsed = time.monotonic() - started
     assert codes == [200] * 10
-    assert 0.3 <= elapsed < 2.0  # ten 0.3 s answers served one after another would take 3 s
+    # Ten 0.3 s answers served one after another take at least 3 s: anything less means they overlapped
+    # (the bound is that of the serial case, not a speed a loaded machine must reach).
+    assert 0.3 <= elapsed < 10 * 0.3
 
 
 # --- auth, models, endpoints ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""factory.seeds: both seed formats, keywords, eval questions, and errors that name file and line."""
+"""factory.recipes.seeds: both seed formats, keywords, eval questions, and errors that name file and line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from factory.errors import FactoryError
-from factory.seeds import (
+from factory.recipes.seeds import (
     SeedFileError,
     load_eval_items,
     load_keywords,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # bench/ is not an installed package
 
 # Runs the script as __main__ and then reports which of our pydantic-bound modules got imported.
 RUNNER = """
@@ -56,14 +57,10 @@ def test_tiny_benchmark_runs_on_cpu_and_writes_the_results(tmp_path: Path) -> No
     assert "HF Trainer + peft (tutorial)" in proc.stdout and "speedup" in proc.stdout
 
 
-def test_profile_sorts_kernels_by_kind(monkeypatch) -> None:
+def test_profile_sorts_kernels_by_kind() -> None:
     """Kernel names as the H100 profile printed them."""
-    import importlib.util
+    from bench.train_gpu_profile import kernel_kind
 
-    spec = importlib.util.spec_from_file_location("train_gpu_bench", ROOT / "bench/train_gpu.py")
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
-    spec.loader.exec_module(bench)
     kinds = {
         "nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_NNT": "matmul",
         "void cutlass::Kernel2<cutlass_80_tensorop_bf16_s16816gemm_bf16_128x256_32x3_tn_align2>(x)": "matmul",
@@ -72,4 +69,24 @@ def test_profile_sorts_kernels_by_kind(monkeypatch) -> None:
         "Memcpy DtoD (Device -> Device)": "memcpy/memset",
         "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>": "eager elementwise",
     }
-    assert {name: bench.kernel_kind(name) for name in kinds} == kinds
+    assert {name: kernel_kind(name) for name in kinds} == kinds
+
+
+def test_a_variant_can_keep_the_tutorials_lora_dropout_and_records_it() -> None:
+    import argparse
+
+    import pytest
+    import torch
+
+    from bench.train_gpu_setup import Lengths, Setup
+    from bench.train_gpu_variants import parse_variant, variant_settings
+
+    v = parse_variant("6144:compile:lora32:dropout=0.05")
+    setup = Setup(shape={}, lengths=Lengths(), examples=1, steps=1, warmup_steps=1,
+                  device=torch.device("cpu"), dtype=torch.bfloat16)
+    settings = variant_settings(v, setup)
+    assert settings["lora"]["dropout"] == 0.05 and settings["adapter_dtype"] == "float32"
+    assert variant_settings(parse_variant("6144"), setup)["lora"]["dropout"] == 0.0
+    for wrong in ("6144:dropout=1.5", "6144:dropout=x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="dropout=P"):
+            parse_variant(wrong)

@@ -1,11 +1,11 @@
-"""factory.filters: each filter rejects what it should, with its name as the reason, and keeps the rest."""
+"""factory.quality.filters: each filter rejects what it should, with its name as the reason, and keeps the rest."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from factory.filters import (
+from factory.quality.filters import (
     FilterSettings,
     Rejection,
     check,

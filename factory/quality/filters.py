@@ -11,7 +11,7 @@ gets None (keep) or a `Rejection` (drop, and why). In order of cost and certaint
                 "I'm sorry, but I can't", "저는 AI 언어 모델", "죄송하지만 ... 수 없습니다"
 - `language`    a Korean run keeps Korean text (Hangul share of the letters), an English run English
 `parse` (an unparseable model reply) has no example to check: `parse_rejection` records it.
-Near-duplicates (`duplicate`, `contamination`) are factory.dedup's.
+Near-duplicates (`duplicate`, `contamination`) are the deduper's (factory.quality.deduper).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import openai
 import pytest
 
 from factory.simulator import SimConfig, SimConfigError, run_simulator
-from factory.simulator.batches import BatchSimConfig, parse_multipart
+from factory.simulator.batch_config import BatchSimConfig
+from factory.simulator.multipart import parse_multipart
 from factory.simulator.errors import InvalidRequest
 
 MODEL = "gpt-4o-mini"
@@ -245,7 +246,7 @@ def test_the_enqueued_token_limit_refuses_a_batch_until_the_earlier_ones_finish(
 def test_the_batch_flags_build_the_batch_config():
     import argparse
 
-    from factory.simulator.batches import add_batch_arguments, batch_config_from_args
+    from factory.simulator.batch_config import add_batch_arguments, batch_config_from_args
 
     parser = argparse.ArgumentParser()
     add_batch_arguments(parser)

@@ -6,7 +6,7 @@ import httpx
 
 from factory.__main__ import main
 from factory.simulator import SimConfig, run_simulator
-from factory.simulator.batches import BatchSimConfig
+from factory.simulator.batch_config import BatchSimConfig
 from schemas import LLMCall, read_jsonl
 
 FAST = ["--batch-poll", "0.02", "--batch-poll-max", "0.05", "--no-progress"]

@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from factory.dedup import DedupSettings
+from factory.quality import DedupSettings
 from factory.engine import ChatResult
-from factory.filters import FilterSettings
+from factory.quality.filters import FilterSettings
 from factory.generate import Resolved, build_recipe, detect_lang
 from factory.recipes.base import YieldWindow, wants_structured
 from factory.recipes.driver import Driver

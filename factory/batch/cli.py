@@ -25,7 +25,7 @@ from factory.batch import (
     cancel_open_batches,
     run_batch,
 )
-from factory.batch_ledger import BatchLedger
+from factory.batch.ledger import BatchLedger
 from factory.errors import SettingsError
 from factory.engine.ledger import Ledger
 from factory.send import read_requests, responses_writer

@@ -12,8 +12,20 @@ import time
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
+
+from batch_fakes import (
+    MODEL,
+    ROOT,
+    Killed,
+    KillingClient,
+    assert_each_once,
+    file_keys,
+    go,
+    make_requests,
+    sim_stats,
+    wait_until_finished,
+)
 
 from factory.batch import (
     BatchBudgetError,
@@ -21,71 +33,17 @@ from factory.batch import (
     BatchSettings,
     batch_client,
     cancel_open_batches,
-    run_batch,
 )
-from factory.batch_io import input_line
-from factory.batch_ledger import BatchLedger
-from factory.engine import ChatRequest, ChatResult
+from factory.batch.files import input_line
+from factory.batch.ledger import BatchLedger
+from factory.engine import ChatRequest
 from factory.errors import PriceUnknownError
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import PriceTable
 from factory.engine.settings import EngineSettings
 from factory.engine.tokens import estimate_input
 from factory.simulator import SimConfig, run_simulator
-from factory.simulator.batches import BatchSimConfig
-
-MODEL = "gpt-4o-mini"
-ROOT = Path(__file__).resolve().parents[2]
-FAST = BatchSettings(poll_initial_s=0.02, poll_max_s=0.05)
-
-
-def make_requests(n: int, *, stage: str = "answers", model: str = MODEL, text: str = "Explain topic {i}.",
-                  **params) -> list[ChatRequest]:
-    return [ChatRequest(stage, model, [{"role": "user", "content": text.format(i=i)}],
-                        {"max_tokens": 40, "temperature": 0, **params}) for i in range(n)]
-
-
-def sim_stats(url: str) -> dict:
-    return httpx.get(url.removesuffix("/v1") + "/sim/stats").json()["batches"]
-
-
-def go(url: str, ledger: Ledger, requests: list[ChatRequest], *, wrap=None, batch: BatchSettings = FAST,
-       wait: bool | None = None, progress: io.StringIO | None = None, **settings) -> tuple[object, list[ChatResult]]:
-    results: list[ChatResult] = []
-    engine_settings = EngineSettings(base_url=url, **settings)
-
-    async def main():
-        async with batch_client(engine_settings, api_key="sk-test") as client:
-            return await run_batch(requests, results.append, ledger=ledger, settings=engine_settings,
-                                   client=wrap(client) if wrap else client, batch=batch, wait=wait,
-                                   progress=progress if progress is not None else io.StringIO())
-
-    return asyncio.run(main()), results
-
-
-def file_keys(url: str, file_id: str) -> list[str]:
-    raw = httpx.get(f"{url}/files/{file_id}/content", headers={"authorization": "Bearer sk-test"}).text
-    return [json.loads(line)["custom_id"] for line in raw.splitlines()]
-
-
-def wait_until_finished(url: str, batch_id: str) -> None:
-    deadline = time.monotonic() + 10
-    while httpx.get(f"{url}/batches/{batch_id}").json()["status"] not in ("completed", "expired", "cancelled", "failed"):
-        assert time.monotonic() < deadline, f"batch {batch_id} did not finish"
-        time.sleep(0.02)
-
-
-def assert_each_once(requests: list[ChatRequest], results: list[ChatResult]) -> None:
-    keys = [r.request.key for r in results]
-    assert sorted(keys) == sorted(r.key for r in requests), "every request exactly once"
-    assert all(r.ok and r.content for r in results)
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    with Ledger.for_run(tmp_path / "run") as led:
-        yield led
-
+from factory.simulator.batch_config import BatchSimConfig
 
 def test_only_failed_lines_are_resubmitted_and_every_request_comes_back_once(ledger):
     requests = make_requests(12)
@@ -178,41 +136,11 @@ def test_a_process_killed_after_submission_is_attached_to_on_rerun_and_never_sub
     assert_each_once(requests, results)
 
 
-class _Killed(BaseException):
-    """Stands for kill -9 at one exact point."""
-
-
-class _Batches:
-    def __init__(self, real, mode: str) -> None:
-        self._real, self._mode = real, mode
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-    async def create(self, **kwargs):
-        if self._mode == "killed before create":
-            raise _Killed
-        batch = await self._real.create(**kwargs)
-        if self._mode == "answer lost":
-            self._mode = ""
-            raise openai.APIConnectionError(request=httpx.Request("POST", "http://sim/v1/batches"))
-        return batch
-
-
-class _Client:
-    def __init__(self, real, mode: str) -> None:
-        self._real = real
-        self.batches = _Batches(real.batches, mode)
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-
 def test_a_kill_between_upload_and_create_is_recovered_from_the_uploaded_file(ledger):
     requests = make_requests(5)
     with run_simulator(SimConfig(seed=4), BatchSimConfig(seconds=0.1)) as url:
-        with pytest.raises(_Killed):
-            go(url, ledger, requests, wrap=lambda c: _Client(c, "killed before create"))
+        with pytest.raises(Killed):
+            go(url, ledger, requests, wrap=lambda c: KillingClient(c, "killed before create"))
         with BatchLedger(ledger) as books:
             (orphan,) = books.open_files()
         assert orphan.batch_id is None and sim_stats(url)["submitted"] == 0
@@ -227,7 +155,7 @@ def test_a_kill_between_upload_and_create_is_recovered_from_the_uploaded_file(le
 def test_a_lost_answer_to_create_finds_the_batch_instead_of_creating_another(ledger):
     requests = make_requests(5)
     with run_simulator(SimConfig(seed=5), BatchSimConfig(seconds=0.1)) as url:
-        stats, results = go(url, ledger, requests, wrap=lambda c: _Client(c, "answer lost"))
+        stats, results = go(url, ledger, requests, wrap=lambda c: KillingClient(c, "answer lost"))
         sim = sim_stats(url)
     assert sim["submitted"] == 1 and stats.batches_created == 1
     assert_each_once(requests, results)
@@ -414,7 +342,7 @@ def test_a_batch_refused_for_the_enqueued_token_limit_goes_again_once_the_queue_
 
 
 def _prompt_tokens(line: bytes) -> int:
-    from factory.simulator.batches import _prompt_tokens as count
+    from factory.simulator.batch_lines import prompt_tokens as count
 
     return count(json.loads(line)["body"])
 

@@ -12,7 +12,7 @@ import pytest
 from factory.__main__ import main as factory_main
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import PriceTable
-from factory.report import build_cost, write_cost_report
+from factory.cost import build_cost, write_cost_report
 from factory.engine.settings import EngineSettings, save_resolved
 from schemas import Example, LLMCall, Rejected, Usage, write_jsonl
 
@@ -198,3 +198,20 @@ def test_broken_inputs_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     empty.mkdir()
     assert factory_main(["report", "--run", str(empty)]) == 2
     assert "just generate" in capsys.readouterr().err
+
+
+def test_the_report_names_the_price_tables_date_and_warns_when_it_is_old(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    make_run(run)
+    shipped = PriceTable.load()
+    cost = build_cost(run)
+    assert cost["prices"]["as_of"] == shipped.as_of and cost["prices"]["age_days"] == shipped.age_days()
+    assert cost["prices"]["warning"] == shipped.staleness_warning()
+    md = write_cost_report(run).cost_md.read_text()
+    assert f"Priced with factory/engine/prices.toml dated {shipped.as_of}" in md
+    # the run's own --prices file: its date instead of ours
+    own = tmp_path / "mine.toml"
+    own.write_text('[meta]\nas_of = "2019-05-01"\n\n[models."gpt-4o-mini"]\ninput = 0.15\noutput = 0.6\n')
+    save_resolved(run, "engine", EngineSettings(model="gpt-4o-mini", prices_file=str(own)))
+    md = write_cost_report(run).cost_md.read_text()
+    assert f"Priced with {own} dated 2019-05-01" in md and "2019-05-01): prices may have changed" in md

@@ -1,4 +1,4 @@
-"""factory.dedup: near-duplicates caught, template siblings kept, exact checks, resume, decontamination."""
+"""factory.quality.deduper: near-duplicates caught, template siblings kept, exact checks, resume, decontamination."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from factory.dedup import (
+from factory.quality import (
     Deduper,
     DedupSettings,
     MinHasher,
@@ -267,10 +267,10 @@ def test_chunked_check_equals_the_reference_index(batch_size: int) -> None:
 
 
 def test_sorted_bands_return_every_bucket_mate_once() -> None:
-    from factory.dedup import _SortedBands
+    from factory.quality.bands import SortedBands
 
     rng = np.random.default_rng(3)
-    index = _SortedBands(bands=4, rows=2)
+    index = SortedBands(bands=4, rows=2)
     sigs = rng.integers(0, 3, size=(300, 8), dtype=np.uint32)  # few values: many shared buckets
     keys = index.band_keys(sigs)
     for start in range(0, 300, 37):  # several runs, merged as they grow
