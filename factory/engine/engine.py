@@ -436,8 +436,18 @@ class Engine:
             rpm_limit=self.rate.rpm, tpm_limit=self.rate.tpm,
             spent_usd=s.cost_usd, rate_limited=s.rate_limited, retries=s.retries,
             in_flight=self.concurrency.in_flight, concurrency=self.concurrency.limit,
-            stopping=run.stop_reason,
+            stopping=run.stop_reason, held_by=self._held_by(run),
         )
+
+    def _held_by(self, run: RunState) -> str | None:
+        """What holds the pace now, for the progress line: the first that makes requests wait."""
+        if run.budget is not None and run.budget.waiting:
+            return "the budget"
+        if self.rate.holding is not None:
+            return self.rate.holding
+        if self.concurrency.in_flight >= self.concurrency.limit:
+            return f"the concurrency cap ({self.concurrency.limit}; --max-concurrency)"
+        return None
 
 
 def _sole_exception(group: BaseExceptionGroup) -> BaseException:

@@ -134,6 +134,7 @@ class RateLimiter:
         }
         self.paused_until = 0.0
         self._lock: anyio.Lock | None = None
+        self.holding: str | None = None  # what the request at the head of the queue waits for now
 
     @property
     def rpm(self) -> float | None:
@@ -157,10 +158,18 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = self._clock()
-                wait = max(self.paused_until - now, self._wait_time(tokens))
+                pause = self.paused_until - now
+                r, t = self._buckets["requests"], self._buckets["tokens"]
+                rpm_wait = r.wait_time(1) if r else 0.0
+                tpm_wait = t.wait_time(tokens) if t else 0.0
+                wait = max(pause, rpm_wait, tpm_wait)
                 if wait <= 0:
                     break
-                await anyio.sleep(wait)
+                self.holding = "a 429 pause" if wait == pause else "RPM" if rpm_wait >= tpm_wait else "TPM reservations"
+                try:
+                    await anyio.sleep(wait)
+                finally:
+                    self.holding = None
             if (r := self._buckets["requests"]) is not None:
                 r.take(1)
             if (t := self._buckets["tokens"]) is not None:
@@ -324,6 +333,7 @@ class Budget:
         self.max_usd = max_usd
         self.spent = 0.0
         self.reserved = 0.0
+        self.waiting = 0  # requests waiting for in-flight ones to free room
         self._changed: anyio.Event | None = None
 
     @property
@@ -344,7 +354,11 @@ class Budget:
                 return False
             if self._changed is None:
                 self._changed = anyio.Event()
-            await self._changed.wait()
+            self.waiting += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self.waiting -= 1
 
     def settle(self, reserved: float, spent: float) -> None:
         self.reserved = max(0.0, self.reserved - reserved)
