@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -49,15 +50,38 @@ def drive(run_dir: Path, url: str, n: int, max_cost: float) -> int:
     return 0
 
 
+def _rows(run_dir: Path) -> int:
+    """Attempts and results in the ledger: it grows once a run sends (an attempt's row is written
+    before it goes)."""
+    path = run_dir / "ledger.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            (n,) = db.execute("SELECT (SELECT COUNT(*) FROM attempts) + (SELECT COUNT(*) FROM requests)").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+    return int(n)
+
+
 def measure(url: str, run_dir: Path, *, kills: int, max_cost: float, seed: int = 1) -> dict[str, Any]:
-    """`kills` runs killed at a random moment (0.5-3 s in), then one run to the end (the budget)."""
+    """`kills` runs killed at a random moment (0.2-2 s after their first request), then one run to the
+    end (the budget)."""
     rng = random.Random(seed)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, __file__, "drive", str(run_dir), url, "100000", str(max_cost)]
     killed_at: list[float] = []
     for _ in range(kills):
+        before = _rows(run_dir)
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        wait = round(rng.uniform(0.5, 3.0), 2)
+        # Kill only once requests are going out (the start of a process can take seconds on a busy
+        # machine, and a kill before the first request tests nothing), at a random moment after.
+        while proc.poll() is None and _rows(run_dir) <= before:
+            time.sleep(0.05)
+        wait = round(rng.uniform(0.2, 2.0), 2)
         time.sleep(wait)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
