@@ -1,21 +1,25 @@
 """Engine benchmark against the simulator, run as a separate process (`python -m factory simulate`).
 
-    just bench-engine            # the full benchmark (about 6 minutes on 2 cores)
-    just bench-engine --quick    # a short smoke run (about 40 s)
+    just bench-engine            # the full benchmark (about 8 minutes on 2 cores)
+    just bench-engine --quick    # a short smoke run (about a minute)
 
-Measures, and writes to bench/results/engine.json:
+Measures, in one run, and writes to bench/results/engine.json (with its provenance):
   overhead_req_per_s   requests/s with zero latency and no limits: what the engine itself costs
                        (also as CPU ms per request of the engine's process)
-  tpm_utilization      tokens/min sent / TPM limit over 60 s at RPM=600, TPM=150,000, latency
-  rpm_utilization      0.5-3 s, ~300 output tokens per answer (after a 10 s warm-up; the same
-                       window from the start is in the details); requests/min sent / RPM limit;
-  rate_429             share of HTTP attempts answered 429
+  tpm_utilization      tokens/min counted by the server / TPM limit over 60 s, the simulator
+  rpm_utilization      counting as OpenAI does (prompt + max_tokens at admission, nothing given
+  rate_429             back, limits enforced over 1 s windows), RPM 600, TPM 150,000, latency
+                       0.5-3 s, max_tokens 400, answers of ~300 tokens; the engine is given NO
+                       limits: it learns them from the x-ratelimit-* headers. After a 10 s
+                       warm-up; the same window from the start is in the details. rate_429 is
+                       the share of HTTP attempts answered 429.
   rss_growth_mb        resident memory growth of the engine's process over 100,000 requests
+  crash_within_cap     10 runs under --max-cost killed with kill -9 at random moments, then a
+                       run to the end: what the simulator answered, priced, <= the cap
 
 "Sent" counts each request at the moment its answered attempt went out (finish time minus its
 latency), so answers still in flight at the end of the window are counted in it, as a server's
-limiter counts them. The simulator gives back the unused part of max_tokens (--tpm-accounting
-actual), as the engine's own limiter assumes; see the notes in the results for both.
+limiter counts them.
 """
 
 from __future__ import annotations
@@ -47,10 +51,14 @@ sys.path.insert(0, str(ROOT))
 from factory.engine import ChatRequest, ChatResult, Engine, http_client_name  # noqa: E402
 from factory.engine.ledger import Ledger  # noqa: E402
 from factory.engine.settings import EngineSettings  # noqa: E402
+from bench import engine_crash  # noqa: E402
+from bench.provenance import write_result  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "engine.json"
 MODEL = "gpt-4o-mini"
-TARGETS = {"overhead_req_per_s": ">= 500", "tpm_utilization": ">= 0.95", "rate_429": "<= 0.01", "rss_growth_mb": "<= 100"}
+TARGETS = {"overhead_req_per_s": ">= 500", "tpm_utilization": "0.95 - 1.0", "rate_429": "<= 0.01",
+           "rss_growth_mb": "<= 100", "crash_within_cap": "true"}
+MAX_TOKENS = 400
 _BANNER = re.compile(r"simulator listening on (http://\S+/v1)")
 
 
@@ -126,24 +134,24 @@ def bench_overhead(n: int, concurrency: int, force_httpx2: bool = False) -> dict
 # --- 2. limits -----------------------------------------------------------------------------------
 
 
-def bench_limits(window_s: float, rpm: int, tpm: int, accounting: str, warmup_s: float = 10.0) -> dict[str, Any]:
-    sim_args = ["--rpm", str(rpm), "--tpm", str(tpm), "--latency", "0.5-3", "--output-tokens", "300",
-                "--tpm-accounting", accounting, "--seed", "1"]
+def bench_limits(window_s: float, rpm: int, tpm: int, warmup_s: float = 10.0) -> dict[str, Any]:
+    """The simulator in OpenAI's accounting (its defaults: reserve, 1 s windows); the engine learns the limits."""
+    sim_args = ["--rpm", str(rpm), "--tpm", str(tpm), "--latency", "0.5-3", "--output-tokens", "300", "--seed", "1"]
     with simulator(*sim_args) as url, tempfile.TemporaryDirectory() as tmp:
-        eng = engine(url, Path(tmp) / "run", rpm=rpm, tpm=tpm, max_concurrency=64)
-        sent: list[tuple[float, int]] = []  # (when the answered attempt went out, tokens)
+        eng = engine(url, Path(tmp) / "run", max_concurrency=64)
+        sent: list[tuple[float, int]] = []  # (when the answered attempt went out, tokens the server counted)
         start = time.monotonic()
 
         async def produce() -> AsyncIterator[ChatRequest]:
             i = 0
             while time.monotonic() - start < warmup_s + window_s:  # pulled lazily: stop producing at the end
-                yield request(i, 600)
+                yield request(i, MAX_TOKENS)
                 i += 1
 
         def on_result(result: ChatResult) -> None:
             call = result.call
             if call.status == "done" and call.latency_s is not None:
-                sent.append((time.monotonic() - call.latency_s - start, call.usage.input_tokens + call.usage.output_tokens))
+                sent.append((time.monotonic() - call.latency_s - start, call.usage.input_tokens + MAX_TOKENS))
 
         stats = anyio.run(eng.run, produce(), on_result)
         server = sim_stats(url)
@@ -151,16 +159,21 @@ def bench_limits(window_s: float, rpm: int, tpm: int, accounting: str, warmup_s:
     from_start = [tokens for t, tokens in sent if t < window_s]
     minutes = window_s / 60
     return {
-        "window_s": window_s, "warmup_s": warmup_s, "rpm": rpm, "tpm": tpm, "tpm_accounting": accounting,
+        "window_s": window_s, "warmup_s": warmup_s, "rpm": rpm, "tpm": tpm,
+        "server_accounting": "reserve (prompt + max_tokens), 1 s windows", "limits_given_to_engine": False,
+        "max_tokens": MAX_TOKENS,
         "tpm_utilization": round(sum(in_window) / minutes / tpm, 4),
         "rpm_utilization": round(len(in_window) / minutes / rpm, 4),
         # The same window from the very start: the first request goes alone (the probe) and the
-        # first refunds arrive only after the first answers, so the opening seconds run slower.
+        # limits are known only from its answer, so the opening seconds run slower.
         "tpm_utilization_from_start": round(sum(from_start) / minutes / tpm, 4),
         "rate_429": round(stats.rate_limited / max(1, stats.sent), 4),
         "requests_done": stats.done, "requests_failed": stats.failed, "http_attempts": stats.sent,
         "server_rate_limited": server["rate_limited"],
+        "server_tpm_counted_total": server["tokens"]["tpm_counted"],
         "mean_output_tokens": round(stats.usage.output_tokens / max(1, stats.done), 1),
+        # What the answers used of what was reserved for them (the rest is counted all the same).
+        "answers_share_of_max_tokens": round(stats.usage.output_tokens / max(1, stats.done) / MAX_TOKENS, 4),
     }
 
 
@@ -192,73 +205,64 @@ def bench_memory(n: int) -> dict[str, Any]:
             "rss_growth_mb": round(end - base[0], 1), "rss_samples_mb": samples, "req_per_s": round(n / wall, 1)}
 
 
-PARTS = ("overhead", "limits", "memory")
+def bench_crash(kills: int, max_cost: float) -> dict[str, Any]:
+    with simulator("--latency", "0.5-3", "--output-tokens", "300", "--seed", "2") as url, \
+            tempfile.TemporaryDirectory() as tmp:
+        return engine_crash.measure(url, Path(tmp) / "run", kills=kills, max_cost=max_cost)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a short smoke run (smaller counts, a 15 s window)")
-    p.add_argument("--parts", default=",".join(PARTS),
-                   help="which measurements to (re)run, e.g. overhead; the others keep their last results")
-    p.add_argument("--reserve", action="store_true",
-                   help="also run the limits scenario with OpenAI's own accounting (max_tokens spent at admission)")
+    p.add_argument("--quick", action="store_true", help="a short smoke run (smaller counts, a 15 s window, 3 kills)")
     args = p.parse_args()
-    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
-    if unknown := set(parts) - set(PARTS):
-        p.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
 
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    details: dict[str, Any] = dict(previous.get("details", {}))
+    details: dict[str, Any] = {}
     load_before = os.getloadavg()
-    if "overhead" in parts:
-        n = 1000 if args.quick else 5000
-        details["overhead"] = bench_overhead(n, 32)
-        # Without aiohttp installed the default IS httpx2; with it, measure httpx2 too, for comparison.
-        details["overhead_httpx2"] = bench_overhead(n, 32, force_httpx2=True) if http_client_name() != "httpx2" else None
-        for o in filter(None, (details["overhead"], details["overhead_httpx2"])):
-            print(f"overhead ({o['http_client']}): {o['req_per_s']} req/s, {o['cpu_ms_per_req']} ms CPU per request", flush=True)
+    n = 1000 if args.quick else 5000
+    details["overhead"] = bench_overhead(n, 32)
+    # Without aiohttp installed the default IS httpx2; with it, measure httpx2 too, for comparison.
+    details["overhead_httpx2"] = bench_overhead(n, 32, force_httpx2=True) if http_client_name() != "httpx2" else None
+    for o in filter(None, (details["overhead"], details["overhead_httpx2"])):
+        print(f"overhead ({o['http_client']}): {o['req_per_s']} req/s, {o['cpu_ms_per_req']} ms CPU per request", flush=True)
     window, warmup = (15.0, 5.0) if args.quick else (60.0, 10.0)
-    if "limits" in parts:
-        limits = details["limits"] = bench_limits(window, 600, 150_000, "actual", warmup)
-        print(f"limits: TPM {limits['tpm_utilization']:.3f}, RPM {limits['rpm_utilization']:.3f}, "
-              f"429s {limits['rate_429']:.4f}", flush=True)
-    if args.reserve:
-        details["limits_reserve_accounting"] = bench_limits(window, 600, 150_000, "reserve", warmup)
-    if "memory" in parts:
-        details["memory"] = bench_memory(5_000 if args.quick else 100_000)
-        print(f"memory: +{details['memory']['rss_growth_mb']} MB over {details['memory']['requests']} requests", flush=True)
-
-    def pick(part: str, key: str) -> Any:
-        return details.get(part, {}).get(key)
+    limits = details["limits"] = bench_limits(window, 600, 150_000, warmup)
+    print(f"limits: TPM {limits['tpm_utilization']:.3f}, RPM {limits['rpm_utilization']:.3f}, "
+          f"429s {limits['rate_429']:.4f}", flush=True)
+    details["memory"] = bench_memory(5_000 if args.quick else 100_000)
+    print(f"memory: +{details['memory']['rss_growth_mb']} MB over {details['memory']['requests']} requests", flush=True)
+    crash = details["crash_budget"] = bench_crash(3 if args.quick else 10, 0.10)
+    print(f"crash budget: billed ${crash['billed_by_server_usd']} of ${crash['max_cost_usd']} after {crash['kills']} kills",
+          flush=True)
 
     results = {
-        "overhead_req_per_s": pick("overhead", "req_per_s"),
-        "overhead_cpu_ms_per_req": pick("overhead", "cpu_ms_per_req"),
-        "overhead_cpu_bound_req_per_s": pick("overhead", "cpu_bound_req_per_s"),
-        "http_client": pick("overhead", "http_client"),
-        "tpm_utilization": pick("limits", "tpm_utilization"),
-        "rpm_utilization": pick("limits", "rpm_utilization"),
-        "rate_429": pick("limits", "rate_429"),
-        "rss_growth_mb": pick("memory", "rss_growth_mb"),
+        "overhead_req_per_s": details["overhead"]["req_per_s"],
+        "overhead_cpu_ms_per_req": details["overhead"]["cpu_ms_per_req"],
+        "overhead_cpu_bound_req_per_s": details["overhead"]["cpu_bound_req_per_s"],
+        "http_client": details["overhead"]["http_client"],
+        "tpm_utilization": limits["tpm_utilization"],
+        "rpm_utilization": limits["rpm_utilization"],
+        "rate_429": limits["rate_429"],
+        "rss_growth_mb": details["memory"]["rss_growth_mb"],
+        "crash_within_cap": crash["within_cap"],
+        "crash_billed_usd": crash["billed_by_server_usd"],
+        "crash_max_cost_usd": crash["max_cost_usd"],
         "targets": TARGETS,
         "quick": args.quick,
         "details": details,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()], "parts_run": parts},
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "notes": ("The simulator runs in its own process on the same machine. A load average above the CPU "
-                  "count means other work shared the cores, which lowers overhead_req_per_s."),
+                  "count means other work shared the cores, which lowers overhead_req_per_s; "
+                  "overhead_cpu_bound_req_per_s is the rate with a core to itself (derived from CPU time)."),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_result(RESULTS, results)
 
     print(f"\n{'metric':<22}{'measured':>12}  target")
-    for name in ("overhead_req_per_s", "tpm_utilization", "rpm_utilization", "rate_429", "rss_growth_mb"):
+    for name in ("overhead_req_per_s", "tpm_utilization", "rpm_utilization", "rate_429", "rss_growth_mb", "crash_within_cap"):
         print(f"{name:<22}{results[name]!s:>12}  {TARGETS.get(name, '')}")
     if httpx2 := details.get("overhead_httpx2"):
         print(f"(overhead with the SDK's httpx2 client instead of aiohttp: {httpx2['req_per_s']} req/s)")
-    if reserve := details.get("limits_reserve_accounting"):
-        print(f"(reserve accounting: TPM {reserve['tpm_utilization']}, 429s {reserve['rate_429']})")
     print(f"written to {RESULTS.relative_to(ROOT)}")
     return 0
 

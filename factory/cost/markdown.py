@@ -59,6 +59,9 @@ def render_cost_markdown(cost: dict[str, Any], charts: Sequence[Path] = ()) -> s
     ]
     if cost["prices"]["warning"]:
         out += [f"- **{cost['prices']['warning']}**"]
+    if (pb := cost.get("possibly_billed")) and pb["attempts"]:
+        out.append(f"- Possibly billed (in flight at a crash): {pb['attempts']:,} attempts, at most "
+                   f"{usd(pb['worst_usd'])}, not in the figures above; every later --max-cost counts them")
     if cost["budget"]:
         b = cost["budget"]
         share = "unknown" if b["used_share"] is None else f"{b['used_share']:.1%}"

@@ -63,6 +63,23 @@ def read_requests(run: Path) -> tuple[pl.DataFrame, bool]:
     return pl.DataFrame(rows, schema=_REQUEST_SCHEMA, orient="row"), has_429
 
 
+def read_possibly_billed(run: Path) -> dict[str, Any]:
+    """Attempts sent and never settled (in flight when a run was killed): the server may have billed
+    them. Counted at their worst case (prompt estimate + max_tokens at the model's price)."""
+    path = run / LEDGER_FILE
+    none = {"attempts": 0, "worst_usd": 0.0}
+    if not path.exists():
+        return none
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'attempts'").fetchone() is None:
+            return none  # a ledger written before attempts were recorded
+        n, usd = db.execute("SELECT COUNT(*), COALESCE(SUM(worst_usd), 0) FROM attempts").fetchone()
+    finally:
+        db.close()
+    return {"attempts": int(n), "worst_usd": float(usd)}
+
+
 @dataclass(frozen=True)
 class Outputs:
     kept: int

@@ -8,7 +8,15 @@ from typing import Any
 
 import polars as pl
 
-from factory.cost.reading import TOKEN_KINDS, Outputs, ReportError, read_config, read_outputs, read_requests
+from factory.cost.reading import (
+    TOKEN_KINDS,
+    Outputs,
+    ReportError,
+    read_config,
+    read_outputs,
+    read_possibly_billed,
+    read_requests,
+)
 from factory.quality import REASON_CONTAMINATION, REASON_DUPLICATE
 from factory.errors import FactoryError
 from factory.engine.pricing import PriceTable
@@ -173,6 +181,7 @@ def build_cost(run: Path) -> dict[str, Any]:
         "funnel": funnel(outputs),
         "batch": batch_savings(requests, prices),
         "budget": budget(config, gen_cost),
+        "possibly_billed": read_possibly_billed(run),
         "prices": {"table": prices.dated(), "as_of": prices.as_of, "age_days": prices.age_days(),
                    "warning": prices.staleness_warning()},
     }

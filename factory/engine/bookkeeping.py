@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ class Plan:
     price: ModelPrice | None
     worst_cost: float  # USD if every token is paid at the full price (0 without a budget)
     kwargs: dict[str, Any]
+    worst_known: float | None = None  # the same whether or not there is a budget; None: no price
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Tally:
 
     attempts: int = 0
     rate_limited: int = 0  # attempts answered 429
+    open_attempts: list[int] = field(default_factory=list)  # ledger ids of attempts that may be billed
     usage: Usage = field(default_factory=Usage)
     cost: float | None = 0.0
 
@@ -93,6 +96,8 @@ class RunState:
         self.pull_scope: anyio.CancelScope | None = None
         self.workers_scope: anyio.CancelScope | None = None
         self.keys: set[str] = set()
+        self.run_id = uuid.uuid4().hex  # marks this run's attempts in the ledger
+        self.open_attempts: dict[str, list[int]] = {}  # request key -> attempts its result settles
         self.resuming = True  # the ledger had done requests when the run began
         self.stages: set[str] = set()
         self.models: set[str] = set()
@@ -123,7 +128,7 @@ class RunState:
         """A FatalAPIError when this final failure is the REPEATS_BEFORE_FATAL-th in a row alike."""
         if failure.kind == "bad_request":
             signature: tuple[Any, ...] = (failure.status, failure.code, str(failure))
-        elif failure.kind in ("connection", "timeout"):
+        elif failure.kind in ("connection", "timeout", "unreachable"):
             signature = (failure.kind,)
         else:
             self._repeat, self._repeats = None, 0

@@ -31,11 +31,12 @@ def read_reply(raw: Any) -> Reply:
 
 def api_key_for(settings: EngineSettings, api_key: str | None = None) -> str:
     """The key to send: `api_key`, else OPENAI_API_KEY from the environment (or `.env`); registered as a
-    secret so no log line shows it. None at all is an error only for OpenAI itself."""
+    secret so no log line shows it. None at all is refused, before anything is sent, for any server
+    that is not local (see `EngineSettings.is_local`)."""
     key = api_key if api_key is not None else resolve_api_key()
-    if not key and settings.is_openai:
+    if not key and not settings.is_local:
         raise SettingsError(
-            "no API key: set OPENAI_API_KEY in the environment (or in a .env file), "
+            f"no API key for {settings.base_url}: set OPENAI_API_KEY in the environment (or in a .env file), "
             "or point --base-url at a local server"
         )
     register_secret(key)

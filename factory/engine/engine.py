@@ -84,7 +84,7 @@ class Engine:
         self._api_key = api_key_for(settings, api_key)
         self._http_client = http_client
         self._progress = progress and settings.progress
-        self.rate = RateLimiter(settings.rpm, settings.tpm)
+        self.rate = RateLimiter(settings.rpm, settings.tpm, accounting=settings.tpm_accounting)
         self.concurrency = AdaptiveConcurrency(settings.max_concurrency, start=1)
         self.retry = RetryPolicy(settings.max_attempts)
         self._run: RunState | None = None
@@ -202,7 +202,9 @@ class Engine:
         if request.stage not in run.stages:
             run.stages.add(request.stage)
             if run.budget is not None:  # the budget covers earlier runs of the same stage
-                run.budget.add_prior(self.ledger.spent_usd(request.stage))
+                # ... and, at their worst case, their attempts that were in flight when they died.
+                _, possibly_billed = self.ledger.unsettled(request.stage, other_than=run.run_id)
+                run.budget.add_prior(self.ledger.spent_usd(request.stage) + possibly_billed)
         if run.budget is not None and request.model not in run.models:
             run.models.add(request.model)
             try:
@@ -245,19 +247,23 @@ class Engine:
                 return None  # never sent: nothing to record
             # Sent, and maybe billed, before the run stopped: recorded as failed with its cost.
             why = str(stop) if isinstance(stop, FatalAPIError) else f"not retried: the run stopped ({run.stop_reason})"
-            return self._failed(request, tally, why)
+            return self._failed(request, tally, why, run)
         except AttemptFailure as failure:
             gave_up = f" (gave up after {tally.attempts} attempts)" if failure.retryable else ""
             log.debug("%s: failed: %s%s", label, failure.describe(), gave_up)
             if (fatal := run.repeated_failure(failure, self.settings.base_url)) is not None:
                 run.stop("fatal", fatal)
-            return self._failed(request, tally, failure.describe() + gave_up)
+            return self._failed(request, tally, failure.describe() + gave_up, run)
         run.no_repeat()
         log.debug("%s: done after %d attempt(s), %.2fs", label, call.attempts, call.latency_s or 0.0)
+        if tally.open_attempts:
+            run.open_attempts[request.key] = tally.open_attempts
         return call
 
     @staticmethod
-    def _failed(request: ChatRequest, tally: Tally, error: str) -> LLMCall:
+    def _failed(request: ChatRequest, tally: Tally, error: str, run: RunState) -> LLMCall:
+        if tally.open_attempts:
+            run.open_attempts[request.key] = tally.open_attempts
         return LLMCall(
             key=request.key, stage=request.stage, model=request.model, status="failed",
             attempts=tally.attempts, rate_limited=tally.rate_limited, usage=tally.usage, cost_usd=tally.cost,
@@ -267,10 +273,10 @@ class Engine:
     def _plan(self, request: ChatRequest, run: RunState) -> Plan:
         estimate = estimate_input(request.model, request.messages, request.params)
         price = self.prices.lookup(request.model)
-        worst = 0.0
-        if run.budget is not None and price is not None:
-            worst = price.worst_case(estimate.tokens, request.max_output_tokens)
-        return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, worst, sdk_arguments(request))
+        worst = None if price is None else price.worst_case(estimate.tokens, request.max_output_tokens)
+        budgeted = worst if run.budget is not None and worst is not None else 0.0
+        return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, budgeted,
+                    sdk_arguments(request), worst)
 
     async def _attempt(
         self, request: ChatRequest, plan: Plan, client: openai.AsyncOpenAI, run: RunState, tally: Tally
@@ -292,6 +298,10 @@ class Engine:
             if tally.attempts > 1:
                 run.stats.retries += 1
             hold.sent = True
+            # On disk before it goes: if this process dies before the outcome is recorded, later
+            # runs count the attempt as possibly billed.
+            attempt_id = self.ledger.open_attempt(run.run_id, request.key, request.stage, request.model, plan.worst_known)
+            tally.open_attempts.append(attempt_id)
             started = time.monotonic()
             try:
                 with anyio.fail_after(self.settings.timeout_s):
@@ -300,13 +310,20 @@ class Engine:
             except Exception as exc:  # never a cancellation: that is a BaseException
                 failure = classify(exc, model=request.model, base_url=self.settings.base_url)
                 if isinstance(failure, AttemptFailure):
-                    hold.settle(self._after_failure(failure, plan, run, tally))
+                    cost = self._after_failure(failure, plan, run, tally)
+                    hold.settle(cost)
+                    if cost == 0.0 and failure.usage is None:  # known not billed: nothing to count later
+                        self.ledger.close_attempts([tally.open_attempts.pop()])
+                    if failure.kind == "unreachable" and not run.first_answer.is_set():
+                        # The server never answered this run: every request would fail the same way.
+                        raise FatalAPIError(str(failure)) from exc
                 raise failure from exc
             latency = time.monotonic() - started
             run.first_answer.set()
             self.rate.observe(raw.headers)
             if reply.usage is not None:
-                self.rate.settle(plan.reserve_tokens, reply.usage.input_tokens + reply.usage.output_tokens)
+                u = reply.usage
+                self.rate.settle(plan.reserve_tokens, self.rate.counted(u.input_tokens, u.output_tokens, request.max_output_tokens))
             self.concurrency.on_success()
             hold.settle(tally.bill(reply.usage, plan.price))
             return LLMCall(
@@ -336,8 +353,9 @@ class Engine:
             self.concurrency.on_rate_limited(pause)
             return 0.0
         if failure.usage is not None:  # an answer we could not use, but it was billed
-            used = failure.usage.input_tokens + failure.usage.output_tokens
-            self.rate.settle(plan.reserve_tokens, used)
+            u = failure.usage
+            max_output = plan.reserve_tokens - plan.input_estimate
+            self.rate.settle(plan.reserve_tokens, self.rate.counted(u.input_tokens, u.output_tokens, max_output))
             return tally.bill(failure.usage, plan.price)
         if failure.maybe_billed:  # no answer, or one without usage: assume the worst
             return None
@@ -357,7 +375,8 @@ class Engine:
                         break
                 fresh = [r.call for r in batch if not r.cached]
                 if fresh:
-                    self.ledger.record(fresh)
+                    settled = [i for r in batch if not r.cached for i in run.open_attempts.pop(r.request.key, ())]
+                    self.ledger.record(fresh, settled)
                 for result in batch:
                     run.count(result)
                     outcome = on_result(result)
@@ -417,8 +436,18 @@ class Engine:
             rpm_limit=self.rate.rpm, tpm_limit=self.rate.tpm,
             spent_usd=s.cost_usd, rate_limited=s.rate_limited, retries=s.retries,
             in_flight=self.concurrency.in_flight, concurrency=self.concurrency.limit,
-            stopping=run.stop_reason,
+            stopping=run.stop_reason, held_by=self._held_by(run),
         )
+
+    def _held_by(self, run: RunState) -> str | None:
+        """What holds the pace now, for the progress line: the first that makes requests wait."""
+        if run.budget is not None and run.budget.waiting:
+            return "the budget"
+        if self.rate.holding is not None:
+            return self.rate.holding
+        if self.concurrency.in_flight >= self.concurrency.limit:
+            return f"the concurrency cap ({self.concurrency.limit}; --max-concurrency)"
+        return None
 
 
 def _sole_exception(group: BaseExceptionGroup) -> BaseException:

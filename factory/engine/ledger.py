@@ -64,6 +64,20 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- Every HTTP attempt, written BEFORE it is sent and deleted when its outcome is recorded (with the
+-- result, in the same transaction). A row left by another run was in flight when that run died:
+-- the server may have answered and billed it, so it counts at its worst case.
+CREATE TABLE IF NOT EXISTS attempts (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    worst_usd   REAL,                       -- prompt estimate + max_tokens at the model's price; NULL: unknown
+    sent_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_stage ON attempts (stage);
 """
 
 _COLUMNS = (
@@ -144,17 +158,35 @@ class Ledger:
 
     # --- writing -----------------------------------------------------------------------------
 
-    def record(self, calls: Iterable[LLMCall]) -> int:
-        """Write results in ONE transaction; rows already `done` are left alone. Returns rows written."""
+    def record(self, calls: Iterable[LLMCall], settled: Iterable[int] = ()) -> int:
+        """Write results in ONE transaction, and close the `settled` attempts (ids from `open_attempt`)
+        in it; rows already `done` are left alone. Returns rows written."""
         now = time.time()
         rows = [_row(c, now) for c in calls]
+        closing = [(i,) for i in settled]
         before = self._db.total_changes
-        if len(rows) == 1:
+        if len(rows) == 1 and not closing:
             self._db.execute(_UPSERT, rows[0])  # one statement is its own transaction
-        elif rows:
+            return self._db.total_changes - before
+        written = 0
+        if rows or closing:
             with self._transaction():
                 self._db.executemany(_UPSERT, rows)
-        return self._db.total_changes - before
+                written = self._db.total_changes - before
+                self._db.executemany("DELETE FROM attempts WHERE id = ?", closing)
+        return written
+
+    def open_attempt(self, run_id: str, key: str, stage: str, model: str, worst_usd: float | None) -> int:
+        """Record an attempt about to be sent (committed before it goes); returns its id."""
+        cur = self._db.execute(
+            "INSERT INTO attempts (run_id, key, stage, model, worst_usd, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, key, stage, model, worst_usd, time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def close_attempts(self, ids: Iterable[int]) -> None:
+        """Attempts known not to be billed (a 429, an error status): nothing more to count."""
+        self._db.executemany("DELETE FROM attempts WHERE id = ?", [(i,) for i in ids])
 
     def mark_pending(self, calls: Iterable[LLMCall]) -> None:
         """Record requests as submitted but not answered (the Batch API path)."""
@@ -239,6 +271,21 @@ class Ledger:
         where, args = _where(stage=stage)
         (total,) = self._db.execute(f"SELECT COALESCE(SUM(cost_usd), 0) FROM requests{where}", args).fetchone()
         return float(total)
+
+    def unsettled(self, stage: str | None = None, *, other_than: str | None = None) -> tuple[int, float]:
+        """Attempts sent and never settled (in flight when a run was killed), other than those of the
+        running `other_than` run: (count, their worst-case USD, priced ones only). They may have been
+        billed; a budget counts them in full."""
+        clauses, args = [], []
+        if stage is not None:
+            clauses.append("stage = ?")
+            args.append(stage)
+        if other_than is not None:
+            clauses.append("run_id != ?")
+            args.append(other_than)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        n, usd = self._db.execute(f"SELECT COUNT(*), COALESCE(SUM(worst_usd), 0) FROM attempts{where}", args).fetchone()
+        return int(n), float(usd)
 
     def error_counts(self, stage: str | None = None) -> dict[str, int]:
         """How often each error text occurs among failed requests, most frequent first."""

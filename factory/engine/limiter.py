@@ -1,10 +1,12 @@
 """Admission control: what must be true before a request may be sent.
 
 - `RateLimiter`: requests-per-minute and tokens-per-minute buckets. A request reserves its input
-  estimate plus its `max_tokens` before it is sent (OpenAI counts the limit that way); the
-  difference to the real usage is refunded after. Limits are seeded from the settings and
-  corrected from the server's `x-ratelimit-*` headers; a 429 pauses everyone for the server's
-  retry-after.
+  estimate plus its `max_tokens` before it is sent, and that is what it costs against the limit:
+  OpenAI counts prompt + `max_tokens` at admission and gives nothing back for a shorter answer
+  ("reserve" accounting). Only the estimate is corrected after, to the real prompt size. A server
+  that counts only the tokens used ("actual": some local servers) is a setting. Limits are seeded
+  from the settings and corrected from the server's `x-ratelimit-*` headers; a 429 pauses
+  everyone for the server's retry-after.
 - `AdaptiveConcurrency`: the cap on requests in flight (it bounds memory too), cut in half on a
   429 and ramped back up by one per window of successes (AIMD, as TCP does).
 - `Budget`: the hard spending cap; a request reserves its worst-case cost before it is sent.
@@ -24,11 +26,13 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-# The bucket holds one second's worth of the per-minute limit and refills so that it never
-# admits more than the limit in ANY 60-second window (burst + 60 s x rate = limit). That pacing
-# is accepted by a token-bucket server, a sliding-window server, and one that enforces the
-# limit per second ("600 RPM" as "10 per second"), at the price of 1/60 of the limit.
-BURST_SECONDS = 1.0
+# The bucket holds 3/4 of a second's worth of the per-minute limit and refills so that it never
+# admits more than the limit in ANY 60-second window (burst + 60 s x rate = limit). That pacing is
+# accepted by a token-bucket server, a sliding-window server, and one that enforces the limit per
+# second ("600 RPM" as "10 per second", as OpenAI may). Holding less than the server's second keeps
+# a quarter second's worth in hand there: the server counts a request when it arrives, and arrivals
+# bunch up by the network's (and the machine's) jitter.
+BURST_SECONDS = 0.75
 
 
 class TokenBucket:
@@ -108,11 +112,20 @@ def _header_float(headers: Mapping[str, str], name: str) -> float | None:
         return None
 
 
+ACCOUNTINGS = ("reserve", "actual")
+
+
 class RateLimiter:
     """RPM and TPM buckets shared by every request of an engine. A limit of None is unlimited
-    until a response's headers tell it."""
+    until a response's headers tell it. `accounting`: how the server counts a request against its
+    TPM limit, "reserve" (prompt + max_tokens, OpenAI) or "actual" (prompt + the answer's tokens)."""
 
-    def __init__(self, rpm: int | None, tpm: int | None, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, rpm: int | None, tpm: int | None, *, accounting: str = "reserve", clock: Clock = time.monotonic
+    ) -> None:
+        if accounting not in ACCOUNTINGS:
+            raise ValueError(f"accounting must be one of {ACCOUNTINGS}, got {accounting!r}")
+        self.accounting = accounting
         self._clock = clock
         self._configured = {"requests": rpm, "tokens": tpm}
         self._buckets: dict[str, TokenBucket | None] = {
@@ -121,6 +134,7 @@ class RateLimiter:
         }
         self.paused_until = 0.0
         self._lock: anyio.Lock | None = None
+        self.holding: str | None = None  # what the request at the head of the queue waits for now
 
     @property
     def rpm(self) -> float | None:
@@ -144,10 +158,18 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = self._clock()
-                wait = max(self.paused_until - now, self._wait_time(tokens))
+                pause = self.paused_until - now
+                r, t = self._buckets["requests"], self._buckets["tokens"]
+                rpm_wait = r.wait_time(1) if r else 0.0
+                tpm_wait = t.wait_time(tokens) if t else 0.0
+                wait = max(pause, rpm_wait, tpm_wait)
                 if wait <= 0:
                     break
-                await anyio.sleep(wait)
+                self.holding = "a 429 pause" if wait == pause else "RPM" if rpm_wait >= tpm_wait else "TPM reservations"
+                try:
+                    await anyio.sleep(wait)
+                finally:
+                    self.holding = None
             if (r := self._buckets["requests"]) is not None:
                 r.take(1)
             if (t := self._buckets["tokens"]) is not None:
@@ -158,13 +180,18 @@ class RateLimiter:
         r, t = self._buckets["requests"], self._buckets["tokens"]
         return max(r.wait_time(1) if r else 0.0, t.wait_time(tokens) if t else 0.0)
 
-    def settle(self, reserved: int, used: int) -> None:
-        """A response came: give back what was reserved but not used (or take the excess)."""
-        if (t := self._buckets["tokens"]) is not None and reserved != used:
-            if used < reserved:
-                t.give(reserved - used)
+    def counted(self, input_tokens: int, output_tokens: int, max_output_tokens: int) -> int:
+        """What the server counts against its TPM limit for an answered request."""
+        return input_tokens + (max_output_tokens if self.accounting == "reserve" else output_tokens)
+
+    def settle(self, reserved: int, counted: int) -> None:
+        """A response came: bring the reservation to what the server `counted` (see `counted`):
+        give back an over-estimate, take the excess of an under-estimate."""
+        if (t := self._buckets["tokens"]) is not None and reserved != counted:
+            if counted < reserved:
+                t.give(reserved - counted)
             else:
-                t.take(used - reserved)
+                t.take(counted - reserved)
 
     def refund(self, reserved: int) -> None:
         """The server did not count the request (it answered 429): give back all of it."""
@@ -188,6 +215,8 @@ class RateLimiter:
         The configured limit is a ceiling the user chose (a shared key, say): the server can lower
         it, not raise it. The remaining count lowers our level when someone else uses the same
         key; it never raises it (responses arrive out of order, the oldest would undo the newest).
+        A limit learned here starts with an empty bucket: what was sent before the server told it
+        (the probe) already counts there, and the pace then starts at the refill rate, not a burst.
         """
         for kind in ("requests", "tokens"):
             limit = _header_float(headers, f"x-ratelimit-limit-{kind}")
@@ -198,6 +227,7 @@ class RateLimiter:
                 target = min(limit, configured) if configured else limit
                 if bucket is None:
                     bucket = self._buckets[kind] = TokenBucket(target, self._clock)
+                    bucket.clamp(0.0)
                     log.debug("rate limiter: %s limit %.0f/min from the server's headers", kind, target)
                 elif target != bucket.per_minute:
                     log.debug("rate limiter: %s limit %.0f -> %.0f/min (headers)", kind, bucket.per_minute, target)
@@ -303,6 +333,7 @@ class Budget:
         self.max_usd = max_usd
         self.spent = 0.0
         self.reserved = 0.0
+        self.waiting = 0  # requests waiting for in-flight ones to free room
         self._changed: anyio.Event | None = None
 
     @property
@@ -323,7 +354,11 @@ class Budget:
                 return False
             if self._changed is None:
                 self._changed = anyio.Event()
-            await self._changed.wait()
+            self.waiting += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self.waiting -= 1
 
     def settle(self, reserved: float, spent: float) -> None:
         self.reserved = max(0.0, self.reserved - reserved)

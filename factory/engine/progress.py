@@ -4,7 +4,10 @@ On a terminal it is rewritten in place (\\r) a few times a second; into a file o
 log) a plain line is written every few seconds instead, so logs stay readable.
 
   1234/5000 done (3 failed, 200 cached) | 412 req/min of 600 | 148k tok/min of 150k |
-  $0.41 spent, ~$1.65 projected | 429s 2 | retries 5 | in flight 12/32 | ETA 9m10s
+  $0.41 spent, ~$1.65 projected | 429s 2 | retries 5 | in flight 12/32 | ETA 9m10s | held by TPM reservations
+
+"held by" names what holds the pace right now: TPM reservations, RPM, a 429 pause, the budget
+(waiting for in-flight requests to settle), or the concurrency cap; absent, the server's answers do.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class Snapshot:
     in_flight: int
     concurrency: int
     stopping: str | None = None
+    held_by: str | None = None  # what holds the pace now (None: the server's answers)
 
     @property
     def finished(self) -> int:
@@ -108,6 +112,8 @@ def format_line(s: Snapshot) -> str:
     if s.total is not None and s.req_per_min > 0:
         remaining = max(0, s.total - s.finished)
         parts.append(f"ETA {_duration(remaining / s.req_per_min * 60)}")
+    if s.held_by:
+        parts.append(f"held by {s.held_by}")
     if s.stopping:
         parts.append(f"stopping ({s.stopping})")
     return " | ".join(parts)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import httpx
 import openai
@@ -45,8 +47,8 @@ FATAL_CODES = frozenset(
 
 
 class AttemptFailure(Exception):
-    """One attempt failed. `kind`: rate_limited, server_error, timeout, connection, malformed,
-    conflict, too_large, bad_request. `usage` is set when the failed answer was billed."""
+    """One attempt failed. `kind`: rate_limited, server_error, timeout, connection, unreachable
+    (refused, or the host does not resolve), malformed, conflict, too_large, bad_request. `usage` is set when the failed answer was billed."""
 
     def __init__(
         self,
@@ -122,10 +124,30 @@ def _error_code(body: object) -> str | None:
     return None
 
 
+def _unreachable(exc: BaseException, base_url: str) -> str | None:
+    """What stopped the connection before anything was sent, from the exception's causes: a refused
+    connection or a host name that does not resolve. (The SDK's aiohttp client reports both as a
+    timeout, its httpx client as a connection error.) None: something else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            host = urlparse(base_url).hostname or base_url
+            return f"cannot resolve {host} (from --base-url {base_url}): check the host name"
+        if isinstance(current, ConnectionRefusedError):
+            return f"connection refused at {base_url}: nothing listens there; start the server or fix --base-url"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def classify(exc: BaseException, *, model: str, base_url: str) -> AttemptFailure | FatalAPIError:
     """Translate an exception raised by one attempt (never a cancellation) into our tree."""
     if isinstance(exc, AttemptFailure | FatalAPIError):
         return exc
+    if (unreachable := _unreachable(exc, base_url)) is not None:
+        # Nothing reached the server, so nothing was billed.
+        return AttemptFailure("unreachable", unreachable, retryable=True)
     if isinstance(exc, MalformedResponse):
         # A 200 answer: the tokens were generated, so without usage it may well have been billed.
         return AttemptFailure(

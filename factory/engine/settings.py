@@ -10,10 +10,11 @@ the environment (or `.env`) through `resolve_api_key` and is handed to the engin
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 import tomli_w
@@ -40,6 +41,11 @@ class EngineSettings(BaseModel):
     model: str | None = Field(default=None, description="default model of the stage")
     rpm: int | None = Field(default=None, gt=0, description="requests per minute; None: from the server's headers")
     tpm: int | None = Field(default=None, gt=0, description="tokens per minute; None: from the server's headers")
+    tpm_accounting: Literal["reserve", "actual"] = Field(
+        default="reserve",
+        description="how the server counts a request against TPM: reserve (prompt + max_tokens, as OpenAI) "
+                    "or actual (prompt + the answer's tokens, as some local servers)",
+    )
     max_concurrency: int = Field(default=32, ge=1, le=4096, description="most requests in flight at once")
     timeout_s: float = Field(default=300.0, gt=0, description="limit for one HTTP attempt, connect to last byte")
     max_attempts: int = Field(default=6, ge=1, le=100, description="attempts per request, the first included")
@@ -68,6 +74,17 @@ class EngineSettings(BaseModel):
     @property
     def is_openai(self) -> bool:
         return urlparse(self.base_url).hostname == "api.openai.com"
+
+    @property
+    def is_local(self) -> bool:
+        """A server on this machine or a private network (a local vLLM, the simulator), where an
+        API key is often not needed: loopback or private addresses, and names without a domain."""
+        host = urlparse(self.base_url).hostname or ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return "." not in host or host.endswith((".localhost", ".local", ".internal", ".lan"))
+        return address.is_loopback or address.is_private or address.is_link_local
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +195,7 @@ _CLI_FIELDS: dict[str, str] = {
     "model": "model",
     "rpm": "rpm",
     "tpm": "tpm",
+    "tpm_accounting": "tpm_accounting",
     "max_concurrency": "max_concurrency",
     "timeout": "timeout_s",
     "max_attempts": "max_attempts",
@@ -196,6 +214,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="model name, e.g. gpt-4o-mini")
     g.add_argument("--rpm", type=int, help="requests per minute allowed")
     g.add_argument("--tpm", type=int, help="tokens per minute allowed")
+    g.add_argument("--tpm-accounting", choices=("reserve", "actual"),
+                   help="how the server counts TPM: reserve = prompt + max_tokens, as OpenAI (default); "
+                        "actual = only the tokens used, as some local servers")
     g.add_argument("--max-concurrency", type=int, help="most requests in flight")
     g.add_argument("--timeout", type=float, help="seconds allowed for one HTTP attempt")
     g.add_argument("--max-attempts", type=int, help="attempts per request, the first included")

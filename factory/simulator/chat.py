@@ -324,6 +324,7 @@ class ChatHandler:
         if rejection is not None:
             self.stats.rate_limited += 1
             return self._rate_limited(chat.model, rejection)
+        self.stats.tpm_counted += reserved
         headers = self.limiter.headers(chat.model)
 
         body_key = digest(self._seed, req.body)
@@ -354,6 +355,8 @@ class ChatHandler:
         reasoning_tokens = sum(c.reasoning_tokens for c in choices)
         body = completion_body(chat.model, choices, prompt_tokens, cached, request_id)
         self.limiter.settle(chat.model, reserved, prompt_tokens + completion_tokens)
+        if self.limiter.refund_unused:
+            self.stats.tpm_counted -= max(0, reserved - prompt_tokens - completion_tokens)
         self.stats.prompt_tokens += prompt_tokens
         self.stats.cached_tokens += cached
         self.stats.completion_tokens += completion_tokens

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tpm-accounting", choices=("reserve", "actual"), default="reserve",
                    help="reserve: max_tokens is spent at admission, as OpenAI does (default); "
                         "actual: the unused part is given back when the answer is sent")
+    p.add_argument("--limit-quantum", type=float, default=1.0, metavar="SECONDS",
+                   help="also enforce each per-minute limit over windows this short, as OpenAI may "
+                        "(600 RPM as 10 a second; default 1; 0: over the minute only)")
     p.add_argument("--default-reserved-output", type=int, default=None,
                    help="tokens reserved for the answer when a request has no max_tokens (default: --output-tokens)")
     p.add_argument("--latency", default=None, metavar="MIN[-MAX]",
@@ -96,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         rpm=args.rpm or None,
         tpm=args.tpm or None,
         tpm_accounting=args.tpm_accounting,
+        limit_quantum_s=args.limit_quantum,
         default_reserved_output=args.default_reserved_output,
         latency_base_s=base,
         latency_per_token_s=args.latency_per_token,

@@ -26,6 +26,9 @@ class SimConfig:
     # "reserve": prompt + max_tokens is spent at admission (OpenAI). "actual": the unused part
     # of max_tokens is given back when the answer is sent.
     tpm_accounting: Literal["reserve", "actual"] = "reserve"
+    # Limits also enforced over this many seconds (OpenAI may enforce 600 RPM as 10 a second);
+    # 0: over the minute only.
+    limit_quantum_s: float = 1.0
     # Tokens counted at admission for a request without max_tokens: prompt + this.
     default_reserved_output: int | None = None  # None: output_tokens
     # Latency = base + per_token * completion tokens + uniform(0, jitter), seconds.
@@ -56,6 +59,8 @@ class SimConfig:
                 raise SimConfigError(f"{name} is {value}; use a positive limit, or 0 / none for no limit")
         if self.tpm_accounting not in ("reserve", "actual"):
             raise SimConfigError(f"tpm_accounting is {self.tpm_accounting!r}; use 'reserve' or 'actual'")
+        if not 0 <= self.limit_quantum_s <= 60:
+            raise SimConfigError(f"limit_quantum_s is {self.limit_quantum_s}; use 0 (the minute only) to 60 seconds")
         for name in ("latency_base_s", "latency_per_token_s", "jitter_s", "cache_ttl_s", "fault_retry_after_s"):
             if getattr(self, name) < 0:
                 raise SimConfigError(f"{name} is {getattr(self, name)}; it must be >= 0")
@@ -83,6 +88,9 @@ class SimConfig:
     def summary(self) -> str:
         """One line of the settings that shape behaviour (never the API key)."""
         parts = [f"seed={self.seed}", f"rpm={self.rpm or 'unlimited'}", f"tpm={self.tpm or 'unlimited'}"]
+        if self.rpm or self.tpm:
+            window = f"{self.limit_quantum_s:g}s windows" if self.limit_quantum_s else "minute windows"
+            parts.append(f"accounting={self.tpm_accounting} ({window})")
         if self.latency_base_s or self.latency_per_token_s or self.jitter_s:
             parts.append(f"latency={self.latency_base_s}s+{self.latency_per_token_s}s/token+jitter {self.jitter_s}s")
         else:
@@ -103,6 +111,7 @@ class SimConfig:
             "--port", str(self.port), "--seed", str(self.seed),
             "--rpm", str(self.rpm or 0), "--tpm", str(self.tpm or 0),
             "--tpm-accounting", self.tpm_accounting,
+            "--limit-quantum", repr(self.limit_quantum_s),
             "--latency-base", repr(self.latency_base_s),
             "--latency-per-token", repr(self.latency_per_token_s),
             "--jitter", repr(self.jitter_s),

@@ -62,7 +62,8 @@ class Simulator:
     def __init__(self, config: SimConfig, batch_config: BatchSimConfig | None = None) -> None:
         self.config = config
         self.stats = SimStats()
-        self.limiter = RateLimiter(config.rpm or None, config.tpm or None, refund_unused=config.tpm_accounting == "actual")
+        self.limiter = RateLimiter(config.rpm or None, config.tpm or None, refund_unused=config.tpm_accounting == "actual",
+                                   quantum_s=config.limit_quantum_s)
         self.router = Router()
         self.http = HttpServer(self.dispatch, config.max_body_bytes)
         self.add_route("POST", "/v1/chat/completions", ChatHandler(config, self.limiter, self.stats))

@@ -22,6 +22,7 @@ class SimStats:
     cached_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    tpm_counted: int = 0  # tokens counted against the TPM limit (reserve: prompt + max_tokens)
 
     def snapshot(self, connections_total: int, connections_open: int) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class SimStats:
                 "completion": self.completion_tokens,
                 "reasoning": self.reasoning_tokens,
                 "total": self.prompt_tokens + self.completion_tokens,
+                "tpm_counted": self.tpm_counted,
             },
             "connections": {"total": connections_total, "open": connections_open},
         }

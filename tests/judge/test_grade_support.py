@@ -17,7 +17,7 @@ from factory.engine.ledger import Ledger
 from schemas import Judgment, Question, read_jsonl, write_jsonl
 
 JUDGE = "gpt-4o"  # priced in factory/prices.toml, so the ledger shows a cost
-FAKE_URL = "http://judge.test/v1"  # answered in-process by httpx.MockTransport, never resolved
+FAKE_URL = "http://judge.localhost/v1"  # answered in-process by httpx.MockTransport, never resolved
 
 
 @pytest.fixture

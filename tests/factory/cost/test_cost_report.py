@@ -141,6 +141,19 @@ def test_a_ledger_that_counts_429s_is_reported(tmp_path: Path) -> None:
     assert cost["rate_limited_recorded"] is True and cost["totals"]["rate_limited"] == 4
 
 
+def test_attempts_in_flight_at_a_crash_are_shown_apart_as_possibly_billed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    make_run(run)
+    with Ledger.for_run(run) as ledger:  # two attempts sent by a run that was killed before their answers
+        ledger.open_attempt("a-killed-run", "gen30", "self-instruct", "gpt-4o-mini", 0.25)
+        ledger.open_attempt("a-killed-run", "gen31", "self-instruct", "gpt-4o-mini", 0.5)
+    cost = build_cost(run)
+    assert cost["possibly_billed"] == {"attempts": 2, "worst_usd": 0.75}
+    assert cost["totals"]["requests"] == 30  # not mixed into what the ledger recorded as paid
+    md = write_cost_report(run).cost_md.read_text()
+    assert "Possibly billed (in flight at a crash): 2 attempts, at most $0.75" in md
+
+
 def test_files_charts_and_summary_merge(tmp_path: Path) -> None:
     run = tmp_path / "run"
     make_run(run)

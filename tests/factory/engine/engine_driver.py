@@ -1,6 +1,6 @@
 """A small program that runs the engine the way a stage does, for the crash tests.
 
-    python engine_driver.py RUN_DIR BASE_URL N [--concurrency C]
+    python engine_driver.py RUN_DIR BASE_URL N [--concurrency C] [--max-cost USD] [--max-tokens M]
 
 Sends N requests ("question 0" ... "question N-1") and appends each result to
 RUN_DIR/outputs.jsonl with schemas.JsonlWriter from on_result, skipping keys the file already
@@ -30,16 +30,18 @@ def main() -> int:
     p.add_argument("base_url")
     p.add_argument("n", type=int)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--max-cost", type=float, default=None)
+    p.add_argument("--max-tokens", type=int, default=30)
     args = p.parse_args()
 
     out_path = args.run_dir / "outputs.jsonl"
     written = {c.key for c in iter_jsonl(out_path, LLMCall)}
     requests = [
-        ChatRequest("crash-test", "gpt-4o-mini", [{"role": "user", "content": f"question {i}"}], {"max_tokens": 30})
+        ChatRequest("crash-test", "gpt-4o-mini", [{"role": "user", "content": f"question {i}"}], {"max_tokens": args.max_tokens})
         for i in range(args.n)
     ]
     settings = EngineSettings(base_url=args.base_url, max_concurrency=args.concurrency, timeout_s=10,
-                              progress=False, drain_timeout_s=5)
+                              progress=False, drain_timeout_s=5, max_cost=args.max_cost)
     try:
         with Ledger.for_run(args.run_dir) as ledger, JsonlWriter(out_path) as out:
 

@@ -24,10 +24,10 @@ DRIVER = Path(__file__).with_name("engine_driver.py")
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _start(run_dir: Path, url: str, n: int, concurrency: int) -> subprocess.Popen[str]:
+def _start(run_dir: Path, url: str, n: int, concurrency: int, *more: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, str(DRIVER), str(run_dir), url, str(n), "--concurrency", str(concurrency)],
+        [sys.executable, str(DRIVER), str(run_dir), url, str(n), "--concurrency", str(concurrency), *more],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
 
@@ -113,3 +113,37 @@ def test_ctrl_c_drains_in_flight_requests_and_exits_cleanly(tmp_path):
                                capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert rerun.returncode == 0, rerun.stderr
     assert len(read_jsonl(outputs, LLMCall)) == n
+
+
+def test_kills_during_in_flight_requests_never_let_billed_spend_pass_max_cost(tmp_path):
+    """Each kill lands with requests in flight (answered by the server, so billed, but never
+    recorded). The attempts were on disk before they went, so every rerun counts them at their
+    worst case: what the server billed, priced, stays within the cap over all the runs."""
+    from factory.engine.pricing import PriceTable
+    from schemas import Usage
+
+    run_dir, max_cost, concurrency = tmp_path / "run", 0.004, 8
+    config = simulator.SimConfig(seed=3, latency_base_s=0.3, jitter_s=0.3, output_tokens=150)
+    more = ("--max-cost", str(max_cost), "--max-tokens", "200")
+    with simulator.run_simulator(config) as url:
+        for kill in range(3):
+            proc = _start(run_dir, url, 200, concurrency, *more)
+            _wait_for_lines(run_dir / "outputs.jsonl", 3 * (kill + 1), proc)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            proc.stdout.close()
+            proc.stderr.close()
+        last = subprocess.run([sys.executable, str(DRIVER), str(run_dir), url, "200", "--concurrency", str(concurrency), *more],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert last.returncode == 0, last.stderr
+        tokens = httpx.get(url.removesuffix("/v1") + "/sim/stats").json()["tokens"]
+    assert json.loads(last.stdout.strip().splitlines()[-1])["stopped_reason"] == "budget"
+    billed = PriceTable.load().lookup("gpt-4o-mini").cost(
+        Usage(input_tokens=tokens["prompt"], cached_input_tokens=tokens["cached"], output_tokens=tokens["completion"]))
+    assert billed <= max_cost
+    db = sqlite3.connect(run_dir / "ledger.sqlite")
+    try:
+        (left_open,) = db.execute("SELECT COUNT(*) FROM attempts").fetchone()
+    finally:
+        db.close()
+    assert left_open > 0  # the kills did leave answered-but-unrecorded attempts: the budget counted them

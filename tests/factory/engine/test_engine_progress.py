@@ -68,3 +68,56 @@ def test_an_engine_with_progress_on_reports_its_final_state(make_engine, capsys)
     engine._progress = True  # the fixtures turn it off, as tests should
     run(engine, [request(i) for i in range(5)], total=5)
     assert "5/5 done (0 failed, 0 cached)" in capsys.readouterr().err
+
+
+def test_the_line_says_what_holds_the_pace():
+    assert "held by TPM reservations" in format_line(snapshot(held_by="TPM reservations"))
+    assert "held by" not in format_line(snapshot())  # nothing waits: the server's answers set the pace
+
+
+@pytest.mark.parametrize("rpm, tpm, expected", [(None, 2, "TPM reservations"), (2, None, "RPM")])  # a minute to wait
+def test_the_limiter_names_the_limit_a_request_waits_for(rpm, tpm, expected):
+    import anyio
+
+    from factory.engine.limiter import RateLimiter
+
+    async def main() -> str | None:
+        limiter = RateLimiter(rpm=rpm, tpm=tpm)
+        for bucket in limiter._buckets.values():
+            if bucket is not None:
+                bucket.clamp(0.0)  # used up: the next request waits
+        seen: list[str | None] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(limiter.acquire, 50)
+            await anyio.wait_all_tasks_blocked()
+            seen.append(limiter.holding)
+            tg.cancel_scope.cancel()
+        return seen[0]
+
+    assert anyio.run(main) == expected
+
+
+def test_a_paused_limiter_and_a_waiting_budget_are_named(make_engine):
+    import anyio
+
+    from factory.engine.limiter import Budget
+
+    engine = make_engine(FakeAPI(), max_concurrency=4)
+
+    async def main() -> tuple[str | None, str | None]:
+        engine.rate.pause(30.0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine.rate.acquire, 10)
+            await anyio.wait_all_tasks_blocked()
+            paused = engine.rate.holding
+            tg.cancel_scope.cancel()
+        budget = Budget(1.0)
+        assert await budget.reserve(0.9)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(budget.reserve, 0.5)  # waits for the 0.9 in flight to settle
+            await anyio.wait_all_tasks_blocked()
+            waiting = "the budget" if budget.waiting else None
+            tg.cancel_scope.cancel()
+        return paused, waiting
+
+    assert anyio.run(main) == ("a 429 pause", "the budget")

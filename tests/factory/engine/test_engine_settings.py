@@ -109,5 +109,5 @@ def test_the_engine_refuses_to_talk_to_openai_without_a_key(ledger, tmp_path, mo
     from factory.engine import Engine
 
     monkeypatch.chdir(tmp_path)  # no .env here
-    with pytest.raises(SettingsError, match="no API key: set OPENAI_API_KEY"):
+    with pytest.raises(SettingsError, match="no API key for https://api.openai.com/v1: set OPENAI_API_KEY"):
         Engine(EngineSettings(), ledger)

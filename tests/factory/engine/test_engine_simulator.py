@@ -38,7 +38,7 @@ def test_the_servers_remaining_count_holds_the_engine_back(ledger):
     """Someone else has used up almost all of this minute's requests. The first answer's
     x-ratelimit-remaining-requests tells the engine, which then paces itself to the server's
     refill instead of bursting its own (full) bucket into 429s."""
-    with simulator.run_simulator(simulator.SimConfig(seed=6, rpm=600, output_tokens=5)) as url:
+    with simulator.run_simulator(simulator.SimConfig(seed=6, rpm=600, output_tokens=5, limit_quantum_s=0)) as url:
 
         async def use_up_the_minute() -> None:
             async with httpx.AsyncClient() as other_client:

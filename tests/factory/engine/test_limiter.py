@@ -31,24 +31,72 @@ def test_a_bucket_never_admits_more_than_the_limit_in_any_60_second_window():
         while admitted[j] <= t - 60:
             j += 1
         assert i - j + 1 <= 600
-    # ... and the pace is close to the limit: about 590 per minute after the first burst.
+    # ... and the pace is close to the limit: about 592 per minute after the first burst.
     assert 0.97 * 1800 <= len(admitted) <= 1800
 
 
 def test_a_request_larger_than_the_burst_is_paced_not_refused():
     clock = Clock()
-    bucket = TokenBucket(6000, clock)  # burst: 100 tokens
+    bucket = TokenBucket(8000, clock)  # burst: 100 tokens
     assert bucket.wait_time(500) == 0  # a full bucket admits it...
     bucket.take(500)
     assert bucket.wait_time(1) == pytest.approx(401 / bucket.rate)  # ...and leaves a debt to repay
 
 
-def test_reservations_are_refunded_after_the_answer():
+def test_reserve_accounting_keeps_max_tokens_spent_and_corrects_only_the_prompt_estimate():
+    """OpenAI counts prompt + max_tokens at admission: a short answer gives nothing back."""
     clock = Clock()
     limiter = RateLimiter(rpm=None, tpm=6000, clock=clock)
-    limiter._buckets["tokens"].take(90)  # type: ignore[union-attr]
-    limiter.settle(reserved=90, used=30)
-    assert limiter._buckets["tokens"].level == pytest.approx(100 - 30)  # type: ignore[union-attr]
+    bucket = limiter._buckets["tokens"]
+    assert bucket is not None
+    full = bucket.level
+    bucket.take(90)  # an estimate of 40 prompt tokens + max_tokens 50
+    counted = limiter.counted(input_tokens=30, output_tokens=5, max_output_tokens=50)
+    assert counted == 80
+    limiter.settle(reserved=90, counted=counted)
+    assert bucket.level == pytest.approx(full - 80)  # the over-estimate of the prompt comes back, not the answer's
+
+
+def test_actual_accounting_gives_back_what_the_answer_did_not_use():
+    clock = Clock()
+    limiter = RateLimiter(rpm=None, tpm=6000, accounting="actual", clock=clock)
+    bucket = limiter._buckets["tokens"]
+    assert bucket is not None
+    full = bucket.level
+    bucket.take(90)
+    limiter.settle(reserved=90, counted=limiter.counted(input_tokens=30, output_tokens=5, max_output_tokens=50))
+    assert bucket.level == pytest.approx(full - 35)
+
+
+def test_a_limit_learned_from_headers_starts_at_the_refill_rate_not_a_burst():
+    clock = Clock()
+    limiter = RateLimiter(rpm=None, tpm=None, clock=clock)
+    limiter.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "599"})
+    assert limiter.rpm == 600
+    bucket = limiter._buckets["requests"]
+    assert bucket is not None and bucket.wait_time(1) > 0  # empty: the probe already counted there
+    clock.now += 1.0
+    admitted = 0
+    while bucket.wait_time(1) == 0:
+        bucket.take(1)
+        admitted += 1
+    assert admitted <= 8  # under a second's worth of 600/min, never the minute's
+
+
+def test_after_a_pause_the_traffic_resumes_at_the_refill_rate():
+    clock = Clock()
+    limiter = RateLimiter(rpm=600, tpm=None, clock=clock)
+    bucket = limiter._buckets["requests"]
+    assert bucket is not None
+    limiter.pause(5.0)
+    clock.now += 5.0
+    assert bucket.level < 1  # the pause left it empty: no burst when it ends
+    clock.now += 60.0  # however long the quiet, less than one second's worth goes at once
+    admitted = 0
+    while bucket.wait_time(1) == 0:
+        bucket.take(1)
+        admitted += 1
+    assert admitted == 7  # 600/min over 3/4 of a second: 7.5
 
 
 def test_headers_lower_the_limit_and_the_level_never_raise_them():

@@ -224,7 +224,7 @@ def test_temperature_zero_or_seed_repeats_the_answer_else_it_varies(sim):
 
 
 def test_rpm_limit_gives_429_with_headers():
-    with run_simulator(SimConfig(rpm=3)) as base_url:
+    with run_simulator(SimConfig(rpm=3, limit_quantum_s=0)) as base_url:
         remaining = []
         with httpx.Client() as http:
             for _ in range(3):
@@ -247,7 +247,7 @@ def test_rpm_limit_gives_429_with_headers():
 
 
 def test_tpm_counts_prompt_plus_max_tokens():
-    with run_simulator(SimConfig(tpm=1000)) as base_url, httpx.Client() as http:
+    with run_simulator(SimConfig(tpm=1000, limit_quantum_s=0)) as base_url, httpx.Client() as http:
         ok = http.post(base_url + "/chat/completions", json=ask(max_tokens=400))
         prompt = ok.json()["usage"]["prompt_tokens"]
         assert ok.headers["x-ratelimit-remaining-tokens"] == str(1000 - prompt - 400)
@@ -261,7 +261,7 @@ def test_tpm_counts_prompt_plus_max_tokens():
 
 
 def test_actual_accounting_gives_back_unused_tokens():
-    with run_simulator(SimConfig(tpm=10_000, tpm_accounting="actual", output_tokens=20)) as base_url:
+    with run_simulator(SimConfig(tpm=10_000, tpm_accounting="actual", output_tokens=20, limit_quantum_s=0)) as base_url:
         r = httpx.post(base_url + "/chat/completions", json=ask(max_tokens=2000))
         used = r.json()["usage"]["total_tokens"]
         after = httpx.post(base_url + "/chat/completions", json=ask(max_tokens=1))

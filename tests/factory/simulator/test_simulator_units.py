@@ -188,6 +188,31 @@ def test_tpm_counts_reservations_and_refunds_only_in_actual_mode():
     assert dict(actual.headers("m"))["x-ratelimit-remaining-tokens"] == "300"  # 1000 - 600 + 500 - 600
 
 
+def test_quantised_limits_refuse_a_minutes_worth_at_once():
+    """600 RPM enforced over 1 s windows is 10 a second: the 11th request of a burst waits, though
+    the minute (what the headers report) has room for 589 more."""
+    clock = Clock()
+    limiter = RateLimiter(rpm=600, tpm=None, clock=clock, quantum_s=1.0)
+    for _ in range(10):
+        assert limiter.admit("m", 10) is None
+    rejection = limiter.admit("m", 10)
+    assert rejection is not None and rejection.kind == "requests"
+    assert rejection.wait_s == pytest.approx(0.1)
+    assert dict(limiter.headers("m"))["x-ratelimit-remaining-requests"] == "590"
+    clock.t = 0.5  # half a second refills 5
+    assert [limiter.admit("m", 10) is None for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_a_request_over_the_short_window_passes_only_into_a_full_one():
+    clock = Clock()
+    limiter = RateLimiter(rpm=None, tpm=6000, clock=clock, quantum_s=1.0)  # 100 tokens a second
+    assert limiter.admit("m", 300) is None  # a full window lets it through, into debt
+    rejection = limiter.admit("m", 300)
+    assert rejection is not None and rejection.wait_s == pytest.approx(3.0)  # -200 back up to 100
+    clock.t = 3.0
+    assert limiter.admit("m", 300) is None
+
+
 def test_a_request_over_the_whole_limit_never_fits():
     limiter = RateLimiter(rpm=None, tpm=1000, clock=Clock())
     rejection = limiter.admit("m", 1001)
