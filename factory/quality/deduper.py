@@ -77,11 +77,13 @@ class _Chunk(NamedTuple):
     prefix: tuple[np.ndarray, np.ndarray, int]  # (prefix shingles, owner, order version)
     bands: tuple[np.ndarray, np.ndarray]  # (band keys, owner) of the texts indexed by MinHash
     leans: list[Any]  # a LeanMinHash per text (None if empty), for the datasketch index
-    collisions: dict[int, list[tuple[int, float]]]  # text -> (earlier text, rank) of its near enough ones
+    collisions: dict[int, list[tuple[int, Rank]]]  # text -> (earlier text, rank) of its near enough ones
 
 
-# A pair's rank: exact duplicates (integer test) above every non-duplicate, then by similarity.
-_DUP_RANK = 2.0
+# A pair's rank: (at or above the threshold, by the integer test; exact Jaccard). Duplicates
+# come before every non-duplicate, then the most similar first.
+Rank = tuple[bool, float]
+_NONE: Rank = (False, 0.0)
 
 
 class Deduper:
@@ -270,7 +272,7 @@ class Deduper:
         self._prefix.truncate(rows)
         self._bands.truncate(rows)
 
-    def _nearest_indexed(self, chunk: _Chunk) -> tuple[list[int], list[float]]:
+    def _nearest_indexed(self, chunk: _Chunk) -> tuple[list[int], list[Rank]]:
         """For each text of the chunk, the best indexed candidate (row, rank); (-1, 0.0) if none."""
         if isinstance(self._bands, DatasketchTables):
             pairs = [(q, r) for q, lean in enumerate(chunk.leans) if lean is not None
@@ -282,10 +284,10 @@ class Deduper:
         q2, r2 = self._bands.query_flat(*chunk.bands, unique=False)
         return self._nearest_of(chunk, np.concatenate((q1, q2)), np.concatenate((r1, r2)))
 
-    def _nearest_of(self, chunk: _Chunk, query: np.ndarray, rows: np.ndarray) -> tuple[list[int], list[float]]:
+    def _nearest_of(self, chunk: _Chunk, query: np.ndarray, rows: np.ndarray) -> tuple[list[int], list[Rank]]:
         """The best of the candidate pairs (chunk text `query[k]`, indexed `rows[k]`, a pair
-        possibly more than once) per text: (row, rank), (-1, 0.0) if none."""
-        best_row, best_rank = [-1] * len(chunk.items), [0.0] * len(chunk.items)
+        possibly more than once) per text: (row, rank), (-1, _NONE) if none."""
+        best_row, best_rank = [-1] * len(chunk.items), [_NONE] * len(chunk.items)
         self.candidates_seen += len(rows)
         if not len(rows):
             return best_row, best_rank
@@ -296,7 +298,7 @@ class Deduper:
             query, rows = pair >> 32, pair & 0xFFFFFFFF
             shingles, csize = self._rows.gather(rows)
             ranks = self._ranks(chunk, query, shingles, csize)
-            for q, r, rank in zip(query.tolist(), rows.tolist(), ranks.tolist()):
+            for q, r, rank in zip(query.tolist(), rows.tolist(), ranks):
                 if rank > best_rank[q]:
                     best_row[q], best_rank[q] = r, rank
         return best_row, best_rank
@@ -314,9 +316,9 @@ class Deduper:
         self.candidates_checked += int(keep.sum())
         return query[keep], rows[keep]
 
-    def _ranks(self, chunk: _Chunk, query: np.ndarray, shingles: np.ndarray, csize: np.ndarray) -> np.ndarray:
+    def _ranks(self, chunk: _Chunk, query: np.ndarray, shingles: np.ndarray, csize: np.ndarray) -> list[Rank]:
         """The rank of each pair (chunk text `query[k]`, the k-th set of `shingles`, `csize[k]`
-        long): its exact Jaccard, plus _DUP_RANK if that is at or above the threshold. The
+        long): whether it is at or above the threshold, and its exact Jaccard. The
         intersections are counted all at once: every shingle, tagged with its query's position,
         looked up in the chunk's sorted tagged shingles."""
         num, den = self._num, self._den
@@ -325,16 +327,16 @@ class Deduper:
         np.minimum(pos, len(chunk.keyed) - 1, out=pos)
         inter = np.add.reduceat(chunk.keyed[pos] == probe, np.cumsum(csize) - csize, dtype=np.int64)
         union = chunk.sizes[query] + csize - inter
-        return inter / union + np.where(inter * den >= num * union, _DUP_RANK, 0.0)
+        return list(zip((inter * den >= num * union).tolist(), (inter / union).tolist()))
 
-    def _in_chunk(self, chunk: _Chunk, later: np.ndarray, earlier: np.ndarray) -> dict[int, list[tuple[int, float]]]:
+    def _in_chunk(self, chunk: _Chunk, later: np.ndarray, earlier: np.ndarray) -> dict[int, list[tuple[int, Rank]]]:
         """For the (later, earlier) pairs of texts of the chunk that share a key: per later text,
         the earlier ones that may be at the threshold, with their ranks (all checked at once;
         whether the earlier text is kept is decided as the chunk is walked)."""
         self.candidates_seen += len(later)
         later, earlier = self._plausible(
             later, earlier, chunk.sizes[later], chunk.sizes[earlier], chunk.bitmaps[later], chunk.bitmaps[earlier])
-        out: dict[int, list[tuple[int, float]]] = {}
+        out: dict[int, list[tuple[int, Rank]]] = {}
         if not len(later):
             return out
         flat = (chunk.keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
@@ -342,14 +344,14 @@ class Deduper:
         csize = chunk.sizes[earlier]
         offsets = np.repeat(starts[earlier] - (np.cumsum(csize) - csize), csize)
         ranks = self._ranks(chunk, later, flat[offsets + np.arange(int(csize.sum()))], csize)
-        for lat, ear, rank in zip(later.tolist(), earlier.tolist(), ranks.tolist()):
+        for lat, ear, rank in zip(later.tolist(), earlier.tolist(), ranks):
             out.setdefault(lat, []).append((ear, rank))
         return out
 
-    def _verdict(self, row: int, rank: float) -> DupCheck:
-        if row >= 0 and rank >= _DUP_RANK:
-            return DupCheck(True, self._rows.ids[row], rank - _DUP_RANK, self._rows.kind(row))
-        return DupCheck(False, None, rank)
+    def _verdict(self, row: int, rank: Rank) -> DupCheck:
+        if row >= 0 and rank[0]:
+            return DupCheck(True, self._rows.ids[row], rank[1], self._rows.kind(row))
+        return DupCheck(False, None, rank[1])
 
     def _exact(self, sizes: np.ndarray) -> np.ndarray | None:
         """Which sets are found through their prefix (None: all of them)."""
