@@ -7,6 +7,10 @@ python := env_var_or_default("PYTHON", "python3")
 default:
     @just --list
 
+# refresh requirements.lock (the versions the Quickstart installs) from the newest releases pyproject.toml admits
+lock:
+    bash scripts/lock.sh
+
 # run the test suite (CPU only, no network beyond loopback)
 test *args:
     {{python}} -m pytest -q "$@"

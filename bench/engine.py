@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from factory.engine import ChatRequest, ChatResult, Engine, http_client_name  # noqa: E402
-from factory.ledger import Ledger  # noqa: E402
-from factory.settings import EngineSettings  # noqa: E402
+from factory.engine.ledger import Ledger  # noqa: E402
+from factory.engine.settings import EngineSettings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "engine.json"
 MODEL = "gpt-4o-mini"

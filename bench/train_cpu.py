@@ -27,8 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_gpu import ROOT, Lengths, Setup, compare, parse_variant  # noqa: E402
+from train_gpu import ROOT, compare  # noqa: E402  (puts the checkout on sys.path)
 
+from bench.train_gpu_setup import Lengths, Setup  # noqa: E402
+from bench.train_gpu_variants import parse_variant  # noqa: E402
 from trainer.tiny import DEFAULT_SHAPE  # noqa: E402
 
 SHAPE = {
@@ -40,7 +42,9 @@ SHAPE = {
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variants", default="1024,2048", help="token budgets (and options) of ours, as in train_gpu.py")
+    p.add_argument("--variants", default="1024,2048,2048:dropout=0.05",
+                   help="token budgets (and options) of ours, as in train_gpu.py; the last one keeps the "
+                        "tutorial's LoRA dropout (on a CPU the adapters are fp32 in every row)")
     p.add_argument("--steps", type=int, default=6, help="timed optimizer steps per run")
     p.add_argument("--warmup-steps", type=int, default=2)
     p.add_argument("--examples", type=int, default=600)

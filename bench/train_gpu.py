@@ -26,27 +26,25 @@ results file is rewritten after every run, so even a killed benchmark leaves wha
 
 A variant is TOKEN_BUDGET[:option...]; options: compile, ckpt (gradient checkpointing), accum=N
 (micro-batches per step, default 1), chunk=N (loss chunk rows), pad=N (pad rows to a multiple of N),
-attn=BACKEND (trainer.attention), lora32 (fp32 adapters), peftlora (peft's own LoRA forward, also
-without compile), addmm (the in-place addmm LoRA forward, also with compile), eagerloss (compile the layers but not the loss's softmax), prof (after the timed steps, profile PROFILE_STEPS more: time per step by
+attn=BACKEND (trainer.attention), lora32 (fp32 adapters), dropout=P (LoRA dropout; the tutorial's is 0.05),
+peftlora (peft's own LoRA forward, also without compile), addmm (the in-place addmm LoRA forward, also with compile), eagerloss (compile the layers but not the loss's softmax), prof (after the timed steps, profile PROFILE_STEPS more: time per step by
 kind of GPU kernel, the busiest kernels, and the share of the wall time the GPU sat idle). Results: bench/results/train_gpu.json
 (--tiny: train_gpu_tiny.json), copied to $OUT when that variable is set. Needs only torch,
 transformers, peft and accelerate (no pydantic, no flash-attn).
+
+This file is the measurement; beside it: train_gpu_variants.py (the option table and the default
+lists), train_gpu_setup.py (shapes, synthetic data, device helpers), train_gpu_profile.py (the
+`prof` option) and train_gpu_results.py (the results file and the table).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import math
-import os
-import platform
-import random
 import shutil
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,187 +55,30 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from bench.train_gpu_profile import PROFILE_STEPS, profile_steps  # noqa: E402
+from bench.train_gpu_results import environment, print_table, summarise, write_results  # noqa: E402
+from bench.train_gpu_setup import (  # noqa: E402
+    GEMMA_2B,
+    TINY,
+    Lengths,
+    Sample,
+    Setup,
+    allocated_gib,
+    build_base,
+    error_text,
+    free_memory,
+    peaks,
+    sync,
+    synthetic_examples,
+)
+from bench.train_gpu_variants import (  # noqa: E402
+    DEFAULT_VARIANTS,
+    TINY_VARIANTS,
+    Variant,
+    parse_variant,
+    variant_settings,
+)
 from trainer.model import ALL_PROJECTIONS  # noqa: E402
-
-GEMMA_2B = {
-    "vocab_size": 256000,
-    "hidden_size": 2048,
-    "intermediate_size": 16384,
-    "num_hidden_layers": 18,
-    "num_attention_heads": 8,
-    "num_key_value_heads": 1,
-    "head_dim": 256,
-}
-TINY = {
-    "vocab_size": 512,
-    "hidden_size": 64,
-    "intermediate_size": 256,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 1,
-    "head_dim": 16,
-}
-
-
-@dataclass
-class Lengths:
-    """Log-normal example lengths: median, sigma of log-length, clipped to [low, high]."""
-
-    median: int = 300
-    sigma: float = 0.6
-    low: int = 32
-    high: int = 1024
-    prompt_fraction: float = 0.25
-
-
-@dataclass
-class Setup:
-    """Everything both sides share."""
-
-    shape: dict[str, int]
-    lengths: Lengths
-    examples: int
-    steps: int
-    warmup_steps: int
-    device: torch.device
-    dtype: torch.dtype
-    seed: int = 0
-    lr: float = 1e-4
-    baseline_batch: int = 4
-    baseline_accum: int = 2
-
-
-@dataclass
-class Sample:
-    """One synthetic example. trainer.packing.collate reads just these two fields (trainer.data's
-    TokenizedExample has them too, but importing trainer.data pulls in pydantic, absent on GPU boxes)."""
-
-    input_ids: list[int]
-    labels: list[int]
-
-
-def synthetic_examples(setup: Setup) -> list[Sample]:
-    rng = random.Random(setup.seed)
-    gen = torch.Generator().manual_seed(setup.seed)
-    spec = setup.lengths
-    out = []
-    for _ in range(setup.examples):
-        n = min(spec.high, max(spec.low, round(rng.lognormvariate(math.log(spec.median), spec.sigma))))
-        # ids >= 3 leave pad/eos/bos alone
-        ids = torch.randint(3, setup.shape["vocab_size"], (n,), generator=gen).tolist()
-        k = int(n * spec.prompt_fraction)
-        out.append(Sample(input_ids=ids, labels=[-100] * k + ids[k:]))
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# Variants of ours
-
-
-@dataclass
-class Variant:
-    token_budget: int
-    compile: bool = False
-    checkpointing: bool = False
-    grad_accum: int = 1
-    chunk_tokens: int = 1024
-    pad_to_multiple: int = 1
-    attention: str = "auto"
-    lora_fp32: bool = False
-    fused_lora: bool = True
-    profile: bool = False
-    eager_loss: bool = False
-    addmm_lora: bool = False
-    name: str = ""
-
-
-# Variant flags: name -> (Variant field, value it sets).
-FLAGS = {
-    "compile": ("compile", True),
-    "ckpt": ("checkpointing", True),
-    "lora32": ("lora_fp32", True),
-    "peftlora": ("fused_lora", False),
-    "addmm": ("addmm_lora", True),
-    "eagerloss": ("eager_loss", True),
-    "prof": ("profile", True),
-}
-NUMBERS = {"accum": "grad_accum", "chunk": "chunk_tokens", "pad": "pad_to_multiple"}
-
-
-def parse_variant(spec: str) -> Variant:
-    parts = [p.strip() for p in spec.split(":") if p.strip()]
-    if not parts or not parts[0].isdigit():
-        raise argparse.ArgumentTypeError(f"variant {spec!r}: start with a token budget, e.g. 8192:compile")
-    v = Variant(token_budget=int(parts[0]), name=spec)
-    for opt in parts[1:]:
-        key, _, value = opt.partition("=")
-        if key in FLAGS and not value:
-            setattr(v, *FLAGS[key])
-        elif key in NUMBERS and value.isdigit() and int(value) > 0:
-            setattr(v, NUMBERS[key], int(value))
-        elif key == "attn" and value:
-            v.attention = value
-        else:
-            known = ", ".join([*FLAGS, *(f"{k}=N" for k in NUMBERS), "attn=NAME"])
-            raise argparse.ArgumentTypeError(f"variant {spec!r}: unknown option {opt!r} ({known})")
-    return v
-
-
-# --------------------------------------------------------------------------------------------------
-# Shared helpers
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def free_memory(device: torch.device) -> None:
-    gc.collect()
-    torch._dynamo.reset()  # compiled graphs hold on to their inputs' shapes and guards
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peaks(device: torch.device) -> tuple[float | None, float | None]:
-    """(peak allocated GiB, peak reserved GiB) on CUDA; None on CPU (RSS is per process, not per run)."""
-    if device.type != "cuda":
-        return None, None
-    return torch.cuda.max_memory_allocated(device) / 2**30, torch.cuda.max_memory_reserved(device) / 2**30
-
-
-def allocated_gib(device: torch.device) -> float | None:
-    """Memory still held when a run starts (should be ~0: else an earlier run leaked into this one's peak)."""
-    return torch.cuda.memory_allocated(device) / 2**30 if device.type == "cuda" else None
-
-
-def build_base(setup: Setup, attn: str) -> torch.nn.Module:
-    """A Gemma causal LM with random weights, created directly on the device."""
-    from transformers import AutoModelForCausalLM, GemmaConfig
-
-    config = GemmaConfig(
-        **setup.shape,
-        max_position_embeddings=8192,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
-        attention_dropout=0.0,
-    )
-    torch.manual_seed(setup.seed)
-    try:
-        with torch.device(setup.device):  # initialise on the GPU: seconds instead of minutes on the CPU
-            model = AutoModelForCausalLM.from_config(config, dtype=setup.dtype, attn_implementation=attn)
-    except (RuntimeError, TypeError, ValueError):
-        model = AutoModelForCausalLM.from_config(config, dtype=setup.dtype, attn_implementation=attn)
-    return model.to(setup.device)
-
-
-def error_text(e: BaseException) -> str:
-    last = traceback.format_exception_only(type(e), e)[-1].strip()
-    return last[:800]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -400,7 +241,7 @@ def run_ours(setup: Setup, examples: list[Sample], variant: Variant) -> dict[str
     n_matmul = matmul_params(model)
     torch.manual_seed(setup.seed)
     adapter_dtype = torch.float32 if variant.lora_fp32 else setup.dtype
-    model = add_lora(model, LoraSpec(), adapter_dtype=adapter_dtype)
+    model = add_lora(model, LoraSpec(dropout=variant.lora_dropout), adapter_dtype=adapter_dtype)
     apply_speed_options(
         model, gradient_checkpointing=variant.checkpointing, compile_layers=variant.compile,
         fused_lora=variant.fused_lora,
@@ -508,170 +349,8 @@ def preflight_attention(setup: Setup) -> tuple[dict[str, Any], str | None]:
     return report, None
 
 
-PROFILE_STEPS = 2
-
-
-def kernel_kind(name: str) -> str:
-    """A GPU kernel's kind, from its name (cuBLAS, Triton from torch.compile, flash attention, ...)."""
-    n = name.lower()
-    if any(k in n for k in ("gemm", "nvjet", "cutlass", "xmma", "cublas", "splitk")):
-        return "matmul"
-    if "flash" in n or "fmha" in n or "attention" in n:
-        return "attention"
-    if n.startswith("triton"):
-        return "triton (compiled pointwise/reductions)"
-    if "memcpy" in n or "memset" in n:
-        return "memcpy/memset"
-    if "reduce" in n or "softmax" in n or "logsumexp" in n:
-        return "eager reductions"
-    if "elementwise" in n or "vectorized" in n or "copy" in n or "fill" in n:
-        return "eager elementwise"
-    return "other"
-
-
-def profile_steps(run: Any, device: torch.device, top: int = 25) -> dict[str, Any]:
-    """Profile `run` (PROFILE_STEPS optimizer steps): per step, GPU time by kernel kind, the busiest kernels,
-    and the wall time the GPU was idle. On CPU: the busiest operators instead."""
-    from torch.profiler import ProfilerActivity, profile
-
-    cuda = device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    sync(device)
-    with profile(activities=activities) as prof:
-        t0 = time.perf_counter()
-        run()
-        sync(device)
-        wall_ms = (time.perf_counter() - t0) * 1e3
-    per_step = wall_ms / PROFILE_STEPS
-    if not cuda:
-        ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
-        return {"steps": PROFILE_STEPS, "wall_ms_per_step": per_step,
-                "top_cpu_ops_ms_per_step": {e.key: e.self_cpu_time_total / 1e3 / PROFILE_STEPS for e in ops}}
-    kernels: dict[str, list[float]] = {}
-    for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA:
-            entry = kernels.setdefault(e.name, [0.0, 0])
-            entry[0] += e.time_range.elapsed_us() / 1e3 / PROFILE_STEPS
-            entry[1] += 1
-    kinds: dict[str, float] = {}
-    for name, (ms, _) in kernels.items():
-        kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
-    busy = sum(kinds.values())
-    busiest = sorted(kernels.items(), key=lambda kv: kv[1][0], reverse=True)[:top]
-    return {
-        "steps": PROFILE_STEPS,
-        "wall_ms_per_step": per_step,
-        "gpu_busy_ms_per_step": busy,  # kernels can overlap on streams; on one stream this is the busy time
-        "gpu_idle_share": max(0.0, 1.0 - busy / per_step),
-        "ms_per_step_by_kind": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
-        "kernels_per_step": sum(c for _, c in kernels.values()) / PROFILE_STEPS,
-        "busiest_kernels": [
-            {"name": name[:160], "ms_per_step": ms, "calls_per_step": n / PROFILE_STEPS} for name, (ms, n) in busiest
-        ],
-    }
-
-
-def variant_settings(v: Variant, setup: Setup) -> dict[str, Any]:
-    return {
-        "token_budget": v.token_budget,
-        "grad_accum": v.grad_accum,
-        "compile_per_layer": v.compile,
-        "compiled_loss": v.compile and not v.eager_loss,
-        "lora_forward": "addmm" if v.addmm_lora or (v.fused_lora and not v.compile) else "peft",
-        "gradient_checkpointing": v.checkpointing,
-        "loss_chunk_tokens": v.chunk_tokens,
-        "pad_to_multiple": v.pad_to_multiple,
-        "attention": v.attention,
-        "lora": {"r": 4, "alpha": 32, "dropout": 0.0, "target_modules": list(ALL_PROJECTIONS)},
-        "adapter_dtype": "float32" if v.lora_fp32 else str(setup.dtype).removeprefix("torch."),
-        "lr": setup.lr,
-        "lr_scheduler": "cosine",
-        "optim": "AdamW (fused on CUDA)",
-    }
-
-
 # --------------------------------------------------------------------------------------------------
 # The comparison
-
-
-def environment(setup: Setup) -> dict[str, Any]:
-    import importlib.util
-
-    import peft
-    import transformers
-
-    cuda = setup.device.type == "cuda"
-    device = torch.cuda.get_device_name(setup.device) if cuda else (platform.processor() or "cpu")
-    return {
-        "device": device,
-        "device_type": setup.device.type,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "python": platform.python_version(),
-        "flash_attn_installed": importlib.util.find_spec("flash_attn") is not None,
-        "cpu_threads": torch.get_num_threads(),
-    }
-
-
-def summarise(results: dict[str, Any], memory_limit_gib: float) -> None:
-    """Pick the fastest variant that fits the memory limit and fill in the headline fields."""
-    done = [v for v in results["variants"] if v.get("tokens_per_s")]
-    for v in done:
-        reserved = v.get("peak_reserved_gib")
-        v["fits_memory_limit"] = None if reserved is None else reserved <= memory_limit_gib
-    fitting = [v for v in done if v["fits_memory_limit"] is not False]
-    best = max(fitting or done, key=lambda v: v["tokens_per_s"], default=None)
-    base = results.get("baseline") or {}
-    results["best_variant"] = best["name"] if best else None
-    results["tokens_per_s"] = best["tokens_per_s"] if best else None
-    results["peak_gib"] = best["peak_gib"] if best else None
-    results["mfu"] = best["mfu"] if best else None
-    results["baseline_tokens_per_s"] = base.get("tokens_per_s")
-    results["baseline_peak_gib"] = base.get("peak_gib")
-    results["speedup"] = (
-        best["tokens_per_s"] / base["tokens_per_s"] if best and base.get("tokens_per_s") else None
-    )
-
-
-def write_results(results: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    out = os.environ.get("OUT")
-    if out and (Path(out) / path.name).resolve() != path.resolve():
-        shutil.copy(path, Path(out) / path.name)
-
-
-def fmt(x: float | None, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
-def print_table(results: dict[str, Any]) -> None:
-    base = results.get("baseline") or {}
-    rows = [("HF Trainer + peft (tutorial)", base)] + [(f"ours {v['name']}", v) for v in results["variants"]]
-    print(f"\n{'setup':<40} {'tokens/s':>10} {'peak GiB':>9} {'reserved':>9} {'MFU':>6} {'speedup':>8}  note")
-    for label, r in rows:
-        speed = r.get("tokens_per_s")
-        ratio = speed / base["tokens_per_s"] if speed and base.get("tokens_per_s") else None
-        note = r.get("error") or r.get("skipped") or ("best" if label == f"ours {results.get('best_variant')}" else "")
-        print(
-            f"{label[:40]:<40} {fmt(speed, ',.0f'):>10} {fmt(r.get('peak_gib'), '.1f'):>9} "
-            f"{fmt(r.get('peak_reserved_gib'), '.1f'):>9} {fmt(r.get('mfu') and 100 * r['mfu'], '.1f'):>6} "
-            f"{fmt(ratio, '.2f'):>8}  {note[:90]}"
-        )
-    for v in results["variants"]:
-        prof = v.get("profile")
-        if prof and "ms_per_step_by_kind" in prof:
-            print(f"\nprofile of ours {v['name']}: {prof['wall_ms_per_step']:.1f} ms a step, GPU busy "
-                  f"{prof['gpu_busy_ms_per_step']:.1f} ms (idle {100 * prof['gpu_idle_share']:.1f}%), "
-                  f"{prof['kernels_per_step']:.0f} kernels")
-            for kind, ms in prof["ms_per_step_by_kind"].items():
-                print(f"  {kind:<42} {ms:8.2f} ms")
-            for k in prof["busiest_kernels"][:12]:
-                print(f"  {k['ms_per_step']:8.2f} ms {k['calls_per_step']:5.0f}x  {k['name'][:100]}")
-    print(f"device: {results['environment']['device']} | results: {results['results_file']}", flush=True)
 
 
 def compare(setup: Setup, variants: list[Variant], *, out_path: Path, run_baseline_too: bool = True,
@@ -778,25 +457,6 @@ def build_arg_parser(default_out: str = "bench/results/train_gpu.json") -> argpa
     p.add_argument("--out", type=Path, help=f"results file (default {default_out}; tiny: *_tiny.json)")
     p.add_argument("--seed", type=int, default=0)
     return p
-
-
-# Most promising first: the time budget cuts the list from the end. Without checkpointing, gemma-2b keeps
-# roughly 2.5 MB of activations per token (the 16384-wide MLP dominates), so 6144 tokens fit 24 GiB and
-# 8192 is borderline; checkpointing fits far more but recomputes each layer (about a third more compute).
-# After the trainer's settings (6144 tokens, compiled, loss chunks of 1024): the ablations of this round
-# (the addmm LoRA forward under compile, the loss softmax not compiled, larger loss chunks, other budgets,
-# no compile), then the first variant again under the profiler (which also shows the run-to-run spread).
-DEFAULT_VARIANTS = ",".join([
-    "6144:compile:pad=6144:chunk=1024",
-    "6144:compile:pad=6144:chunk=2048",
-    "6144:compile:pad=6144:chunk=1024:addmm",
-    "6144:compile:pad=6144:chunk=1024:eagerloss",
-    "8192:compile:pad=8192:chunk=1024",
-    "4096:compile:pad=4096:chunk=1024",
-    "4096:pad=4096",
-    "6144:compile:pad=6144:chunk=1024:prof",
-])
-TINY_VARIANTS = "256,512:ckpt"
 
 
 def main(argv: list[str] | None = None) -> int:

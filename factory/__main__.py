@@ -16,21 +16,31 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from factory.errors import FactoryError, SecretFilter
 
 COMMANDS: tuple[str, ...] = (
     "factory.generate",  # generate: instruction data with a recipe
     "factory.importer",  # import: existing data sets into the run's format
-    "factory.batch_cli",  # batch: the Batch API path
+    "factory.batch.cli",  # batch: the Batch API path
     "factory.send",  # send: a JSONL file of chat requests through the engine
     "factory.simulator.cli",  # simulate: the local OpenAI-compatible simulator
     "factory.report",  # report: what a run cost and kept (report/cost.md)
 )
 
 
+class ShortErrorParser(argparse.ArgumentParser):
+    """A mistake on the command line is one line and where to read more, not the whole usage (that
+    of `generate` is 40 lines, and the line that matters would come last). The sub-commands'
+    parsers are of this class too (argparse makes them of the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(all options: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ShortErrorParser(
         prog="python -m factory",
         description="instruct-factory: generate instruction data with an LLM API (rate-limited, cost-tracked, resumable).",
     )

@@ -2,7 +2,7 @@
 
 `FactoryError` is what a user can act on: the CLI prints its message as one line and exits 2.
 Errors from the `openai` SDK and `httpx` are translated into this tree at one place
-(`factory.retry.classify`), so the rest of the engine never sees a transport exception.
+(`factory.engine.retry.classify`), so the rest of the engine never sees a transport exception.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from factory.quality import DedupSettings, Deduper, load_run_deduper
 from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError, SettingsError
 from factory.quality.filters import FilterSettings
-from factory.ledger import Ledger
-from factory.pricing import price_table_for
+from factory.engine.ledger import Ledger
+from factory.engine.pricing import price_table_for
 from factory.recipes.base import Context, Gate, Recipe, StagePlan, wants_structured
 from factory.recipes.driver import Driver, describe_failures, usage_totals
 from factory.recipes.journal import JOURNAL_FILE, Journal
@@ -40,9 +40,9 @@ from factory.recipes.outputs import Outputs
 from factory.recipes.self_instruct import SelfInstruct
 from factory.recipes.settings import GenerateSettings
 from factory.recipes.topics import Topics
-from factory.seeds import load_eval_items, load_keywords, load_seed_tasks, seed_dedup_items
-from factory.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, load_settings, save_resolved
-from factory.tokens import estimate_input, estimator_name
+from factory.recipes.seeds import load_eval_items, load_keywords, load_seed_tasks, seed_dedup_items
+from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, load_settings, save_resolved
+from factory.engine.tokens import estimate_input, estimator_name
 from schemas import SeedTask, Usage
 
 STATE_DIR = "generate"
@@ -326,6 +326,10 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
     per_kept = None if cost is None or out.kept == 0 else cost / out.kept
     lines.append(f"  run folder total: {count} requests, {_tokens(usage)}; spent {_usd(cost)}; "
                  f"{_usd(per_kept) if per_kept is not None else 'n/a'} per kept example")
+    prices = price_table_for(engine_settings)
+    lines.append(f"  priced with {prices.dated()}")
+    if warning := prices.staleness_warning():
+        lines.append(f"  {warning}")
     if r.pending:
         lines.append(f"  {r.pending} requests are in batches on the server: rerun the same command to collect them")
     elif out.kept >= n:
@@ -397,6 +401,9 @@ def dry_run_report(recipe: Recipe, ctx: Context, settings: EngineSettings, *, ba
         lines.append(f"{cost_line} ({basis}; cached-input discounts not counted)")
         if settings.max_cost is not None and top is not None and top > settings.max_cost:
             lines.append(f"  the worst case is over --max-cost {settings.max_cost}: the run stops when the budget is spent")
+    lines.append(f"prices: {prices.dated()}")
+    if warning := prices.staleness_warning():
+        lines.append(warning)
     lines.append(_duration_line(settings, total_req, total_in + total_out_max, batch))
     return "\n".join(lines)
 

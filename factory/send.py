@@ -20,8 +20,8 @@ import anyio
 
 from factory.engine import ChatRequest, ChatResult, Engine
 from factory.errors import RequestError, SettingsError
-from factory.ledger import Ledger
-from factory.settings import (
+from factory.engine.ledger import Ledger
+from factory.engine.settings import (
     add_engine_arguments,
     engine_settings_from_args,
     save_resolved,

@@ -38,8 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from factory.engine import ChatRequest, ChatResult, Engine
 from factory.errors import FactoryError
-from factory.ledger import Ledger
-from factory.settings import (
+from factory.engine.ledger import Ledger
+from factory.engine.settings import (
     EngineSettings,
     add_engine_arguments,
     engine_settings_from_args,

@@ -22,112 +22,41 @@ engine's own retries) leaves its item ungraded: the rerun tries it again.
 Exit status: 0 done; 1 requests failed, the budget stopped the run, or batches are still running
 (rerun to finish); 2 an input or a setting to fix, or the API refused (bad key, unknown model);
 130 interrupted.
+
+This module is the command; the settings are in grade_settings.py, the inputs and what is left to
+grade in grade_inputs.py, the rounds of requests and replies in grade_rounds.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from factory.batch import (
-    BatchSettings,
-    add_batch_arguments,
-    batch_client,
-    batch_settings_from_args,
-    run_batch,
-)
-from factory.engine import ChatRequest, ChatResult, Engine
+from factory.batch import BatchSettings, add_batch_arguments, batch_settings_from_args
+from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from factory.recipes.base import wants_structured
-from factory.settings import (
+from factory.engine.settings import (
     EngineSettings,
     add_engine_arguments,
     engine_settings_from_args,
     load_settings,
     save_resolved,
 )
-from judge.parse import Unparsed
-from judge.plan import MODES, GradingItem, Outcome, plan_items
-from judge.prompts import PromptError
-from judge.verdicts import judgment_key
-from schemas import Answer, JsonlError, JsonlWriter, Judgment, Question, read_jsonl
-from schemas.evalset import EvalSetError, load_questions
-
-STAGE = "judge"
-SECTION = "judge"
-ANSWERS_FILE = Path("eval") / "answers.jsonl"
-JUDGMENTS_FILE = Path("eval") / "judgments.jsonl"
-
-
-class GradeError(FactoryError):
-    """An input or a setting the user must fix; nothing was sent."""
-
-
-# --------------------------------------------------------------------------------------------
-# Settings
-
-
-class JudgeSettings(BaseModel):
-    """What to grade and how (the `[judge]` section of a settings file). The engine's settings
-    (endpoint, limits, budget) are apart: `[engine]` and the engine's flags."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    mode: Literal["single", "pair", "reference"] = Field(description="single 1-10, pair A/B/tie, reference-guided 1-10")
-    judge_model: str = Field(min_length=1, description="the judge, e.g. gpt-4o")
-    model: str | None = Field(default=None, description="label of the answers to grade; None: the only label")
-    baseline: str | None = Field(default=None, description="pair mode: label of the answers to compare against")
-    questions: list[Path] = Field(default_factory=list, description="question files; empty: those the answers came from")
-    structured: Literal["auto", "yes", "no"] = Field(
-        default="auto", description="json_schema output: yes, no (parse text), auto (unless the judge model lacks it)")
-    retries: int = Field(default=2, ge=0, le=10, description="more tries for a reply without a readable verdict")
-    lang: Literal["en", "ko"] | None = Field(default=None, description="judge prompt language; None: the question's")
-    pair_reference: bool = Field(default=True, description="pair mode: show the reference for math, reasoning, coding")
-    max_tokens: int = Field(default=512, ge=16, le=32768, description="max_tokens of a judge reply")
-    batch: bool = Field(default=False, description="through the Batch API (half price, within 24 h)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_run_record(cls, data: Any) -> Any:
-        # A run's config.toml also records [judge.engine] and [judge.batch_api] (see ResolvedJudge);
-        # they describe that run and are not settings of this table: the engine reads [engine].
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k not in ("engine", "batch_api")}
-        return data
-
-    @model_validator(mode="after")
-    def _baseline_fits_mode(self) -> JudgeSettings:
-        if self.mode == "pair" and not self.baseline:
-            raise ValueError("mode pair needs --baseline LABEL: the answers to compare against")
-        if self.mode != "pair" and self.baseline:
-            raise ValueError(f"--baseline is for mode pair; mode {self.mode} grades one model's answers alone")
-        if self.baseline is not None and self.baseline == self.model:
-            raise ValueError(f"--model and --baseline are both {self.model!r}; compare two different labels")
-        return self
-
-
-class ResolvedJudge(JudgeSettings):
-    """What `RUN/config.toml` [judge] records: the settings as resolved, and the engine's."""
-
-    engine: EngineSettings
-    batch_api: BatchSettings | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_run_record(cls, data: Any) -> Any:
-        return data  # here the record is the point (overrides JudgeSettings', which drops it)
-
+from judge.grade_inputs import load_inputs, left_to_grade
+from judge.grade_rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
+from judge.grade_settings import JUDGMENTS_FILE, SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
+from judge.plan import MODES, plan_items
+from schemas import JsonlError, JsonlWriter, Judgment, read_jsonl
 
 # Command-line flag -> JudgeSettings field (None: not given, the TOML file's value stays).
 _FIELDS = {
@@ -182,281 +111,6 @@ def engine_settings_for(args: argparse.Namespace, judge: JudgeSettings) -> Engin
     return engine_settings_from_args(argparse.Namespace(**{**vars(args), "model": judge.judge_model}))
 
 
-# --------------------------------------------------------------------------------------------
-# Inputs: answers, question files, labels
-
-
-@dataclass
-class Inputs:
-    questions: list[Question]
-    answers: list[Answer]
-    label: str
-    question_files: list[Path]
-
-
-def _recorded_question_files(run: Path, labels: Sequence[str]) -> list[Path]:
-    """The question files the answer commands recorded for `labels` ([answer.LABEL].questions)."""
-    try:
-        doc = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return []
-    table = doc.get("answer")
-    files: list[Path] = []
-    for label in labels:
-        entry = table.get(label) if isinstance(table, dict) else None
-        value = entry.get("questions") if isinstance(entry, dict) else None
-        for item in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
-            if isinstance(item, str) and Path(item) not in files:
-                files.append(Path(item))
-    return files
-
-
-def load_inputs(run: Path, settings: JudgeSettings) -> Inputs:
-    """Answers, labels and questions, checked; every problem is one GradeError line."""
-    path = run / ANSWERS_FILE
-    if not path.is_file():
-        raise GradeError(f"no answers at {path}: make them first with `python -m trainer answer --run {run} ...` "
-                         f"or `python -m judge answer --run {run} ...`")
-    try:
-        answers = read_jsonl(path, Answer)
-    except JsonlError as e:
-        raise GradeError(f"{e}; fix or move the file, then rerun") from None
-    labels = sorted({a.model for a in answers})
-    if not labels:
-        raise GradeError(f"{path} holds no answers; make them first (python -m trainer answer / python -m judge answer)")
-    label = settings.model
-    if label is None:
-        candidates = [x for x in labels if x != settings.baseline]
-        if len(candidates) != 1:
-            raise GradeError(f"{path} has answers of {len(labels)} models ({', '.join(labels)}): "
-                             "say which to grade with --model LABEL")
-        label = candidates[0]
-    if label not in labels:
-        raise GradeError(f"no answers labelled {label!r} in {path}; labels there: {', '.join(labels)}")
-    if settings.baseline is not None and settings.baseline not in labels:
-        raise GradeError(f"the baseline {settings.baseline!r} has no answers in {path}; labels there: "
-                         f"{', '.join(labels)} (answer the questions with the baseline model first)")
-    files = list(settings.questions)
-    if not files:
-        files = _recorded_question_files(run, [label] + ([settings.baseline] if settings.baseline else []))
-        if not files:
-            raise GradeError(f"no question file: pass --questions FILE (the file {label!r} answered; "
-                             f"{run}/config.toml records none)")
-    try:
-        questions = load_questions(files)
-    except EvalSetError as e:
-        raise GradeError(str(e)) from None
-    ids = {q.question_id for q in questions}
-    if not any(a.model == label and a.question_id in ids for a in answers):
-        raise GradeError(f"none of {label!r}'s answers is to a question in {', '.join(map(str, files))}; "
-                         "pass the question file the answers were made from")
-    return Inputs(questions, answers, label, files)
-
-
-# --------------------------------------------------------------------------------------------
-# What is left to grade
-
-
-@dataclass
-class Todo:
-    items: list[GradingItem]
-    first_attempt: dict[tuple[object, ...], int]  # item key -> attempt number to start at
-    already_scored: int
-
-
-def attempts_used(judgment: Judgment) -> int:
-    """How many attempt numbers an unscored judgment used (written by this command as `attempts`)."""
-    value = (judgment.model_extra or {}).get("attempts")
-    return value if isinstance(value, int) and value >= 0 else 0
-
-
-def left_to_grade(items: Sequence[GradingItem], done: Sequence[Judgment]) -> Todo:
-    """Items without a scored judgment; an item recorded unscored starts after its used attempts."""
-    scored = {judgment_key(j) for j in done if j.status == "scored"}
-    first: dict[tuple[object, ...], int] = {}
-    for j in done:
-        if j.status == "unscored":
-            key = judgment_key(j)
-            first[key] = max(first.get(key, 0), attempts_used(j))
-    todo = [i for i in items if i.key not in scored]
-    return Todo(todo, {i.key: first.get(i.key, 0) for i in todo}, len(items) - len(todo))
-
-
-# --------------------------------------------------------------------------------------------
-# The grading rounds: what to send, and what the replies make of each item
-
-
-@dataclass
-class _Item:
-    item: GradingItem
-    first_attempt: int
-    outcomes: list[Outcome | None]
-    keys: list[str] = field(default_factory=list)  # every request, in the order asked (round, then order)
-    costs: dict[str, float | None] = field(default_factory=dict)  # of each answered request
-    waiting: int = 0  # requests of the current round not answered yet
-    rounds: int = 0  # attempt numbers used in this run
-    state: Literal["open", "written", "failed", "unfinished"] = "open"
-    error: str = ""
-
-    def needs(self) -> list[int]:
-        """The orders still without a readable verdict."""
-        return [o for o, out in enumerate(self.outcomes) if out is None or isinstance(out, Unparsed)]
-
-
-@dataclass
-class GradeCounts:
-    planned: int = 0
-    already_scored: int = 0
-    scored: int = 0
-    unscored: int = 0
-    failed: int = 0  # a request failed at the API: left ungraded, a rerun tries again
-    unfinished: int = 0  # not answered: the run stopped (budget, Ctrl-C) or batches still run
-    requests: int = 0  # grading requests this run asked for (cached ones included)
-    cached: int = 0  # answered from the ledger: not paid again
-    cost_usd: float | None = 0.0  # paid in this run; None: a price is unknown
-    stopped_reason: str | None = None  # "budget", "interrupted", "batches pending"
-    failures: Counter[str] = field(default_factory=Counter)
-
-
-class Grading:
-    """The state of one grading run: builds each round's requests, reads each result (serially,
-    from the engine's `on_result`), and writes an item's judgment the moment it is final."""
-
-    def __init__(self, todo: Todo, writer: JsonlWriter, *, structured: bool, retries: int, max_tokens: int) -> None:
-        self.items = [_Item(i, todo.first_attempt[i.key], [None] * i.orders) for i in todo.items]
-        self.writer = writer
-        self.structured = structured
-        self.retries = retries
-        self.max_tokens = max_tokens
-        self.counts = GradeCounts()
-        self._slots: dict[str, list[tuple[_Item, int]]] = {}
-        self._round = 0
-
-    def round_requests(self, round_: int) -> list[ChatRequest]:
-        """The requests of attempt round `round_`: every open item's orders without a verdict."""
-        self._round = round_
-        self._slots = {}
-        requests: list[ChatRequest] = []
-        for it in self.items:
-            if it.state != "open":
-                continue
-            it.rounds = round_ + 1
-            for order in it.needs():
-                prompt = it.item.prompt(order, it.first_attempt + round_)
-                request = ChatRequest(STAGE, it.item.judge_model, prompt.messages,
-                                      prompt.params(structured=self.structured, max_tokens=self.max_tokens))
-                slots = self._slots.setdefault(request.key, [])
-                if not slots:
-                    requests.append(request)
-                slots.append((it, order))  # the same request twice (a pair of equal answers) is sent once
-                if request.key not in it.keys:
-                    it.keys.append(request.key)
-                it.waiting += 1
-        self.counts.requests += len(requests)
-        return requests
-
-    def on_result(self, result: ChatResult) -> None:
-        if result.cached:
-            self.counts.cached += 1
-        for it, order in self._slots.pop(result.request.key, []):
-            it.costs[result.request.key] = result.call.cost_usd
-            it.waiting -= 1
-            if result.ok and result.content is not None:
-                it.outcomes[order] = it.item.parse(result.content)
-            elif not it.error:
-                it.error = result.call.error or "no text in the reply"
-            if it.waiting == 0:
-                self._settle(it)
-
-    def _settle(self, it: _Item) -> None:
-        """An item whose requests of this round are all answered: final, or open for the next round."""
-        if it.error:
-            it.state = "failed"
-            self.counts.failed += 1
-            self.counts.failures[it.error[:120]] += 1
-        elif not it.needs() or self._round >= self.retries:
-            self._write(it)
-
-    def _write(self, it: _Item) -> None:
-        outcomes = [o if o is not None else Unparsed("not asked", "") for o in it.outcomes]
-        cost: float | None = 0.0
-        for c in it.costs.values():
-            cost = None if c is None or cost is None else cost + c
-        judgment = it.item.judgment(outcomes, request_keys=it.keys, cost_usd=cost)
-        # The attempt numbers used so far: a rerun grading an unscored item starts after them.
-        judgment = Judgment.model_validate({**judgment.model_dump(), "attempts": it.first_attempt + it.rounds})
-        self.writer.append(judgment)
-        it.state = "written"
-        if judgment.status == "scored":
-            self.counts.scored += 1
-        else:
-            self.counts.unscored += 1
-
-    def end_round(self) -> None:
-        """Items with requests the run never answered (it stopped) are left for a rerun."""
-        for it in self.items:
-            if it.state == "open" and it.waiting > 0:
-                it.state = "unfinished"
-                it.waiting = 0
-        self._slots = {}
-
-    def finish(self) -> GradeCounts:
-        self.counts.unfinished = sum(1 for it in self.items if it.state in ("open", "unfinished"))
-        return self.counts
-
-    def add_cost(self, cost: float | None) -> None:
-        if cost is None or self.counts.cost_usd is None:
-            self.counts.cost_usd = None
-        else:
-            self.counts.cost_usd += cost
-
-
-def check_prompts(items: Sequence[GradingItem], first_attempt: dict[tuple[object, ...], int]) -> None:
-    """Build every first prompt now, so a prompt that cannot be built fails before any request."""
-    for item in items:
-        for order in range(item.orders):
-            try:
-                item.prompt(order, first_attempt[item.key])
-            except PromptError as e:
-                raise GradeError(str(e)) from None
-
-
-async def _grade_online(grading: Grading, engine: Engine) -> None:
-    for round_ in range(grading.retries + 1):
-        requests = grading.round_requests(round_)
-        if not requests:
-            break
-        stats = await engine.run(requests, grading.on_result, total=len(requests))
-        grading.add_cost(stats.cost_usd)
-        grading.end_round()
-        if stats.stopped_reason:
-            grading.counts.stopped_reason = stats.stopped_reason
-            break
-
-
-async def _grade_batch(grading: Grading, ledger: Ledger, settings: EngineSettings, batch: BatchSettings,
-                       http_client: httpx.AsyncClient | None, api_key: str | None, err: TextIO) -> None:
-    async with batch_client(settings, api_key=api_key, http_client=http_client) as client:
-        for round_ in range(grading.retries + 1):
-            requests = grading.round_requests(round_)
-            if not requests:
-                break
-            stats = await run_batch(requests, grading.on_result, ledger=ledger, settings=settings, client=client,
-                                    batch=batch, progress=err if settings.progress else None)
-            grading.add_cost(stats.cost_usd)
-            grading.end_round()
-            if stats.pending:
-                grading.counts.stopped_reason = "batches pending"
-                break
-            if stats.stopped_reason:
-                grading.counts.stopped_reason = stats.stopped_reason
-                break
-
-
-# --------------------------------------------------------------------------------------------
-# The run
-
-
 @dataclass
 class GradeOutcome:
     counts: GradeCounts
@@ -508,9 +162,9 @@ def grade_run(run: Path, settings: JudgeSettings, engine_settings: EngineSetting
             grading = Grading(todo, writer, structured=structured, retries=settings.retries,
                               max_tokens=settings.max_tokens)
             if engine is not None:
-                anyio.run(_grade_online, grading, engine)
+                anyio.run(grade_online, grading, engine)
             else:
-                anyio.run(_grade_batch, grading, ledger, engine_settings, batch or BatchSettings(), http_client,
+                anyio.run(grade_batch, grading, ledger, engine_settings, batch or BatchSettings(), http_client,
                           api_key, err)
     counts = grading.finish()
     counts.planned = len(plan.items)
@@ -582,3 +236,17 @@ def main(args: argparse.Namespace) -> int:
     if c.stopped_reason == "interrupted":
         return 130
     return 1 if c.failed or c.unfinished else 0
+
+
+__all__ = [
+    "JUDGMENTS_FILE",
+    "SECTION",
+    "STAGE",
+    "GradeError",
+    "GradeOutcome",
+    "JudgeSettings",
+    "ResolvedJudge",
+    "add_parser",
+    "grade_run",
+    "main",
+]

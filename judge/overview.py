@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-from factory.ledger import LEDGER_FILE
+from factory.engine.ledger import LEDGER_FILE
 from factory.recipes.outputs import EXAMPLES_FILE, REJECTED_FILE
-from factory.report import (
+from factory.cost import (
     REPORT_DIR,
     SUMMARY_FILE,
     merge_summary,
@@ -267,6 +267,11 @@ def _cost_html(cost: dict[str, Any], judge_budget_of: dict[str, Any] | None, out
                  f"{_fig('cost.kept', g['kept'], format(g['kept'], ','))} kept examples, "
                  f"{_fig('cost.usd_per_kept', g['usd_per_kept'], usd(g['usd_per_kept']))} each, "
                  f"{_fig('cost.usd_per_1000_kept', g['usd_per_1000_kept'], usd(g['usd_per_1000_kept']))} per 1,000")
+    prices = cost.get("prices")  # absent in a summary written before prices were dated
+    if prices:
+        lines.append(f"priced with {_e(prices['table'])}")
+        if prices["warning"]:
+            lines.append(f"<strong>{_e(prices['warning'])}</strong>")
     b = cost["budget"]
     if b:
         lines.append(f"budget (--max-cost of generate): {_e(usd(b['spent_usd']))} of {_e(usd(b['max_cost_usd']))} "

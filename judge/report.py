@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.report import ReportError, merge_summary
+from factory.cost import ReportError, merge_summary
 from judge import stats
 from schemas import Answer, JsonlError, Judgment, Question, read_jsonl
 

@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:  # run from a clone as `python scripts/demo.py`
 
 import httpx
 
-from factory.report import merge_summary
+from factory.cost import merge_summary
 from factory.simulator.config import SimConfig
 from factory.simulator.server import run_simulator_process
 
@@ -299,8 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n=== done in {wall:.0f} s")
     for title, took in demo.timings:
         print(f"  {took:6.1f} s  {title}")
-    print(f"\nkept {h['kept_examples']} examples of {h['generated']} generated; simulated spend "
-          f"${h['total_cost_usd']:.4f} (${h['usd_per_kept_example']:.5f} per kept example at {GEN_MODEL}'s prices)")
+    print(f"\nkept {h['kept_examples']} examples of {h['generated']} generated; " + spend_line(h))
     faults = ", ".join(f"{k} x{v}" for k, v in stats["faults"].items()) or "none"
     print(f"the simulator answered {stats['requests']} HTTP requests: {stats['rate_limited']} 429s from its limits, "
           f"injected faults {faults}; the engine retried {h['retries']} times")
@@ -310,6 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nreport: {run / 'report' / 'index.html'}\n")
     print(REAL_API.format(lang=args.lang))
     return 0
+
+
+def spend_line(h: dict) -> str:
+    """The simulated spend, each figure labelled with what it covers (generation alone, or every stage)."""
+    def usd(x: float | None, digits: int = 4) -> str:
+        return "unknown" if x is None else f"${x:.{digits}f}"
+
+    return (f"simulated spend at {GEN_MODEL}'s prices: generation {usd(h['generation_cost_usd'])} "
+            f"({usd(h['usd_per_kept_example'], 5)} per kept example), judging and other stages "
+            f"{usd(h['other_stages_cost_usd'])}, all stages {usd(h['total_cost_usd'])}")
 
 
 if __name__ == "__main__":

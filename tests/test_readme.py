@@ -38,7 +38,7 @@ COMMAND_PREFIXES = ("just ", "python -m ", "pip ", "torchrun ", "vllm ", "export
 NAMED_TESTS = {
     "just demo": ROOT / "tests" / "test_demo.py",
     "torchrun": ROOT / "tests" / "trainer" / "test_loop.py",
-    "just bench-train-gpu": ROOT / "tests" / "trainer" / "test_bench_gpu_script.py",
+    "just bench-train-gpu": ROOT / "tests" / "bench" / "test_train_gpu.py",
 }
 NAMED_TEST_FUNCTIONS = {
     "just demo": "test_quick_demo_leaves_a_complete_report",

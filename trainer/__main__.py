@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainer import answer, loop, merge, tiny
+from trainer import answer, merge, tiny, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="{train,merge,answer,tiny}")
-    loop.add_parser(subparsers)
+    train.add_parser(subparsers)
     merge.add_parser(subparsers)
     answer.add_parser(subparsers)
     tiny.add_parser(subparsers)

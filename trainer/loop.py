@@ -26,19 +26,16 @@ ends with one all-reduce of all LoRA gradients flattened into one buffer.
 
 The step-level functions (plan_steps, setup of speed options, build_optimizer, build_scheduler,
 train_step) import neither pydantic nor our schemas, so bench/train_gpu.py can use them on a machine
-that has only torch, transformers and peft; `train()` and the CLI import the rest when called.
+that has only torch, transformers and peft; `train()` imports the rest when called. The command line
+is trainer/train.py; the process group, device and SIGTERM plumbing is trainer/runtime.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
-import os
 import random
-import signal
 import sys
-import threading
 import time
 from array import array
 from collections.abc import Callable, Sequence
@@ -49,10 +46,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 
-from trainer.attention import PackedAttentionError, use_packed_attention
+from trainer.attention import use_packed_attention
 from trainer.checkpoint import (
     DataPosition,
-    capture_rng,
     latest_checkpoint,
     load_checkpoint,
     read_state,
@@ -61,6 +57,7 @@ from trainer.checkpoint import (
     save_adapter,
     save_checkpoint,
 )
+from trainer.errors import TrainError
 from trainer.loss import compile_loss, supervised_loss_sum
 from trainer.metrics import (
     MetricsLog,
@@ -71,8 +68,17 @@ from trainer.metrics import (
     peak_memory_gib,
     plot_losses,
 )
-from trainer.model import ModelLoadError, add_lora, fuse_lora_adds, load_model, load_tokenizer
+from trainer.model import add_lora, fuse_lora_adds, load_model, load_tokenizer
 from trainer.packing import PackedBatch, collate, plan_microbatches, supervised_count
+from trainer.runtime import (
+    StopFlag,
+    broadcast_from_main,
+    gather_rng_states,
+    init_distributed,
+    leave_distributed,
+    resolve_device,
+    resolve_dtype,
+)
 
 if TYPE_CHECKING:
     from trainer.data import TokenizedExample
@@ -81,66 +87,6 @@ if TYPE_CHECKING:
 LossFn = Callable[[torch.nn.Module, PackedBatch, int], tuple[torch.Tensor, int]]
 
 PLOT_EVERY_S = 60.0  # loss.png is redrawn with a checkpoint at most this often (and always at the end)
-
-
-class TrainError(RuntimeError):
-    """A problem the user can fix (missing data, a checkpoint from other settings...): the message says how."""
-
-
-# ==================================================================================================
-# Devices and processes
-# ==================================================================================================
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place among the training processes (one process: rank 0 of 1)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_setting: str) -> DistInfo:
-    """Join torchrun's process group when WORLD_SIZE > 1 (NCCL on GPUs, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    rank = int(os.environ["RANK"])
-    local = int(os.environ.get("LOCAL_RANK", rank))
-    use_cuda = device_setting != "cpu" and torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(local)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistInfo(rank=rank, world_size=world, local_rank=local)
-
-
-def resolve_device(setting: str, info: DistInfo = DistInfo()) -> torch.device:
-    if setting == "cpu" or (setting == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise TrainError("device = 'cuda' but no CUDA GPU is visible: set --device auto (or cpu)")
-    return torch.device("cuda", info.local_rank)
-
-
-def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
-    """auto: bf16 on a GPU (half the memory, tensor cores), fp32 on CPU (bf16 matmuls are slow there)."""
-    if setting == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, setting)
-
-
-def check_runtime(settings: TrainSettings) -> None:
-    """What the settings ask of this machine, checked before anything is loaded."""
-    device = resolve_device(settings.device)
-    dtype = resolve_dtype(settings.dtype, device)
-    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise TrainError("this GPU has no bfloat16 support: set --dtype float32")
 
 
 # ==================================================================================================
@@ -475,35 +421,6 @@ class LaunchedStep:
     lr: float
 
 
-class _StopFlag:
-    """SIGTERM (a scheduler's pre-emption) asks for a checkpoint after the current step, then a clean exit."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():  # signals reach only the main thread
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def _gather_rng(info: DistInfo) -> list[dict[str, Any]]:
-    state = capture_rng()
-    if info.world_size == 1:
-        return [state]
-    gathered: list[Any] | None = [None] * info.world_size if info.is_main else None
-    dist.gather_object(state, gathered, dst=0)
-    return gathered or []
-
-
 def train(
     settings: TrainSettings,
     run_dir: Path,
@@ -577,9 +494,7 @@ def train(
 
     model, backend, n_matmul = setup_model(settings, device, dtype)
     params = [p for p in model.parameters() if p.requires_grad]
-    if info.world_size > 1:
-        for p in params:  # start from rank 0's weights, whatever the ranks' seeds did
-            dist.broadcast(p.data, src=0)
+    broadcast_from_main(params, info)
     optimizer = build_optimizer(
         params,
         lr=settings.lr,
@@ -700,7 +615,7 @@ def train(
         if on_step is not None:
             on_step(record)
 
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         pending: LaunchedStep | None = None
         stop_vote: torch.Tensor | None = None  # several ranks: the stop requests reduced one step ago
         for step_index in range(start, stop_at):
@@ -726,7 +641,7 @@ def train(
             if stop.requested and info.world_size == 1:  # a SIGTERM while `launched` was read (ranks: next step)
                 stopping = checkpointing = True
             if checkpointing:
-                rng_states = _gather_rng(info)
+                rng_states = gather_rng_states(info)
                 if info.is_main:
                     save_checkpoint(
                         ckpt_root,
@@ -755,69 +670,21 @@ def train(
         result.adapter_dir = save_adapter(model, train_dir / "adapter")
     elif result.finished:
         result.adapter_dir = train_dir / "adapter"
-    if info.world_size > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+    leave_distributed(info)
     return result
 
 
-# ==================================================================================================
-# Command line: python -m trainer train --run runs/NAME [--config FILE] [--key value ...]
-# ==================================================================================================
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "train",
-        help="train a LoRA adapter on runs/NAME/examples.jsonl (resumes when rerun)",
-        description="Train a LoRA adapter with the hand-written loop. Rerun the same command to resume.",
-        epilog=(
-            "Any setting of the [train] table can be overridden: --lr 2e-4 --lora.r 8 --grad-accum 4 "
-            "--compile true --lora.target_modules q_proj,v_proj. On several GPUs: "
-            "torchrun --standalone --nproc-per-node G -m trainer -- train --run runs/NAME ..."
-        ),
-        allow_abbrev=False,
-    )
-    parser.add_argument("--run", type=Path, required=True, help="the run folder, runs/NAME")
-    parser.add_argument(
-        "--config", type=Path, help="a TOML file with a [train] table (e.g. configs/gemma-2b-it-lora.toml)"
-    )
-    parser.add_argument("--data", type=Path, help="examples JSONL (default: runs/NAME/examples.jsonl)")
-    parser.add_argument(
-        "--max-steps-this-run", type=int, metavar="K",
-        help="stop with a checkpoint after K optimizer steps; rerun to continue",
-    )
-    parser.set_defaults(func=main, takes_overrides=True)
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    from trainer.settings import SettingsError, load_settings, parse_overrides, save_settings
-
-    try:
-        overrides = parse_overrides(list(getattr(args, "overrides", []) or []))
-        if args.data is not None:
-            overrides["data"] = str(args.data)
-        settings = load_settings(args.config, overrides)
-        if args.max_steps_this_run is not None and args.max_steps_this_run < 1:
-            raise TrainError("--max-steps-this-run must be at least 1")
-        data_path = Path(settings.data) if settings.data else args.run / "examples.jsonl"
-        if not data_path.is_file():
-            raise TrainError(
-                f"no examples at {data_path}: generate them first (just generate --run {args.run} ...) "
-                f"or pass --data FILE"
-            )
-        check_runtime(settings)
-        check_can_resume(settings, args.run)
-        if int(os.environ.get("RANK", "0")) == 0:
-            save_settings(settings, args.run / "config.toml")
-        result = train(settings, args.run, data_path=data_path, max_steps_this_run=args.max_steps_this_run)
-    except (SettingsError, TrainError, PackedAttentionError, ModelLoadError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        if result.finished:
-            print(f"done: {result.step} steps; adapter in {result.adapter_dir}")
-        else:
-            print(f"stopped at step {result.step}/{result.total_steps}; rerun the same command to continue")
-    return 0
+__all__ = [
+    "PlannedStep",
+    "TrainError",
+    "TrainResult",
+    "apply_speed_options",
+    "build_optimizer",
+    "build_scheduler",
+    "check_can_resume",
+    "lr_multiplier",
+    "plan_steps",
+    "prepare_data",
+    "train",
+    "train_step",
+]

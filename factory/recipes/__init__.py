@@ -1,5 +1,6 @@
 """Generation recipes: how seeds become prompts, and model answers become examples.
 
+- seeds.py          the files a run starts from: seed tasks, keywords, evaluation questions
 - self_instruct.py  seed tasks -> new tasks (Stanford Alpaca / Self-Instruct)
 - topics.py         keywords -> questions -> answers (the Korean tutorial's method), with
                     optional grounding from the Naver Search API (naver.py)
@@ -7,6 +8,8 @@
                     yield measurements; driver.py runs a recipe online or through the Batch API
 - journal.py        the planned requests of a run, so a rerun sends exactly the same ones again
 - templates.py      the editable prompt files in factory/prompts/<lang>/
-The `generate` command (factory/generate.py) puts them together.
+- imported.py       existing data sets (Alpaca JSON, Q&A JSONL) as examples, filtered and deduplicated
+The `generate` command (factory/generate.py) puts them together; `import` (factory/importer.py)
+uses imported.py.
 """
 

@@ -28,12 +28,12 @@ import openai
 
 from factory.batch import BatchBudgetError, BatchSettings, BatchStats, run_batch
 from factory.engine import ChatRequest, ChatResult, Engine, RunStats
-from factory.ledger import Ledger
-from factory.pricing import price_table_for
+from factory.engine.ledger import Ledger
+from factory.engine.pricing import price_table_for
 from factory.recipes.base import REASON_FAILED, Context, Outcome, Recipe
 from factory.recipes.journal import JournalEntry
-from factory.settings import EngineSettings
-from factory.tokens import estimate_input
+from factory.engine.settings import EngineSettings
+from factory.engine.tokens import estimate_input
 from schemas import Usage
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from factory.recipes.base import (
 from factory.recipes.journal import JournalEntry
 from factory.recipes.templates import Template, load_template
 from factory.recipes.textparse import ParseError, TaskDraft, extract_json, no_input, parse_task_list, salvage_array_items
-from factory.tokens import get_estimator
+from factory.engine.tokens import get_estimator
 from schemas import Example, Provenance, Rejected, SeedTask, iter_jsonl
 
 STAGE = "self-instruct"

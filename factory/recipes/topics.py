@@ -51,7 +51,7 @@ from factory.recipes.textparse import (
     salvage_array_items,
     salvage_string_fields,
 )
-from factory.tokens import get_estimator
+from factory.engine.tokens import get_estimator
 from schemas import Example, JsonlWriter, Provenance, Rejected, iter_jsonl
 
 log = logging.getLogger(__name__)

@@ -24,166 +24,31 @@ A line errors (a 500 line in the error file) by `fail_rate`, when its custom_id 
 `fail_custom_ids` (its first attempt only), or through the chat trigger `[[sim-fault:KIND*N]]` in
 its last user message. Attempts count per (custom_id, body) over all batches, so a resubmitted
 line draws afresh. Submissions (accepted batch creates) are counted for /sim/stats.
+
+Beside this module: batch_config.py (the settings and flags), batch_records.py (files, lines,
+batches), batch_lines.py (validating and answering lines), multipart.py (reading uploads).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import random
 import secrets
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import faults, schema_json
-from .chat import Attempts, ChatAnswerer, digest, unit_draw, completion_body, parse_chat
-from .config import SimConfig, SimConfigError
+from .batch_config import BatchSimConfig
+from .batch_lines import ENDPOINT, LineAnswerer, prompt_tokens, validate_input
+from .batch_records import SimBatch, StoredFile
+from .chat import digest, unit_draw
+from .config import SimConfig
 from .errors import InvalidRequest, error_response
 from .httpserver import Handler, Outcome, Request, Response, json_response
-from .tokens import PrefixCache, prompt_pieces
+from .multipart import parse_multipart
 
 COMPLETION_WINDOW = "24h"
-ENDPOINT = "/v1/chat/completions"
 FILE_PURPOSES = frozenset({"batch", "fine-tune", "assistants", "vision", "user_data", "evals"})
-# Shares of `seconds` spent validating and finalizing (in_progress takes the rest); cancelling
-# takes as long as finalizing.
-VALIDATING_SHARE = 0.1
-FINALIZING_SHARE = 0.1
 MAX_LISTED = 100
-MAX_VALIDATION_ERRORS = 50
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-
-
-@dataclass(frozen=True)
-class BatchSimConfig:
-    """How the simulated Batch API behaves. Checked when built."""
-
-    seconds: float = 2.0  # creation to completion (the real API takes up to 24 h)
-    fail_rate: float = 0.0  # share of line attempts that end as a 500 in the error file
-    fail_custom_ids: frozenset[str] = frozenset()  # these lines fail their first attempt
-    expire_rate: float = 0.0  # chance that a batch runs out of time
-    expire_first: int = 0  # the first N batches created run out of time (for tests)
-    expire_share: float = 0.5  # share of an expiring batch's lines left unfinished
-    max_requests: int = 50_000  # lines per input file (the API's limit)
-    max_file_bytes: int = 200 * 1024 * 1024  # bytes per input file (the API's limit)
-    # Prompt tokens a model may have in unfinished batches at once (OpenAI's "enqueued token
-    # limit", per organisation and model); a batch over it fails with token_limit_exceeded.
-    enqueued_token_limit: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.seconds < 0:
-            raise SimConfigError(f"batch seconds is {self.seconds}; use >= 0 (e.g. 2 for a two-second batch)")
-        for name in ("fail_rate", "expire_rate", "expire_share"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise SimConfigError(f"batch {name} is {value}; use a share between 0 and 1")
-        if self.expire_first < 0:
-            raise SimConfigError(f"batch expire_first is {self.expire_first}; use 0 or more batches")
-        if self.max_requests < 1 or self.max_file_bytes < 1:
-            raise SimConfigError("batch max_requests and max_file_bytes must be at least 1")
-        if self.enqueued_token_limit is not None and self.enqueued_token_limit < 1:
-            raise SimConfigError("batch enqueued_token_limit must be at least 1 (or None: no limit)")
-        object.__setattr__(self, "fail_custom_ids", frozenset(self.fail_custom_ids))
-
-
-def add_batch_arguments(p: argparse.ArgumentParser) -> None:
-    """The Batch API's flags, for the simulator's command line."""
-    g = p.add_argument_group("batch API")
-    g.add_argument("--batch-seconds", type=float, default=2.0,
-                   help="seconds from a batch's creation to its completion (default 2; the real API takes up to 24 h)")
-    g.add_argument("--batch-fail-rate", type=float, default=0.0,
-                   help="share of batch lines answered with an error line (default 0)")
-    g.add_argument("--batch-expire-rate", type=float, default=0.0,
-                   help="chance that a batch expires with some lines unfinished (default 0)")
-    g.add_argument("--batch-expire-share", type=float, default=0.5,
-                   help="share of an expiring batch's lines left unfinished (default 0.5)")
-    g.add_argument("--batch-max-requests", type=int, default=50_000, help="lines per input file (default 50000)")
-    g.add_argument("--batch-enqueued-tokens", type=int, default=None,
-                   help="prompt tokens a model may have in unfinished batches (default: no limit)")
-
-
-def batch_config_from_args(args: argparse.Namespace) -> BatchSimConfig:
-    return BatchSimConfig(
-        seconds=args.batch_seconds, fail_rate=args.batch_fail_rate, expire_rate=args.batch_expire_rate,
-        expire_share=args.batch_expire_share, max_requests=args.batch_max_requests,
-        enqueued_token_limit=args.batch_enqueued_tokens,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Records
-
-
-@dataclass
-class StoredFile:
-    id: str
-    filename: str
-    purpose: str
-    content: bytes
-    created_at: int
-
-    def obj(self) -> dict[str, Any]:
-        return {"id": self.id, "object": "file", "bytes": len(self.content), "created_at": self.created_at,
-                "filename": self.filename, "purpose": self.purpose, "status": "processed",
-                "expires_at": None, "status_details": None}
-
-
-@dataclass
-class Line:
-    """One request line, answered at creation. outcome: "ok", "error" (an error-file line) or
-    "unfinished" (left over when the batch expires)."""
-
-    custom_id: str
-    outcome: str
-    record: dict[str, Any]  # the output- or error-file line
-    usage: tuple[int, int, int, int] = (0, 0, 0, 0)  # prompt, cached, completion, reasoning
-
-
-@dataclass
-class SimBatch:
-    id: str
-    input_file_id: str
-    endpoint: str
-    created_at: int  # wall clock, for the API's timestamps
-    started: float  # monotonic, for the lifecycle
-    seconds: float
-    lines: list[Line]
-    model: str | None
-    metadata: dict[str, Any] | None
-    validation_errors: list[dict[str, Any]] = field(default_factory=list)
-    expires: bool = False
-    input_tokens: int = 0  # prompt tokens of its answered lines (what the enqueued limit counts)
-    cancel_elapsed: float | None = None  # seconds after creation when cancel was asked
-    final_status: str | None = None  # set once the files exist
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-    stamps: dict[str, int] = field(default_factory=dict)
-
-    def elapsed(self, now: float) -> float:
-        return now - self.started
-
-    @property
-    def validating_s(self) -> float:
-        return self.seconds * VALIDATING_SHARE
-
-    @property
-    def finalizing_s(self) -> float:
-        return self.seconds * FINALIZING_SHARE
-
-    @property
-    def in_progress_s(self) -> float:
-        return self.seconds - self.validating_s - self.finalizing_s
-
-    def lines_done(self, elapsed: float) -> int:
-        """How many lines (in file order) have an answer after `elapsed` seconds."""
-        if self.validation_errors or elapsed < self.validating_s:
-            return 0
-        if self.in_progress_s <= 0:
-            return len(self.lines)
-        share = min(1.0, (elapsed - self.validating_s) / self.in_progress_s)
-        return int(len(self.lines) * share)
-
 
 # ---------------------------------------------------------------------------------------------
 # The API
@@ -195,9 +60,7 @@ class BatchAPI:
     def __init__(self, config: SimConfig, batch_config: BatchSimConfig | None = None) -> None:
         self.config = config
         self.batch_config = batch_config or BatchSimConfig()
-        self.answerer = ChatAnswerer(config)
-        self.cache = PrefixCache(config.cache_ttl_s)
-        self.attempts = Attempts()
+        self.lines = LineAnswerer(config, self.batch_config)
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, SimBatch] = {}
         self._seed = str(config.seed).encode()
@@ -350,7 +213,7 @@ class BatchAPI:
         cfg = self.batch_config
         number = len(self.batches)
         batch_id = f"batch_{secrets.token_hex(12)}"
-        parsed, errors = self._validate(source.content)
+        parsed, errors = validate_input(source.content, cfg.max_requests)
         models = {body["model"] for _, body in parsed}
         model = next(iter(models)) if len(models) == 1 else None
         if not errors and model is not None and cfg.enqueued_token_limit is not None:
@@ -359,74 +222,22 @@ class BatchAPI:
         if not errors:
             draw = unit_draw(digest(self._seed, b"expire", str(number).encode()), 0)
             expires = number < cfg.expire_first or draw < cfg.expire_rate
-        lines = [] if errors else self._answer_lines(parsed)
+        lines = [] if errors else self.lines.answer_lines(parsed)
+        self.counts["lines"] += len(lines)
         if expires:
-            self._leave_unfinished(lines)
+            self.lines.leave_unfinished(lines)
         if errors:
             self.counts["validation_failed"] += 1
         return SimBatch(batch_id, source.id, ENDPOINT, int(time.time()), time.monotonic(), cfg.seconds, lines, model,
                         metadata, validation_errors=errors, expires=expires,
-                        input_tokens=sum(_prompt_tokens(body) for _, body in parsed) if not errors else 0)
+                        input_tokens=sum(prompt_tokens(body) for _, body in parsed) if not errors else 0)
 
-    def _validate(self, content: bytes) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
-        """The (custom_id, body) of every line, or the errors that fail the whole batch."""
-        parsed: list[tuple[str, dict[str, Any]]] = []
-        errors: list[dict[str, Any]] = []
-        seen: set[str] = set()
-
-        def fail(code: str, message: str, line: int | None, param: str | None = None) -> None:
-            if len(errors) < MAX_VALIDATION_ERRORS:
-                errors.append({"code": code, "message": message, "param": param, "line": line})
-
-        try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError:
-            fail("invalid_encoding", "The input file is not UTF-8 text.", None)
-            return [], errors
-        rows = [(i, raw) for i, raw in enumerate(text.splitlines(), start=1) if raw.strip()]
-        if not rows:
-            fail("empty_file", "The input file has no request lines.", None)
-        if len(rows) > self.batch_config.max_requests:
-            fail("too_many_requests", f"The input file has {len(rows)} requests; a batch may hold at most "
-                                      f"{self.batch_config.max_requests}.", None)
-        for number, raw in rows:
-            try:
-                item = json.loads(raw)
-            except ValueError:
-                fail("invalid_json_line", "This line is not valid JSON.", number)
-                continue
-            if not isinstance(item, dict):
-                fail("invalid_json_line", "This line is not a JSON object.", number)
-                continue
-            custom_id, body = item.get("custom_id"), item.get("body")
-            if not isinstance(custom_id, str) or not custom_id:
-                fail("missing_required_parameter", "Missing 'custom_id' (a non-empty string).", number, "custom_id")
-                continue
-            if custom_id in seen:
-                fail("duplicate_custom_id", f"The custom_id {custom_id!r} is used more than once; custom_ids must be unique.",
-                     number, "custom_id")
-                continue
-            seen.add(custom_id)
-            if item.get("method") != "POST":
-                fail("invalid_method", "'method' must be \"POST\".", number, "method")
-            if item.get("url") != ENDPOINT:
-                fail("mismatched_url", f"'url' is {item.get('url')!r}; every line must use the batch's endpoint {ENDPOINT}.",
-                     number, "url")
-            if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-                fail("missing_required_parameter", "Missing 'body' (an object with a 'model').", number, "body")
-                continue
-            parsed.append((custom_id, body))
-        models = sorted({body["model"] for _, body in parsed})
-        if len(models) > 1:
-            fail("mismatched_model", f"The input file uses several models ({', '.join(models)}); "
-                                     "one batch serves one model.", None, "body.model")
-        return parsed, errors
 
     def _check_enqueued(self, model: str, parsed: list[tuple[str, dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
         now = time.monotonic()
         enqueued = sum(b.input_tokens for b in self.batches.values()
                        if b.model == model and self._advance(b, now) not in TERMINAL)
-        wanted = sum(_prompt_tokens(body) for _, body in parsed)
+        wanted = sum(prompt_tokens(body) for _, body in parsed)
         if enqueued + wanted <= limit:
             return []
         return [{"code": "token_limit_exceeded", "param": None, "line": None,
@@ -434,82 +245,6 @@ class BatchAPI:
                             f"enqueued tokens ({enqueued} enqueued, this batch {wanted}). Please try again once some "
                             "in_progress batches have been completed."}]
 
-    def _answer_lines(self, parsed: list[tuple[str, dict[str, Any]]]) -> list[Line]:
-        lines = []
-        for custom_id, body in parsed:
-            lines.append(self._answer_line(custom_id, body))
-            self.counts["lines"] += 1
-        return lines
-
-    def _answer_line(self, custom_id: str, body: dict[str, Any]) -> Line:
-        raw = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-        body_key = digest(self._seed, raw)
-        attempt = self.attempts.next(digest(body_key, custom_id.encode()))
-        draw = digest(self._seed, body_key, custom_id.encode(), attempt.to_bytes(8, "little"))
-        request_id = draw.hex()
-        try:
-            chat = parse_chat(body)
-            forced_spec = faults.find_trigger(chat.last_user_text)
-            forced = faults.parse_forced(forced_spec) if forced_spec else None
-        except (InvalidRequest, faults.FaultSpecError) as exc:
-            param = exc.param if isinstance(exc, InvalidRequest) else None
-            code = exc.code if isinstance(exc, InvalidRequest) else "invalid_value"
-            return self._error_line(custom_id, request_id, 400, str(exc), "invalid_request_error", param, code)
-        if self.config.models and chat.model not in self.config.models:
-            return self._error_line(custom_id, request_id, 404, f"The model `{chat.model}` does not exist or you do not "
-                                    "have access to it.", "invalid_request_error", "model", "model_not_found")
-        if forced is not None:
-            fault = forced.kind if forced.applies(attempt) else None
-        elif custom_id in self.batch_config.fail_custom_ids and attempt == 0:
-            fault = "500"
-        else:
-            fault = "500" if unit_draw(draw, 0) < self.batch_config.fail_rate else None
-        if fault in ("drop", "hang"):
-            return Line(custom_id, "error", {"id": f"batch_req_{request_id[:24]}", "custom_id": custom_id, "response": None,
-                                             "error": {"code": "request_timeout",
-                                                       "message": "The underlying call to the model timed out. (simulated fault)"}})
-        if fault is not None and fault not in ("length", "none"):
-            status = 500 if fault == "malformed" else int(fault)
-            kind = "requests" if status == 429 else "server_error"
-            code = "rate_limit_exceeded" if status == 429 else None
-            return self._error_line(custom_id, request_id, status,
-                                    f"The server had an error processing this request (simulated {fault}).", kind, None, code)
-
-        content_key = digest(body_key, attempt.to_bytes(8, "little")) if chat.sampled else body_key
-        r = random.Random(int.from_bytes(content_key[:8], "little"))
-        try:
-            choices = self.answerer.choices(chat, r, force_length=fault == "length")
-        except schema_json.SchemaError as exc:
-            return self._error_line(custom_id, request_id, 400, f"Invalid schema for response_format: {exc}.",
-                                    "invalid_request_error", "response_format", "invalid_json_schema")
-        pieces = prompt_pieces(chat.messages, chat.tools_text)
-        cached = self.cache.lookup_and_store(chat.model, pieces, time.monotonic())
-        completion = completion_body(chat.model, choices, len(pieces), cached, request_id)
-        usage = completion["usage"]
-        return Line(
-            custom_id, "ok",
-            {"id": f"batch_req_{request_id[:24]}", "custom_id": custom_id,
-             "response": {"status_code": 200, "request_id": f"req_{request_id}", "body": completion}, "error": None},
-            (usage["prompt_tokens"], cached, usage["completion_tokens"],
-             usage["completion_tokens_details"]["reasoning_tokens"]),
-        )
-
-    def _error_line(self, custom_id: str, request_id: str, status: int, message: str, type_: str,
-                    param: str | None, code: str | None) -> Line:
-        body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-        return Line(custom_id, "error", {"id": f"batch_req_{request_id[:24]}", "custom_id": custom_id,
-                                         "response": {"status_code": status, "request_id": f"req_{request_id}", "body": body},
-                                         "error": None})
-
-    def _leave_unfinished(self, lines: list[Line]) -> None:
-        """An expiring batch: exactly round(share * n) lines, chosen by seeded draws, get no answer."""
-        count = round(self.batch_config.expire_share * len(lines))
-        ranked = sorted(range(len(lines)), key=lambda i: digest(self._seed, b"unfinished", lines[i].custom_id.encode()))
-        for i in ranked[:count]:
-            lines[i].outcome = "unfinished"
-            lines[i].usage = (0, 0, 0, 0)
-
-    # --- the lifecycle ------------------------------------------------------------------------
 
     def _advance(self, batch: SimBatch, now: float) -> str:
         """The batch's status at `now`; writes its files the first time it is terminal."""
@@ -600,76 +335,9 @@ class BatchAPI:
         }
 
 
-# ---------------------------------------------------------------------------------------------
-# Helpers
-
-
-@dataclass(frozen=True)
-class Part:
-    data: bytes
-    filename: str | None  # None: a plain form field
-
-
-def parse_multipart(content_type: str, body: bytes) -> dict[str, Part]:
-    """The parts of a multipart/form-data body, by field name. InvalidRequest when malformed."""
-    kind, _, rest = content_type.partition(";")
-    if kind.strip().lower() != "multipart/form-data":
-        raise InvalidRequest("Uploads must be multipart/form-data (with 'purpose' and 'file' fields).", None, "invalid_content_type")
-    boundary = None
-    for param in rest.split(";"):
-        name, _, value = param.strip().partition("=")
-        if name.lower() == "boundary":
-            boundary = value.strip().strip('"')
-    if not boundary:
-        raise InvalidRequest("The multipart Content-Type has no boundary.", None, "invalid_content_type")
-    delimiter = b"--" + boundary.encode("latin-1")
-    chunks = body.split(delimiter)
-    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
-        raise InvalidRequest("The multipart body is cut short (no closing boundary).", None, "invalid_multipart")
-    parts: dict[str, Part] = {}
-    for chunk in chunks[1:-1]:
-        if not chunk.startswith(b"\r\n") or not chunk.endswith(b"\r\n"):
-            raise InvalidRequest("A multipart part is malformed (expected CRLF around each part).", None, "invalid_multipart")
-        head, sep, data = chunk[2:-2].partition(b"\r\n\r\n")
-        if not sep:
-            raise InvalidRequest("A multipart part has no header/body separator.", None, "invalid_multipart")
-        disposition = ""
-        for header in head.decode("utf-8", "replace").split("\r\n"):
-            hname, _, hvalue = header.partition(":")
-            if hname.strip().lower() == "content-disposition":
-                disposition = hvalue
-        name, filename = _disposition_params(disposition)
-        if name is None:
-            raise InvalidRequest("A multipart part has no Content-Disposition name.", None, "invalid_multipart")
-        parts[name] = Part(data, filename)
-    return parts
-
-
-def _disposition_params(value: str) -> tuple[str | None, str | None]:
-    name = filename = None
-    for param in value.split(";")[1:]:
-        key, _, raw = param.strip().partition("=")
-        text = raw.strip()
-        if text.startswith('"') and text.endswith('"'):
-            text = text[1:-1].replace('\\"', '"')
-        if key.lower() == "name":
-            name = text
-        elif key.lower() == "filename":
-            filename = text
-    return name, filename
-
-
-def _prompt_tokens(body: dict[str, Any]) -> int:
-    """Prompt tokens of a line's body, as /v1/chat/completions counts them (0 when it is invalid)."""
-    try:
-        chat = parse_chat(body)
-    except InvalidRequest:
-        return 0
-    return len(prompt_pieces(chat.messages, chat.tools_text))
-
 
 def _jsonl(records: list[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for r in records)
 
 
-__all__ = ["BatchAPI", "BatchSimConfig", "add_batch_arguments", "batch_config_from_args", "parse_multipart"]
+__all__ = ["BatchAPI", "BatchSimConfig"]

@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import Any
 
-from .batches import BatchSimConfig, add_batch_arguments, batch_config_from_args
+from .batch_config import BatchSimConfig, add_batch_arguments, batch_config_from_args
 from .config import API_KEY_ENV, SimConfig, SimConfigError
 from .faults import KINDS, FaultSpecError, parse_rates
 from .server import BANNER, Simulator, SimulatorError

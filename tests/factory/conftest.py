@@ -1,17 +1,14 @@
-"""Shared fixtures for the factory tests: engines wired to an in-process fake OpenAI API.
-Nothing here reaches beyond 127.0.0.1; see engine_fakes.py for the fake itself."""
+"""Shared fixtures for the factory tests: an isolated environment, a run folder and its ledger.
+Nothing here reaches beyond 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from engine_fakes import TEST_KEY, FakeAPI, settings
 
-from factory.engine import Engine
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 
 
 @pytest.fixture(autouse=True)
@@ -32,13 +29,3 @@ def run_dir(tmp_path: Path) -> Path:
 def ledger(run_dir: Path) -> Iterable[Ledger]:
     with Ledger.for_run(run_dir) as led:
         yield led
-
-
-@pytest.fixture
-def make_engine(ledger: Ledger) -> Callable[..., Engine]:
-    """make_engine(fake, **settings) -> an Engine on `fake` recording into the test's ledger."""
-
-    def make(fake: FakeAPI, api_key: str = TEST_KEY, **overrides: Any) -> Engine:
-        return Engine(settings(**overrides), ledger, api_key=api_key, http_client=fake.client(), progress=False)
-
-    return make

@@ -322,3 +322,32 @@ def test_settings_from_a_toml_file_with_command_line_overrides(tmp_path, sim, ca
     code = main(["generate", "--run", str(run), "--config", str(config), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 2 and "tasks_per_reqest: unknown setting" in err
+
+
+def test_a_wrong_option_value_is_one_line_not_the_whole_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["generate", "--run", str(tmp_path / "run"), "--recipe", "self_instruct", "--n", "3"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "usage:" not in "\n".join(err)
+    assert "--recipe: invalid choice: 'self_instruct'" in err[0] and "self-instruct" in err[0]
+    assert "python -m factory generate --help" in err[1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_dry_run_and_cost_report_name_the_price_tables_date(tmp_path, sim, capsys):
+    import datetime as dt
+
+    old = tmp_path / "old-prices.toml"
+    old.write_text('[meta]\nas_of = "2020-01-01"\n\n[models."gpt-4o-mini"]\ninput = 0.15\noutput = 0.6\n')
+    fresh = tmp_path / "fresh-prices.toml"
+    fresh.write_text(old.read_text().replace("2020-01-01", dt.date.today().isoformat()))
+    run = tmp_path / "run"
+    assert generate(run, sim, "--recipe", "self-instruct", "--seeds", str(SEEDS_KO), "--n", "50", "--dry-run",
+                    "--prices", str(old)) == 0
+    out = capsys.readouterr().out
+    assert f"prices: {old} dated 2020-01-01" in out and "warning: the price table" in out
+    assert generate(run, sim, "--recipe", "self-instruct", "--seeds", str(SEEDS_KO), "--n", "50", "--dry-run",
+                    "--prices", str(fresh)) == 0
+    out = capsys.readouterr().out
+    assert f"prices: {fresh} dated" in out and "warning: the price table" not in out

@@ -16,7 +16,7 @@ from test_grade_support import (
     turns_of,
 )
 
-from factory.settings import EngineSettings
+from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
 from judge.answer_remote import RemoteAnswerSettings, answer_run

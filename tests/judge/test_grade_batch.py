@@ -16,7 +16,7 @@ from test_grade_support import (
     turns_of,
 )
 
-from factory.pricing import PriceTable
+from factory.engine.pricing import PriceTable
 from factory.simulator import SimConfig, run_simulator
 from factory.simulator.batches import BatchSimConfig
 from judge.__main__ import main

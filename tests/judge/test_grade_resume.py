@@ -23,7 +23,7 @@ from test_grade_support import (
     turns_of,
 )
 
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
 from judge.verdicts import judgment_key

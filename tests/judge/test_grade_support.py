@@ -13,7 +13,7 @@ import httpx
 import pytest
 from judge_fakes import load_questions, make_answers
 
-from factory.ledger import Ledger
+from factory.engine.ledger import Ledger
 from schemas import Judgment, Question, read_jsonl, write_jsonl
 
 JUDGE = "gpt-4o"  # priced in factory/prices.toml, so the ledger shows a cost

@@ -168,7 +168,7 @@ def test_missing_parts_say_which_command_makes_them(tmp_path: Path, capsys: pyte
 
 def test_a_local_server_is_not_taken_for_the_simulator(tmp_path: Path) -> None:
     """A run against a local vLLM (a loopback address) with real texts is not labelled simulated."""
-    from factory.settings import EngineSettings, save_resolved
+    from factory.engine.settings import EngineSettings, save_resolved
     from schemas import Example
 
     run = tmp_path / "run"

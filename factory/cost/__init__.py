@@ -1,0 +1,41 @@
+"""The cost report of a run (`python -m factory report`): what it cost and what it kept, from its own files.
+
+Reads (never writes) `RUN/ledger.sqlite`, `RUN/examples.jsonl`, `RUN/rejected.jsonl` and
+`RUN/config.toml`; writes `RUN/report/cost.md`, charts beside it (`cost_*.png`) and the "cost"
+key of `RUN/report/summary.json` (the keys other reports wrote there are kept).
+
+What it shows: spend by stage and by model; tokens (input, cached input, output, reasoning);
+$ per kept example and per 1,000; the funnel generated -> filtered -> deduplicated -> kept with
+every rejection reason; requests, HTTP attempts, retries, 429s and latency p50/p95; what the
+Batch API saved against online prices; the budget used. Money comes from the ledger, which the
+engine filled from each response's `usage`: nothing here is an estimate, and a model without a
+price is "unknown", never $0.
+
+- reading.py   the ledger's requests, the kept and rejected examples, the resolved settings
+- totals.py    the figures as plain data (summary.json's "cost")
+- markdown.py  cost.md, and `usd()` / `seconds()` for every report that shows money and latency
+- charts.py    cost_spend.png, cost_tokens.png, cost_funnel.png
+- files.py     writes them all; `merge_summary` keeps the keys other reports wrote
+"""
+
+from factory.cost.charts import draw_cost_charts
+from factory.cost.files import REPORT_DIR, SUMMARY_FILE, CostReport, merge_summary, write_cost_report
+from factory.cost.markdown import render_cost_markdown, seconds, usd
+from factory.cost.reading import ReportError, read_config
+from factory.cost.totals import GENERATION_STAGES, build_cost
+
+__all__ = [
+    "GENERATION_STAGES",
+    "REPORT_DIR",
+    "SUMMARY_FILE",
+    "CostReport",
+    "ReportError",
+    "build_cost",
+    "draw_cost_charts",
+    "merge_summary",
+    "read_config",
+    "render_cost_markdown",
+    "seconds",
+    "usd",
+    "write_cost_report",
+]

@@ -1,0 +1,444 @@
+"""The async LLM engine: many chat requests through one OpenAI-compatible API, each paid for once.
+
+    engine = Engine(settings, Ledger.for_run("runs/demo"))
+    stats = await engine.run(requests, on_result, total=len(requests))
+
+How a run flows (read `Engine.run` top to bottom):
+
+1. The dispatcher waits for a free concurrency slot, THEN pulls the next request from the
+   caller (lazily: a caller can stop producing once it has enough, or produce from results).
+   A request already `done` in the ledger is not sent: its stored answer comes back as cached.
+2. A worker per request: reserve the worst-case cost (budget), reserve input estimate +
+   max_tokens (rate limiter), send, settle both from the answer's `usage`. Failed attempts are
+   retried by `RetryPolicy` (tenacity); a 429 pauses everyone and halves the concurrency.
+3. One deliverer task writes finished results to the ledger (many per transaction) and only
+   then hands them to `on_result`, one at a time: a crash never loses a result the caller saw.
+
+Stopping: a fatal API error (bad key, unknown model), the budget, or Ctrl-C stop the dispatcher
+and let in-flight requests finish (Ctrl-C: for `drain_timeout_s` at most); nothing further is
+sent. Fatal errors are raised from `run` after the drain; the others end it with
+`RunStats.stopped_reason` set.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import signal
+import threading
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager
+
+import anyio
+import httpx
+import openai
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+
+from factory.engine.bookkeeping import Abandoned, BudgetHold, Plan, RunState, Tally
+from factory.engine.client import api_key_for, openai_client, read_reply, sdk_arguments
+from factory.engine.ledger import Ledger
+from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, wait_hint
+from factory.engine.pricing import price_table_for
+from factory.engine.progress import ProgressLine, Snapshot
+from factory.engine.records import ChatRequest, ChatResult, OnResult, RunStats
+from factory.engine.retry import (
+    DEFAULT_RATE_LIMIT_PAUSE_S,
+    MAX_RETRY_AFTER_S,
+    AttemptFailure,
+    RetryPolicy,
+    classify,
+)
+from factory.engine.settings import EngineSettings
+from factory.engine.tokens import estimate_input
+from factory.errors import FactoryError, FatalAPIError
+from schemas import LLMCall
+
+log = logging.getLogger("factory.engine")
+
+# Results written to the ledger in one transaction, at most (under load; one when idle).
+WRITE_BATCH = 256
+# The first request goes alone (a bad key costs one request); the rest follow once it is
+# answered, or after this long without an answer.
+PROBE_WAIT_S = 10.0
+
+
+class Engine:
+    """Sends `ChatRequest`s through an OpenAI-compatible API: rate-limited, retried, budgeted,
+    and recorded in `ledger`. One engine may `run` several times (its limiter state carries over)."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        ledger: Ledger,
+        *,
+        api_key: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.prices = price_table_for(settings)
+        if settings.max_cost is not None and settings.model:
+            self.prices.require(settings.model)  # refuse to start: a budget needs a price
+        self._api_key = api_key_for(settings, api_key)
+        self._http_client = http_client
+        self._progress = progress and settings.progress
+        self.rate = RateLimiter(settings.rpm, settings.tpm)
+        self.concurrency = AdaptiveConcurrency(settings.max_concurrency, start=1)
+        self.retry = RetryPolicy(settings.max_attempts)
+        self._run: RunState | None = None
+        self._running = False
+
+    async def run(
+        self,
+        requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest],
+        on_result: OnResult,
+        total: int | None = None,
+    ) -> RunStats:
+        """Complete every request (each once), calling `on_result` for each result, serially.
+
+        Raises FatalAPIError (or PriceUnknownError) after in-flight requests drained when the API
+        refuses in a way every request would repeat. Requests not sent because the run stopped
+        are not given to `on_result`.
+        """
+        if self._running:
+            raise RuntimeError("this engine is already running: one run at a time (or use another Engine)")
+        self._running = True
+        try:
+            return await self._run_to_end(requests, on_result, total)
+        except BaseExceptionGroup as group:
+            # anyio's task groups wrap what a task raised (on_result, the request iterator, a
+            # bug): hand the caller the exception itself when there is just one.
+            raise _sole_exception(group) from None
+        finally:
+            self._running = False
+
+    async def _run_to_end(
+        self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest], on_result: OnResult, total: int | None
+    ) -> RunStats:
+        budget = Budget(self.settings.max_cost) if self.settings.max_cost is not None else None
+        run = self._run = RunState(total, budget)
+        # Nothing done yet: no request can be in the ledger but this run's own (which `run.keys`
+        # catches), so the per-request lookup is skipped.
+        run.resuming = self.ledger.has_done()
+        send, receive = anyio.create_memory_object_stream[ChatResult](self.settings.max_concurrency)
+        async with self._client() as client, anyio.create_task_group() as helpers:
+            helpers.start_soon(self._end_probe, run)
+            helpers.start_soon(self._watch_signals, run)
+            if self._progress:
+                helpers.start_soon(self._show_progress, run)
+            async with anyio.create_task_group() as core:
+                core.start_soon(self._deliver, receive, on_result, run)
+                async with send, anyio.create_task_group() as workers:
+                    run.workers_scope = workers.cancel_scope
+                    await self._dispatch(requests, client, workers, send, run)
+            helpers.cancel_scope.cancel()
+        run.stats.stopped_reason = run.stop_reason
+        run.stats.elapsed_s = time.monotonic() - run.started
+        log.info("run finished: %s", run.stats.summary())
+        if run.error is not None:
+            run.error.stats = run.stats
+            raise run.error
+        return run.stats
+
+    # --- 1. pulling requests ----------------------------------------------------------------
+
+    async def _dispatch(
+        self,
+        requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest],
+        client: openai.AsyncOpenAI,
+        workers: TaskGroup,
+        results: ObjectSendStream[ChatResult],
+        run: RunState,
+    ) -> None:
+        source = _aiter(requests)
+        try:
+            while not run.stopping:
+                holder = object()  # the slot's owner: taken here, given back by the worker
+                request = await self._next_request(source, holder, run)
+                if request is None:
+                    break
+                if run.stopping or not await self._admit(request, holder, results, run):
+                    self.concurrency.release(holder)
+                    continue
+                workers.start_soon(self._work, request, holder, client, results, run)
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+
+    async def _next_request(self, source: AsyncIterator[ChatRequest], holder: object, run: RunState) -> ChatRequest | None:
+        """Wait for a free slot, then pull one request (holding the slot). None: no more requests,
+        or the run is stopping (`run.stop` cancels this wait)."""
+        acquired = False
+        with anyio.CancelScope() as scope:
+            run.pull_scope = scope
+            if run.stopping:
+                return None
+            await self.concurrency.acquire(holder)
+            acquired = True
+            try:
+                return await source.__anext__()
+            except StopAsyncIteration:
+                pass
+        if acquired:
+            self.concurrency.release(holder)
+        return None
+
+    async def _admit(self, request: ChatRequest, holder: object, results: ObjectSendStream[ChatResult], run: RunState) -> bool:
+        """True: send it. False: a duplicate, done in the ledger (given back as cached), or refused."""
+        run.stats.requests += 1
+        key = request.key
+        if key in run.keys:
+            run.stats.duplicates += 1
+            return False
+        run.keys.add(key)
+        stored = self.ledger.get_done(key) if run.resuming else None
+        if stored is not None:
+            await results.send(ChatResult(request, stored, cached=True))
+            return False
+        if request.stage not in run.stages:
+            run.stages.add(request.stage)
+            if run.budget is not None:  # the budget covers earlier runs of the same stage
+                run.budget.add_prior(self.ledger.spent_usd(request.stage))
+        if run.budget is not None and request.model not in run.models:
+            run.models.add(request.model)
+            try:
+                self.prices.require(request.model)
+            except FactoryError as e:
+                run.stop("fatal", e)
+                return False
+        return True
+
+    # --- 2. one request: attempts, retries, accounting --------------------------------------
+
+    async def _work(
+        self,
+        request: ChatRequest,
+        holder: object,
+        client: openai.AsyncOpenAI,
+        results: ObjectSendStream[ChatResult],
+        run: RunState,
+    ) -> None:
+        try:
+            call = await self._complete(request, client, run)
+            if call is not None:
+                await results.send(ChatResult(request, call, cached=False))
+        finally:
+            # Released only after the result is handed on, so in-flight + undelivered results
+            # never exceed the concurrency cap (memory stays bounded however slow on_result is).
+            self.concurrency.release(holder)
+
+    async def _complete(self, request: ChatRequest, client: openai.AsyncOpenAI, run: RunState) -> LLMCall | None:
+        """The result of `request` after as many attempts as it takes. None: not sent (stopping)."""
+        plan = self._plan(request, run)
+        tally = Tally()
+        label = f"request {request.key[:12]} ({request.stage})"
+        try:
+            call = await self.retry.call(lambda: self._attempt(request, plan, client, run, tally), label, run.sleep)
+        except (Abandoned, FatalAPIError) as stop:
+            if isinstance(stop, FatalAPIError):
+                run.stop("fatal", stop)
+            if tally.attempts == 0:
+                return None  # never sent: nothing to record
+            # Sent, and maybe billed, before the run stopped: recorded as failed with its cost.
+            why = str(stop) if isinstance(stop, FatalAPIError) else f"not retried: the run stopped ({run.stop_reason})"
+            return self._failed(request, tally, why)
+        except AttemptFailure as failure:
+            gave_up = f" (gave up after {tally.attempts} attempts)" if failure.retryable else ""
+            log.debug("%s: failed: %s%s", label, failure.describe(), gave_up)
+            if (fatal := run.repeated_failure(failure, self.settings.base_url)) is not None:
+                run.stop("fatal", fatal)
+            return self._failed(request, tally, failure.describe() + gave_up)
+        run.no_repeat()
+        log.debug("%s: done after %d attempt(s), %.2fs", label, call.attempts, call.latency_s or 0.0)
+        return call
+
+    @staticmethod
+    def _failed(request: ChatRequest, tally: Tally, error: str) -> LLMCall:
+        return LLMCall(
+            key=request.key, stage=request.stage, model=request.model, status="failed",
+            attempts=tally.attempts, rate_limited=tally.rate_limited, usage=tally.usage, cost_usd=tally.cost,
+            error=error,
+        )
+
+    def _plan(self, request: ChatRequest, run: RunState) -> Plan:
+        estimate = estimate_input(request.model, request.messages, request.params)
+        price = self.prices.lookup(request.model)
+        worst = 0.0
+        if run.budget is not None and price is not None:
+            worst = price.worst_case(estimate.tokens, request.max_output_tokens)
+        return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, worst, sdk_arguments(request))
+
+    async def _attempt(
+        self, request: ChatRequest, plan: Plan, client: openai.AsyncOpenAI, run: RunState, tally: Tally
+    ) -> LLMCall:
+        """One HTTP attempt, with its reservations taken before and settled after."""
+        if run.stopping:
+            raise Abandoned
+        if run.budget is not None and not await run.budget.reserve(plan.worst_cost):
+            run.stop("budget")
+            raise Abandoned
+        hold = BudgetHold(run.budget, plan.worst_cost)
+        try:
+            await self.rate.acquire(plan.reserve_tokens)
+            if run.stopping:
+                self.rate.refund(plan.reserve_tokens)
+                raise Abandoned
+            tally.attempts += 1
+            run.stats.sent += 1
+            if tally.attempts > 1:
+                run.stats.retries += 1
+            hold.sent = True
+            started = time.monotonic()
+            try:
+                with anyio.fail_after(self.settings.timeout_s):
+                    raw = await client.chat.completions.with_raw_response.create(**plan.kwargs)
+                reply = read_reply(raw)
+            except Exception as exc:  # never a cancellation: that is a BaseException
+                failure = classify(exc, model=request.model, base_url=self.settings.base_url)
+                if isinstance(failure, AttemptFailure):
+                    hold.settle(self._after_failure(failure, plan, run, tally))
+                raise failure from exc
+            latency = time.monotonic() - started
+            run.first_answer.set()
+            self.rate.observe(raw.headers)
+            if reply.usage is not None:
+                self.rate.settle(plan.reserve_tokens, reply.usage.input_tokens + reply.usage.output_tokens)
+            self.concurrency.on_success()
+            hold.settle(tally.bill(reply.usage, plan.price))
+            return LLMCall(
+                key=request.key, stage=request.stage, model=request.model, status="done",
+                attempts=tally.attempts, rate_limited=tally.rate_limited, usage=tally.usage, cost_usd=tally.cost,
+                latency_s=latency,
+                finish_reason=reply.finish_reason, content=reply.content, error=reply.error,
+            )
+        finally:
+            hold.close()
+
+    def _after_failure(self, failure: AttemptFailure, plan: Plan, run: RunState, tally: Tally) -> float | None:
+        """Limiter bookkeeping for a failed attempt; returns what it may have cost (None: the worst case)."""
+        if failure.status is not None:
+            run.first_answer.set()  # the server answers: the probe is over
+        if failure.headers is not None:
+            self.rate.observe(failure.headers)
+        if failure.kind == "rate_limited":
+            run.stats.rate_limited += 1
+            tally.rate_limited += 1
+            if failure.retry_after is None and failure.headers is not None:
+                failure.retry_after = wait_hint(failure.headers, plan.reserve_tokens)  # from x-ratelimit-reset-*
+            pause = failure.retry_after if failure.retry_after is not None else DEFAULT_RATE_LIMIT_PAUSE_S
+            pause = min(pause, MAX_RETRY_AFTER_S)
+            self.rate.refund(plan.reserve_tokens)  # a 429 is not counted by the server
+            self.rate.pause(pause)
+            self.concurrency.on_rate_limited(pause)
+            return 0.0
+        if failure.usage is not None:  # an answer we could not use, but it was billed
+            used = failure.usage.input_tokens + failure.usage.output_tokens
+            self.rate.settle(plan.reserve_tokens, used)
+            return tally.bill(failure.usage, plan.price)
+        if failure.maybe_billed:  # no answer, or one without usage: assume the worst
+            return None
+        return 0.0  # an error status: refused before any tokens were generated
+
+    # --- 3. delivering results ---------------------------------------------------------------
+
+    async def _deliver(self, results: ObjectReceiveStream[ChatResult], on_result: OnResult, run: RunState) -> None:
+        """Ledger first (one transaction per batch), then `on_result`, one result at a time."""
+        async with results:
+            async for first in results:
+                batch = [first]
+                while len(batch) < WRITE_BATCH:
+                    try:
+                        batch.append(results.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                fresh = [r.call for r in batch if not r.cached]
+                if fresh:
+                    self.ledger.record(fresh)
+                for result in batch:
+                    run.count(result)
+                    outcome = on_result(result)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+
+    # --- helpers: client, probe, signals, progress ---------------------------------------------
+
+    def _client(self) -> AbstractAsyncContextManager[openai.AsyncOpenAI]:
+        return openai_client(self.settings, api_key=self._api_key, http_client=self._http_client)
+
+    async def _end_probe(self, run: RunState) -> None:
+        with anyio.move_on_after(PROBE_WAIT_S):
+            await run.first_answer.wait()
+        self.concurrency.open()
+
+    async def _watch_signals(self, run: RunState) -> None:
+        """Ctrl-C (or SIGTERM): stop sending, let in-flight requests finish for `drain_timeout_s`,
+        then abandon them. A second Ctrl-C abandons them at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be installed from the main thread
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if not run.stopping:
+                    run.stop("interrupted")
+                    grace = self.settings.drain_timeout_s
+                    log.warning(
+                        "%s: finishing %d in-flight requests (up to %.0fs); press Ctrl-C again to abandon them",
+                        signal.Signals(signum).name, self.concurrency.in_flight, grace,
+                    )
+                    if run.workers_scope is not None:
+                        run.workers_scope.deadline = anyio.current_time() + grace
+                elif run.workers_scope is not None:
+                    log.warning("abandoning in-flight requests")
+                    run.workers_scope.cancel()
+
+    async def _show_progress(self, run: RunState) -> None:
+        line = ProgressLine()
+        try:
+            while True:
+                await anyio.sleep(line.interval_s)
+                line.show(self.snapshot())
+        finally:
+            line.close(self.snapshot())
+
+    def snapshot(self) -> Snapshot:
+        """The current run's progress figures (for the progress line, or a caller's own display)."""
+        run = self._run
+        if run is None:
+            raise RuntimeError("no run has started")
+        s = run.stats
+        req_per_min, tok_per_min = run.meter.per_minute()
+        return Snapshot(
+            done=s.done, failed=s.failed, cached=s.cached, total=run.total,
+            elapsed_s=time.monotonic() - run.started,
+            req_per_min=req_per_min, tok_per_min=tok_per_min,
+            rpm_limit=self.rate.rpm, tpm_limit=self.rate.tpm,
+            spent_usd=s.cost_usd, rate_limited=s.rate_limited, retries=s.retries,
+            in_flight=self.concurrency.in_flight, concurrency=self.concurrency.limit,
+            stopping=run.stop_reason,
+        )
+
+
+def _sole_exception(group: BaseExceptionGroup) -> BaseException:
+    """The one non-cancellation exception inside (nested) groups, else the group itself."""
+    cancelled = anyio.get_cancelled_exc_class()
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        elif not isinstance(exc, cancelled):
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else group
+
+
+async def _aiter(requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest]) -> AsyncIterator[ChatRequest]:
+    if isinstance(requests, AsyncIterable):
+        async for r in requests:
+            yield r
+    else:
+        for r in requests:
+            yield r

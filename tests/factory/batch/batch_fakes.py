@@ -1,0 +1,129 @@
+"""Shared helpers of the Batch API tests: requests, a run of `run_batch` against the simulator,
+the simulator's counters, and a client that dies (or loses an answer) at one exact point."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from pathlib import Path
+
+import httpx
+import openai
+
+from factory.batch import BatchSettings, batch_client, run_batch
+from factory.engine import ChatRequest, ChatResult
+from factory.engine.ledger import Ledger
+from factory.engine.settings import EngineSettings
+
+MODEL = "gpt-4o-mini"
+ROOT = Path(__file__).resolve().parents[3]
+FAST = BatchSettings(poll_initial_s=0.02, poll_max_s=0.05)
+
+
+def make_requests(n: int, *, stage: str = "answers", model: str = MODEL, text: str = "Explain topic {i}.",
+                  **params) -> list[ChatRequest]:
+    return [ChatRequest(stage, model, [{"role": "user", "content": text.format(i=i)}],
+                        {"max_tokens": 40, "temperature": 0, **params}) for i in range(n)]
+
+
+def sim_stats(url: str) -> dict:
+    return httpx.get(url.removesuffix("/v1") + "/sim/stats").json()["batches"]
+
+
+def go(url: str, ledger: Ledger, requests: list[ChatRequest], *, wrap=None, batch: BatchSettings = FAST,
+       wait: bool | None = None, progress: io.StringIO | None = None, **settings) -> tuple[object, list[ChatResult]]:
+    results: list[ChatResult] = []
+    engine_settings = EngineSettings(base_url=url, **settings)
+
+    async def main():
+        async with batch_client(engine_settings, api_key="sk-test") as client:
+            return await run_batch(requests, results.append, ledger=ledger, settings=engine_settings,
+                                   client=wrap(client) if wrap else client, batch=batch, wait=wait,
+                                   progress=progress if progress is not None else io.StringIO())
+
+    return asyncio.run(main()), results
+
+
+def file_keys(url: str, file_id: str) -> list[str]:
+    raw = httpx.get(f"{url}/files/{file_id}/content", headers={"authorization": "Bearer sk-test"}).text
+    return [json.loads(line)["custom_id"] for line in raw.splitlines()]
+
+
+def wait_until_finished(url: str, batch_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{url}/batches/{batch_id}").json()["status"] not in ("completed", "expired", "cancelled", "failed"):
+        assert time.monotonic() < deadline, f"batch {batch_id} did not finish"
+        time.sleep(0.02)
+
+
+def assert_each_once(requests: list[ChatRequest], results: list[ChatResult]) -> None:
+    keys = [r.request.key for r in results]
+    assert sorted(keys) == sorted(r.key for r in requests), "every request exactly once"
+    assert all(r.ok and r.content for r in results)
+
+
+def test_only_failed_lines_are_resubmitted_and_every_request_comes_back_once(ledger):
+    requests = make_requests(12)
+    failing = {requests[i].key for i in (1, 5, 9)}
+    with run_simulator(SimConfig(seed=1), BatchSimConfig(seconds=0.1, fail_custom_ids=frozenset(failing))) as url:
+        stats, results = go(url, ledger, requests)
+        first, second = ledger.batches()
+        resubmitted = file_keys(url, second["input_file_id"])
+        sim = sim_stats(url)
+    assert_each_once(requests, results)
+    assert set(resubmitted) == failing and len(resubmitted) == 3
+    assert sim["submitted"] == 2 and sim["lines"] == 15
+    assert (stats.done, stats.failed, stats.submitted, stats.resubmitted, stats.batches_created) == (12, 0, 15, 3, 2)
+    assert ledger.count_by_status() == {"pending": 0, "done": 12, "failed": 0}
+    assert {c.key: c.attempts for c in ledger.calls()} == {r.key: 2 if r.key in failing else 1 for r in requests}
+    assert all(c.batch and c.batch_id == second["batch_id"] for c in ledger.calls() if c.key in failing)
+
+
+def test_an_expired_batch_keeps_its_finished_lines_and_resubmits_the_rest(ledger):
+    requests = make_requests(10)
+    with run_simulator(SimConfig(seed=2), BatchSimConfig(seconds=0.1, expire_first=1, expire_share=0.5)) as url:
+        stats, results = go(url, ledger, requests)
+        first, second = ledger.batches()
+        finished = {json.loads(line)["custom_id"]: json.loads(line)["response"]["body"]["choices"][0]["message"]["content"]
+                    for line in httpx.get(f"{url}/files/{first['output_file_id']}/content").text.splitlines()}
+        resubmitted = file_keys(url, second["input_file_id"])
+    assert first["status"] == "expired" and second["status"] == "completed"
+    assert len(finished) == 5 and set(resubmitted) == {r.key for r in requests} - set(finished)
+    assert_each_once(requests, results)
+    by_key = {r.request.key: r for r in results}
+    assert all(by_key[k].content == content and by_key[k].call.batch_id == first["batch_id"] for k, content in finished.items())
+    assert stats.resubmitted == 5 and stats.done == 10
+
+
+class Killed(BaseException):
+    """Stands for kill -9 at one exact point."""
+
+
+class _Batches:
+    def __init__(self, real, mode: str) -> None:
+        self._real, self._mode = real, mode
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    async def create(self, **kwargs):
+        if self._mode == "killed before create":
+            raise Killed
+        batch = await self._real.create(**kwargs)
+        if self._mode == "answer lost":
+            self._mode = ""
+            raise openai.APIConnectionError(request=httpx.Request("POST", "http://sim/v1/batches"))
+        return batch
+
+
+class KillingClient:
+    """A client whose batch create dies ("killed before create") or loses its answer ("answer lost")."""
+
+    def __init__(self, real, mode: str) -> None:
+        self._real = real
+        self.batches = _Batches(real.batches, mode)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
