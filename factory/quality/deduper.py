@@ -9,19 +9,19 @@ The pipeline, for a chunk of texts at a time:
 
 1. normalise (NFKC, lowercase, Hangul syllables split into jamo, letters and digits only); cut
    into overlapping `shingle_size`-character windows; hash each to 32 bits; keep the set.
-2. Candidates. A short text (up to `exact_max_shingles` shingles, as instructions are) is
-   indexed under its prefix (factory.quality.prefix): two texts at or above the threshold always
-   share a prefix shingle, so no pair is ever missed. A long text gets a MinHash signature
-   (datasketch's "affine32" values, one numpy outer product per block of texts) and is indexed
-   under its LSH bands, laid out so that a pair exactly at the threshold is a candidate with
-   probability 0.99 or more.
-3. Candidates whose sizes alone rule them out are pruned; the rest are checked with the exact
-   Jaccard similarity of the two hash sets. A text is a duplicate iff that exact Jaccard >=
-   `threshold`, compared in integers (|A & B| * den >= num * |A | B| for threshold num / den):
+2. Candidates. Each text gets a MinHash signature (datasketch's "affine32" values, one numpy
+   outer product per block of texts) and is indexed under its LSH bands, laid out so that a pair
+   exactly at the threshold is a candidate with probability 0.99 or more (index='bands'). With
+   index='prefix', a short text (up to `exact_max_shingles` shingles) is indexed under its prefix
+   instead (factory.quality.prefix): two texts at or above the threshold always share a prefix
+   shingle, so no pair is ever missed; only long texts go through the bands.
+3. Candidates whose sizes or bitmaps (factory.quality.bitmaps) rule them out are pruned; the
+   rest are checked with the exact Jaccard similarity of the two hash sets. A text is a
+   duplicate iff that exact Jaccard >= `threshold`, compared in integers (|A & B| * den >= num * |A | B| for threshold num / den):
    a candidate never drops anything by itself.
 
-A text with no letter or digit (emoji only, punctuation only) is never a duplicate and never
-indexed: it would otherwise equal every other such text (the filters reject it as `no_text`).
+A text with no letter or digit (emoji only, punctuation only) is never a duplicate nor a
+candidate: it would otherwise equal every other such text (the filters reject it as `no_text`).
 
 Streaming: `check_and_add_many` checks each text against everything indexed before it (kept
 examples, seeds, evaluation questions), earlier texts of the same call included, and indexes it
