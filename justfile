@@ -55,6 +55,10 @@ answer *args:
 judge *args:
     {{python}} -m judge grade "$@"
 
+# a leaderboard of several runs against one baseline (BT scores, LC win rate, cost): just compare --runs runs/a runs/b --judge-model gpt-4o --baseline base [--max-cost USD] [--batch]
+compare *args:
+    {{python}} -m judge compare "$@"
+
 # the whole report of a run (cost, training, scores): runs/NAME/report/index.html; just report --run runs/NAME
 report *args:
     {{python}} -m judge overview "$@"

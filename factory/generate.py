@@ -336,6 +336,9 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
         lines.append(f"  done: {out.kept} examples kept (asked for {n})")
     else:
         why = ctx.stop_reason or (f"stopped by the engine ({r.engine_stopped})" if r.engine_stopped else None)
+        if (why or "").startswith("budget too small: "):  # no rerun can continue: say what to change
+            lines.append(f"  stopped short of --n {n}: {why.removeprefix('budget too small: ')}")
+            return "\n".join(lines)
         if r.engine_stopped == "budget" or (why or "").startswith("budget"):
             why = f"the budget (--max-cost {engine_settings.max_cost}) is spent"
         lines.append(f"  stopped short of --n {n}: {why or 'no more requests could be planned'}; "

@@ -3,7 +3,8 @@
 Each input line is a chat completion body (`{"model": ..., "messages": [...], "max_tokens": ...}`)
 or a line of the OpenAI Batch API's input format (`{"custom_id": ..., "body": {...}}`). Answers
 go to `runs/NAME/responses.jsonl`, one `LLMCall` record per request (with its `custom_id`), in
-the order they finish. A rerun skips what the ledger has done and what the file already holds.
+the order they finish. A rerun skips what the ledger has done and what the file already holds;
+a later success replaces a failure of the same key.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from factory.engine.settings import (
     engine_settings_from_args,
     save_resolved,
 )
-from schemas import JsonlWriter, LLMCall, iter_jsonl
+from schemas import JsonlWriter, LLMCall, iter_jsonl, write_jsonl
 
 RESPONSES_FILE = "responses.jsonl"
 
@@ -76,18 +77,32 @@ def read_requests(path: Path, stage: str, default_model: str | None) -> list[Cha
 
 @contextmanager
 def responses_writer(run: Path) -> Iterator[Callable[[ChatResult], None]]:
-    """An `on_result` that appends each answered request to `run/responses.jsonl` once: a rerun,
-    which gets the ledger's done requests back, skips the keys already in the file."""
+    """An `on_result` that keeps `run/responses.jsonl` in step with the ledger: one record per
+    request, its final state. A key already written `done` is skipped (a rerun gets the ledger's
+    done requests back); a key written `failed` gets a newer record when its state changes (a
+    success, or another error), appended at once so a kill loses nothing, and the file is
+    rewritten atomically with the latest record of each key when the writer closes. Readers that
+    meet a key twice (a run killed before that) take its last record."""
     out_path = run / RESPONSES_FILE
-    written = {call.key for call in iter_jsonl(out_path, LLMCall)}
+    records = list(iter_jsonl(out_path, LLMCall))
+    latest = {call.key: call for call in records}  # later lines win
+    superseded = len(records) - len(latest)
     with JsonlWriter(out_path) as out:
 
         def on_result(result: ChatResult) -> None:
-            if result.call.key not in written:
-                out.append(result.call.model_copy(update=result.request.meta))
-                written.add(result.call.key)
+            nonlocal superseded
+            before = latest.get(result.call.key)
+            if before is not None and (before.status == "done" or
+                                       (before.status, before.error) == (result.call.status, result.call.error)):
+                return
+            record = result.call.model_copy(update=result.request.meta)
+            out.append(record)
+            latest[record.key] = record
+            superseded += before is not None
 
         yield on_result
+    if superseded:
+        write_jsonl(out_path, latest.values())
 
 
 def main(args: argparse.Namespace) -> int:

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from judge import answer_remote, grade, overview, report
+from judge.compare import cli as compare
 
-COMMANDS = [report, grade, answer_remote, overview]
+COMMANDS = [report, grade, answer_remote, overview, compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

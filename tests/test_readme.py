@@ -12,7 +12,9 @@ like a command (`just `, `python -m `, `pip `, `torchrun `, `vllm `). Each is pu
 - parse:    an inline mention of one of our commands: its command and sub-command exist (`--help`);
 - test:     a named test runs it (`just demo`: tests/test_demo.py; torchrun: the trainer's DDP test;
             the GPU benchmark: its script test);
-- extra:    `pip install -e ".[all,flash]"` needs CUDA to build flash-attn: checked against pyproject;
+- extra:    `pip install -e ".[EXTRAS]"` (flash-attn needs CUDA to build): the extras exist in pyproject;
+- recipe:   a justfile recipe that is not a door to one of our commands (`just lock`): it exists and
+            its script parses (it resolves against PyPI, so it is not run here);
 - external: another project's command (vLLM's server), named in the README, not ours to run.
 
 A README command that fits none of them fails the test: map it here when you add one.
@@ -46,6 +48,7 @@ NAMED_TEST_FUNCTIONS = {
     "just bench-train-gpu": "def test_",
 }
 EXTERNAL = ("vllm ",)
+MAINTENANCE_RECIPES = {"lock": ROOT / "scripts" / "lock.sh"}
 LOCAL_SERVER = "http://localhost:8000/v1"
 
 
@@ -72,14 +75,17 @@ def inline_commands(text: str) -> list[str]:
 
 
 def ci_commands() -> list[str]:
+    """The commands `.ci/run` times as its steps (`step "NAME" COMMAND ...`), in order."""
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    return [_normal(x) for x in lines if x.strip() and not x.lstrip().startswith(("#", "set ", "cd "))]
+    return [_normal(shlex.split(x)[2:]) for x in lines if x.startswith("step ")]
 
 
-def _normal(command: str) -> str:
+def _normal(command: str | list[str]) -> str:
     """`python3 -m pip install -q X` and `pip install X` are the same install."""
-    command = re.sub(r"^python3? -m pip ", "pip ", command.strip())
-    return " ".join(w for w in command.split() if w != "-q")
+    words = shlex.split(command) if isinstance(command, str) else list(command)
+    if words[:3] in (["python3", "-m", "pip"], ["python", "-m", "pip"]):
+        words = ["pip", *words[3:]]
+    return shlex.join(w for w in words if w not in ("-q", "--disable-pip-version-check"))
 
 
 def justfile_recipes() -> dict[str, list[str]]:
@@ -101,6 +107,8 @@ def classify(command: str, *, fenced: bool) -> str:
         return "external"
     if command.startswith("pip install -e"):
         return "extra"
+    if command.startswith("just ") and shlex.split(command)[1] in MAINTENANCE_RECIPES:
+        return "recipe"
     if command.startswith(("just ", "python -m ", "export ")):
         return "run" if fenced else "parse"
     return "unmapped"
@@ -122,10 +130,31 @@ def test_every_readme_command_is_mapped() -> None:
 def test_quickstart_is_install_demo_test_and_ci_runs_the_same() -> None:
     text = README.read_text(encoding="utf-8")
     quick = text.split("## Quickstart", 1)[1].split("##", 1)[0]
-    assert fenced_commands(quick) == ['pip install -e ".[all]"', "just demo", "just test"]
+    quickstart = ["pip install --no-deps -r requirements.lock -e .", "just demo", "just test"]
+    assert fenced_commands(quick) == quickstart
     ci = ci_commands()
-    assert ci == ["pip install torch==2.13.0", 'pip install -e ".[all]"', "just test"]
-    assert "`pip install torch==2.13.0`" in quick  # the CPU note names what CI installs first
+    # A fresh environment, torch's CPU build (this machine has no GPU), then the Quickstart to the letter.
+    assert ci == ["python3 -m venv --clear .ci/venv", "pip install torch==2.13.0", *quickstart]
+    assert "`pip install torch==2.13.0`" in quick  # the note names what CI installs first
+    assert (ROOT / "requirements.lock").is_file()
+
+
+def test_the_lock_pins_every_package_once_and_torch_without_a_build_label() -> None:
+    lines = [x for x in (ROOT / "requirements.lock").read_text().splitlines() if x and not x.startswith("#")]
+    names = [x.split("==")[0].lower().replace("_", "-") for x in lines]
+    assert all("==" in x for x in lines) and len(names) == len(set(names))
+    assert "torch==2.13.0" in lines  # the same line takes the CPU or the CUDA build
+    for needed in ("pytest", "transformers", "openai", "rust-just", "jsonschema"):
+        assert needed in names, f"{needed} is not locked"
+
+
+def test_maintenance_recipes_exist_and_parse() -> None:
+    text = README.read_text(encoding="utf-8")
+    mentioned = [c for c in inline_commands(text) + fenced_commands(text) if classify(c, fenced=False) == "recipe"]
+    assert mentioned == ["just lock"]
+    for name, script in MAINTENANCE_RECIPES.items():
+        assert re.search(rf"^{name}:\n\s+bash {script.relative_to(ROOT)}$", (ROOT / "justfile").read_text(), re.M)
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
 
 
 def test_named_tests_exist() -> None:
@@ -133,12 +162,15 @@ def test_named_tests_exist() -> None:
         assert NAMED_TEST_FUNCTIONS[name] in path.read_text(encoding="utf-8"), f"{name}: no test in {path}"
 
 
-def test_the_flash_extra_is_declared() -> None:
+def test_the_extras_the_readme_installs_are_declared() -> None:
     text = README.read_text(encoding="utf-8")
     extras = [c for c in inline_commands(text) + fenced_commands(text) if classify(c, fenced=False) == "extra"]
-    assert extras == ['pip install -e ".[all,flash]"']
+    assert 'pip install -e ".[all,flash]"' in extras
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert any(dep.startswith("flash-attn") for dep in declared["flash"]) and "all" in declared
+    assert any(dep.startswith("flash-attn") for dep in declared["flash"])
+    for command in extras:
+        names = re.fullmatch(r'pip install -e "\.\[([\w,-]+)\]"', command).group(1).split(",")
+        assert set(names) <= set(declared), command
 
 
 def test_only_other_projects_commands_are_external() -> None:

@@ -7,6 +7,9 @@
 The input is what `python -m factory send` reads (chat bodies, or Batch API request lines), and
 answers go to the same `runs/NAME/responses.jsonl`. A rerun of the same command attaches to the
 batches already submitted and collects them; it never submits a request twice.
+`--status` and `--cancel` also find a batch whose create reply was lost (the process died after
+the server made it and before its id was recorded). Requests the API refused (400-class) are
+final: a rerun gives back their error without sending them again, unless --retry-failed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from factory.batch import (
     cancel_open_batches,
     run_batch,
 )
+from factory.batch.api import BatchCalls
 from factory.batch.ledger import BatchLedger
+from factory.batch.run import find_lost_batches
 from factory.errors import SettingsError
 from factory.engine.ledger import Ledger
 from factory.send import read_requests, responses_writer
@@ -79,17 +84,19 @@ def main(args: argparse.Namespace) -> int:
     if stats.pending:
         print(f"{stats.pending} requests are in batches on the server: rerun the same command to collect them",
               file=sys.stderr)
-    return 1 if stats.failed or stats.stopped_reason else 0
+    return 1 if stats.failed or stats.final_earlier or stats.stopped_reason else 0
 
 
 async def _status(run: Path, settings: EngineSettings) -> int:
     if not (run / "ledger.sqlite").exists():
         raise SettingsError(f"no ledger in {run}: nothing was submitted there")
     with Ledger.for_run(run) as ledger, BatchLedger(ledger) as books:
-        rows = ledger.batches()
-        open_ids = {f.batch_id for f in books.open_files()}
-        waiting = [f for f in books.open_files() if f.batch_id is None]
         async with batch_client(settings) as client:
+            # A batch whose create reply was lost is on the server, not yet in the ledger: look first.
+            lost = set(await find_lost_batches(books, BatchCalls(client, settings)))
+            rows = ledger.batches()
+            open_ids = {f.batch_id for f in books.open_files()}
+            waiting = [f for f in books.open_files() if f.batch_id is None]
             for row in rows:
                 status, counts = row["status"], ""
                 if row["batch_id"] in open_ids:
@@ -99,10 +106,12 @@ async def _status(run: Path, settings: EngineSettings) -> int:
                         c = b.request_counts
                         counts = f" {c.completed}/{c.total} done, {c.failed} failed"
                 collected = "collected" if row["batch_id"] not in open_ids else "to collect"
+                found = "; found on the server, its create reply was lost" if row["batch_id"] in lost else ""
                 print(f"{row['batch_id']}  {row['stage']}  {row['model']}  {row['request_count']} requests  "
-                      f"{status}{counts}  ({collected})")
+                      f"{status}{counts}  ({collected}{found})")
     for f in waiting:
-        print(f"{f.file_id}  {f.stage}  {f.model}  {f.request_count} requests  uploaded, no batch yet (a rerun submits it)")
+        print(f"{f.file_id}  {f.stage}  {f.model}  {f.request_count} requests  uploaded, no batch on the server "
+              "(a rerun submits it)")
     if not rows and not waiting:
         print(f"no batches in {run}")
     return 0
@@ -111,7 +120,7 @@ async def _status(run: Path, settings: EngineSettings) -> int:
 async def _cancel(run: Path, settings: EngineSettings) -> int:
     with Ledger.for_run(run) as ledger:
         async with batch_client(settings) as client:
-            cancelled = await cancel_open_batches(ledger, client)
+            cancelled = await cancel_open_batches(ledger, client, settings=settings)
     print(f"cancelled {len(cancelled)} batches" + (": " + ", ".join(cancelled) if cancelled else ""), file=sys.stderr)
     print("a rerun of the same command collects what they finished and resubmits the rest", file=sys.stderr)
     return 0

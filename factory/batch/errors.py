@@ -6,7 +6,12 @@ from factory.errors import FactoryError
 
 
 class BatchBudgetError(FactoryError):
-    """The worst case of the batch does not fit `--max-cost`: nothing was submitted."""
+    """The worst case of the batch does not fit `--max-cost`: nothing was submitted.
+    `too_small`: not even one request fits an unspent budget, so no rerun can continue."""
+
+    def __init__(self, message: str, *, too_small: bool = False) -> None:
+        super().__init__(message)
+        self.too_small = too_small
 
 
 class BatchFailedError(FactoryError):

@@ -7,7 +7,10 @@ find its work again after a kill at ANY point:
   batch_files           every uploaded input file, recorded right after the upload: its stage,
                         model, size, the server's upload time, the batch made from it (NULL until
                         the batch exists) and when its results were collected (NULL until then);
-  batch_file_requests   which request keys each file holds (its custom_ids).
+  batch_file_requests   which request keys each file holds (its custom_ids);
+  batch_final_failures  the requests whose line failed in a way no resend cures (a 400-class
+                        refusal of the request itself): a rerun gives back their recorded
+                        failure instead of paying to be refused again, unless told to retry.
 
 So a file recorded without a batch means "killed between upload and create": the rerun looks
 for a batch made from that file on the server, or creates it from the same file. A file with a
@@ -23,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from factory.engine.ledger import Ledger
+from schemas import LLMCall
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_files (
@@ -43,6 +47,12 @@ CREATE TABLE IF NOT EXISTS batch_file_requests (
     PRIMARY KEY (file_id, key)
 );
 CREATE INDEX IF NOT EXISTS batch_file_requests_key ON batch_file_requests (key);
+CREATE TABLE IF NOT EXISTS batch_final_failures (
+    key          TEXT PRIMARY KEY,
+    batch_id     TEXT NOT NULL,
+    error        TEXT NOT NULL,
+    recorded_at  REAL NOT NULL
+);
 """
 
 
@@ -96,6 +106,17 @@ class BatchLedger:
             raise
         self._db.execute("COMMIT")
 
+    def record_batch(self, batch_id: str, status: str, f: BatchFile, keys: list[str]) -> None:
+        """The batch made from file `f`: the batch first, then its link to the file, then its
+        requests as pending; each step on its own is enough for a rerun to find the batch."""
+        self.ledger.save_batch(batch_id, stage=f.stage, model=f.model, status=status,
+                               input_file_id=f.file_id, request_count=len(keys))
+        self.link(f.file_id, batch_id)
+        self.ledger.mark_pending(
+            LLMCall(key=k, stage=f.stage, model=f.model, status="pending", cost_usd=0.0, batch=True, batch_id=batch_id)
+            for k in keys
+        )
+
     def link(self, file_id: str, batch_id: str) -> None:
         """The batch made from `file_id`."""
         self._db.execute("UPDATE batch_files SET batch_id = ? WHERE file_id = ?", (batch_id, file_id))
@@ -103,7 +124,23 @@ class BatchLedger:
     def mark_collected(self, file_id: str) -> None:
         self._db.execute("UPDATE batch_files SET collected_at = ? WHERE file_id = ?", (time.time(), file_id))
 
+    def mark_final(self, failures: Iterable[tuple[str, str, str]]) -> None:
+        """(key, batch_id, error) of lines whose failure is final."""
+        now = time.time()
+        self._db.executemany(
+            "INSERT OR REPLACE INTO batch_final_failures (key, batch_id, error, recorded_at) VALUES (?, ?, ?, ?)",
+            ((k, b, e, now) for k, b, e in failures),
+        )
+
+    def clear_final(self, keys: Iterable[str]) -> None:
+        """Forget that these keys failed for good: they are sent again (`--retry-failed`)."""
+        self._db.executemany("DELETE FROM batch_final_failures WHERE key = ?", ((k,) for k in keys))
+
     # --- reading -------------------------------------------------------------------------
+
+    def final_failures(self) -> dict[str, str]:
+        """key -> error of every line recorded as a final failure."""
+        return dict(self._db.execute("SELECT key, error FROM batch_final_failures"))
 
     def open_files(self, stages: Iterable[str] | None = None) -> list[BatchFile]:
         """Files whose results are not collected yet (with or without a batch), oldest first."""

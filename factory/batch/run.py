@@ -7,21 +7,24 @@
 exactly as `Engine.run` does, so a recipe or the judge parses, filters and dedups the same way
 whichever path answered. How a call flows (read `_BatchRun.run` top to bottom):
 
-1. Requests already `done` in the ledger come back at once as cached results.
+1. Requests already `done` in the ledger come back at once as cached results, and so do the
+   final failures of earlier runs (a request the API refused is not paid for again unless
+   `BatchSettings.retry_failed`).
 2. Batches an earlier run submitted and did not collect are attached to, never submitted again:
    the ledger records every input file right after its upload and every batch right after its
    creation (see ledger.py), so even a kill between the two is recovered (the rerun finds
    the batch made from that file on the server, or makes it from the same file).
-3. `--max-cost`: what was spent, plus the worst case of what is in open batches and of what is
-   about to be submitted (input estimate + max_tokens, at batch prices), must fit; otherwise
-   nothing is submitted and `BatchBudgetError` says by how much it is over.
+3. `--max-cost`: what the budget's stages spent, plus the worst case of what is in open batches
+   and of what is about to be submitted (input estimate + max_tokens, at batch prices), must fit;
+   the requests that fit are submitted, in order, and the rest is said (`stats.budget_note`);
+   when none fits, nothing is submitted and `BatchBudgetError` says by how much it is over.
 4. The rest is written as input JSONL (custom_id = the ledger's request hash), split by the API's
    limits (50,000 requests, 200 MB, one model per file), uploaded, and made into batches.
 5. Polling with backoff, with a progress line by state. A finished batch (completed, expired,
    cancelled) is collected: answers recorded at batch prices from each line's `usage`, then given
    to `on_result`. Lines that failed in a way a retry may cure (5xx, 429, timeouts) and lines the
    batch never reached (expired, cancelled) are resubmitted in a new batch, up to `max_attempts`
-   per request; 400-class failures are final.
+   per request; 400-class failures are final (recorded so in ledger.py's batch_final_failures).
    With `wait=False` (`--batch-wait no`) it checks the open batches once, collects what finished,
    submits what is left, and returns: a later rerun collects the rest.
 
@@ -49,7 +52,7 @@ import anyio
 import openai
 
 from factory.batch.api import BatchCalls
-from factory.batch.budget import over_budget
+from factory.batch.budget import Budget, fit_budget, over_budget, worst_case
 from factory.batch.collect import batch_end, result_call
 from factory.batch.errors import BatchBudgetError, BatchFailedError
 from factory.batch.files import InputFile, LineResult, read_lines, split_into_files
@@ -78,12 +81,16 @@ async def run_batch(
     batch: BatchSettings | None = None,
     wait: bool | None = None,
     progress: TextIO | None = None,
+    budget_stages: Iterable[str] | None = None,
 ) -> BatchStats:
     """Complete `requests` through the Batch API, each once, calling `on_result` for each final
     result. `wait` (default: `batch.wait`) False: submit, collect what has finished, return.
+    `settings.max_cost` covers the spending of `budget_stages` in the ledger (default: the
+    stages of `requests`): a command that runs several stages passes all of them.
 
-    Raises BatchBudgetError (nothing submitted) when the worst case does not fit
-    `settings.max_cost`, PriceUnknownError when a budget is set and a model has no price,
+    Submits the requests that fit the budget, in order, and says what was left out
+    (`stats.left_over`, `stats.budget_note`). Raises BatchBudgetError (nothing submitted) when
+    not even one fits, PriceUnknownError when a budget is set and a model has no price,
     FatalAPIError when the API refuses the key or the endpoint, BatchFailedError when the API
     refuses a whole input file.
     """
@@ -92,14 +99,31 @@ async def run_batch(
     show = progress if progress is not None else (sys.stderr if settings.progress else None)
     with BatchLedger(ledger) as books:
         run = _BatchRun(settings, batch, ledger, books, client, on_result, show)
-        return await run.run(list(requests), wait=wait)
+        return await run.run(list(requests), wait=wait, budget_stages=budget_stages)
 
 
-async def cancel_open_batches(ledger: Ledger, client: openai.AsyncOpenAI, stages: Iterable[str] | None = None) -> list[str]:
-    """Ask the API to cancel every batch of the run (of `stages`) not collected yet. A later
-    `run_batch` collects what they finished and resubmits the rest. Returns the batch ids."""
+async def find_lost_batches(books: BatchLedger, calls: BatchCalls, stages: Iterable[str] | None = None) -> list[str]:
+    """Look on the server for the batch of each uploaded file recorded without one (the process
+    died after the batch was created and before its id was recorded: the lookup a rerun does),
+    and record each one found, as a rerun would. Returns their ids."""
+    found = []
+    for f in books.open_files(stages):
+        if f.batch_id is None and (b := await calls.find_batch(f.file_id, f.uploaded_at)) is not None:
+            log.info("found batch %s made from file %s, whose create reply was lost", b.id, f.file_id)
+            books.record_batch(b.id, b.status, f, books.keys(f.file_id))
+            found.append(b.id)
+    return found
+
+
+async def cancel_open_batches(ledger: Ledger, client: openai.AsyncOpenAI, stages: Iterable[str] | None = None,
+                              *, settings: EngineSettings | None = None) -> list[str]:
+    """Ask the API to cancel every batch of the run (of `stages`) not collected yet, those whose
+    create reply was lost included. A later `run_batch` collects what they finished and resubmits
+    the rest. Returns the batch ids."""
     cancelled = []
+    calls = BatchCalls(client, settings or EngineSettings())
     with BatchLedger(ledger) as books:
+        await find_lost_batches(books, calls, stages)
         for f in books.open_files(stages):
             if f.batch_id is None:
                 continue
@@ -142,9 +166,10 @@ class _BatchRun:
         self.attempts: dict[str, int] = {}  # batch attempts of each request in this run
         self.hold_until_idle = False  # the organisation's token queue is full: resubmit when idle
         self.warned_no_batch_price: set[str] = set()
+        self.budget_stages: tuple[str, ...] = ()  # whose spending --max-cost covers (set by `run`)
         self.started = time.monotonic()
 
-    async def run(self, requests: list[ChatRequest], *, wait: bool) -> BatchStats:
+    async def run(self, requests: list[ChatRequest], *, wait: bool, budget_stages: Iterable[str] | None) -> BatchStats:
         for r in requests:
             self.stats.requests += 1
             if r.key in self.requests:
@@ -152,6 +177,7 @@ class _BatchRun:
             else:
                 self.requests[r.key] = r
         stages = sorted({r.stage for r in self.requests.values()})
+        self.budget_stages = tuple(sorted(set(budget_stages))) if budget_stages is not None else tuple(stages)
         if self.settings.max_cost is not None:
             for model in sorted({r.model for r in self.requests.values()}):
                 self.prices.require(model)
@@ -160,12 +186,10 @@ class _BatchRun:
         keys_of = {f.file_id: self.books.keys(f.file_id) for f in open_files}
         in_open = {k for keys in keys_of.values() for k in keys}
         new = [r for r in todo if r.key not in in_open]
-        # Files uploaded by a killed run without a batch may be submitted now: budgeted like new ones.
-        orphan = {k for f in open_files if f.batch_id is None for k in keys_of[f.file_id]}
-        to_submit = new + [r for r in todo if r.key in orphan]
-        if to_submit:
-            running = [r for r in todo if r.key in in_open and r.key not in orphan]
-            self._check_budget(to_submit, running, first=True)
+        # Open batches, and files uploaded by a killed run without a batch (made into one from the
+        # same file, whole): committed before any new request.
+        committed = [r for r in todo if r.key in in_open]
+        new = self._fit_budget(new, committed, orphans=any(f.batch_id is None for f in open_files))
         try:
             for f in open_files:
                 await self._attach(f)
@@ -189,9 +213,22 @@ class _BatchRun:
     # --- 1. what is done already ---------------------------------------------------------
 
     async def _give_back_done(self) -> list[ChatRequest]:
+        """Deliver what the ledger has done, and the final failures of earlier runs (a request the
+        API refused is refused again: not paid for twice unless `retry_failed`). Returns the rest."""
+        final = self.books.final_failures()
+        if self.batch.retry_failed:
+            self.books.clear_final(k for k in self.requests if k in final)
+            final = {}
         todo = []
         for key, request in self.requests.items():
             stored = self.ledger.get_done(key)
+            if stored is None and key in final:
+                row = self.ledger.get(key)
+                if row is not None and row.status == "failed":
+                    self.stats.final_earlier += 1
+                    self.stats.final_errors[row.error or final[key]] += 1
+                    await self._deliver(ChatResult(request, row, cached=True))
+                    continue
             if stored is None:
                 todo.append(request)
                 continue
@@ -230,19 +267,38 @@ class _BatchRun:
 
     # --- 3. the budget --------------------------------------------------------------------------
 
-    def _check_budget(self, requests: list[ChatRequest], running: list[ChatRequest], *, first: bool) -> bool:
-        """Whether `requests` may be submitted (see budget.py). Refused before the first
-        submission: BatchBudgetError. Later (a resubmission): False."""
+    def _budget(self) -> Budget | None:
         limit = self.settings.max_cost
-        if limit is None or not requests:
+        if limit is None:
+            return None
+        return Budget(limit, sum(self.ledger.spent_usd(stage) for stage in self.budget_stages), self.budget_stages)
+
+    def _fit_budget(self, new: list[ChatRequest], committed: list[ChatRequest], *, orphans: bool) -> list[ChatRequest]:
+        """The new requests that fit the budget beside the committed ones; what is left is said.
+        Nothing fits: BatchBudgetError, before anything is uploaded."""
+        budget = self._budget()
+        if budget is None or not (new or orphans):
+            return new
+        fits, message = fit_budget(new, committed, budget=budget, prices=self.prices)
+        if message is None:
+            return new
+        if fits == 0:
+            too_small = bool(new) and worst_case(new[:1], self.prices).usd > budget.limit
+            raise BatchBudgetError(message + " (nothing was submitted)", too_small=too_small)
+        log.warning("%s", message)
+        self.stats.left_over, self.stats.budget_note, self.stats.stopped_reason = len(new) - fits, message, "budget"
+        return new[:fits]
+
+    def _check_budget(self, requests: list[ChatRequest], running: list[ChatRequest]) -> bool:
+        """Whether a resubmission of `requests` fits the budget beside the `running` ones."""
+        budget = self._budget()
+        if budget is None or not requests:
             return True
-        spent = sum(self.ledger.spent_usd(stage) for stage in sorted({r.stage for r in self.requests.values()}))
-        message = over_budget(requests, running, limit=limit, spent=spent, prices=self.prices)
+        message = over_budget(requests, running, budget=budget, prices=self.prices)
         if message is None:
             return True
-        if first:
-            raise BatchBudgetError(message + " (nothing was submitted)")
         log.warning("not resubmitting %d requests: %s", len(requests), message)
+        self.stats.budget_note = f"{len(requests)} requests to resubmit were not sent: {message}"
         return False
 
     # --- 4. submitting ----------------------------------------------------------------------------
@@ -276,15 +332,7 @@ class _BatchRun:
         log.info("submitted batch %s: %d %s requests (%d bytes)", created.id, len(keys), stage, len(input_file.data))
 
     def _record_batch(self, b: Any, f: BatchFile, keys: list[str]) -> None:
-        """Batch first, then its link to the file, then its requests as pending: each step on its
-        own is enough for the rerun to find the batch."""
-        self.ledger.save_batch(b.id, stage=f.stage, model=f.model, status=b.status,
-                               input_file_id=f.file_id, request_count=len(keys))
-        self.books.link(f.file_id, b.id)
-        self.ledger.mark_pending(
-            LLMCall(key=k, stage=f.stage, model=f.model, status="pending", cost_usd=0.0, batch=True, batch_id=b.id)
-            for k in keys
-        )
+        self.books.record_batch(b.id, b.status, f, keys)
         self.open[b.id] = OpenBatch(f, b.id, b.status, keys)
 
     # --- 5. polling and collecting --------------------------------------------------------------
@@ -308,7 +356,7 @@ class _BatchRun:
             )
             counts = b.request_counts
             o.completed, o.failed = (counts.completed, counts.failed) if counts else (0, 0)
-            if b.status != o.status:
+            if b.status != o.status or b.status in TERMINAL:  # terminal: its file ids, even if created so
                 log.info("batch %s: %s -> %s", o.batch_id, o.status, b.status)
                 o.status = b.status
                 self.ledger.save_batch(b.id, stage=o.file.stage, model=o.file.model, status=b.status,
@@ -319,7 +367,7 @@ class _BatchRun:
         if self.retry_queue and (not self.hold_until_idle or not self.open):
             queue, self.retry_queue, self.hold_until_idle = self.retry_queue, [], False
             running = [self.requests[k] for o in self.open.values() for k in o.keys if k in self.requests]
-            if self._check_budget(queue, running, first=False):
+            if self._check_budget(queue, running):
                 self.stats.resubmitted += len(queue)
                 await self._submit(queue)
             else:
@@ -338,28 +386,41 @@ class _BatchRun:
                 content = await self.api.call(f"downloading {file_id}", lambda fid=file_id: self.api.client.files.content(fid))
                 lines.update((r.custom_id, r) for r in read_lines(content.text))
         price = self.prices.lookup(o.file.model)
+        known_final = self.books.final_failures()
         for start in range(0, len(o.keys), WRITE_CHUNK):
             calls: list[LLMCall] = []
             final: list[LLMCall] = []
+            refused: list[tuple[str, str, str]] = []  # (key, batch, error): final, not to be resent
             for key in o.keys[start:start + WRITE_CHUNK]:
                 row = self.ledger.get(key)
                 if row is not None and row.status == "done":
                     continue  # recorded already (by a collection cut short by a kill, or online)
                 if row is not None and row.status == "failed" and getattr(row, "batch_id", None) == b.id:
-                    # Recorded by a collection cut short by a kill; whether it was final is not
-                    # known any more: it goes again (the ledger keeps its first failure).
-                    if key in self.requests:
+                    # Recorded by a collection cut short by a kill: a final failure is given back,
+                    # any other goes again (the ledger keeps its first failure).
+                    if key in known_final and end.refusal is None:
+                        self.stats.failed += 1
+                        self.stats.final_errors[row.error or known_final[key]] += 1
+                        final.append(row)
+                    elif key in self.requests:
                         self.retry_queue.append(self.requests[key])
                     continue
                 attempts = self.attempts[key] = self.attempts.get(key, 0) + 1
-                call, give_up = result_call(key, o.file, b.id, lines.get(key, end.unfinished), price, attempts=attempts,
+                line = lines.get(key, end.unfinished)
+                call, give_up = result_call(key, o.file, b.id, line, price, attempts=attempts,
                                             max_attempts=self.settings.max_attempts, no_batch_price=self._no_batch_price)
                 calls.append(call)
                 if call.status == "done" or give_up:
                     final.append(call)
+                    if give_up and not line.retryable and end.refusal is None:
+                        refused.append((key, b.id, call.error or "no error message"))
                 elif key in self.requests:
                     self.retry_queue.append(self.requests[key])
+            # The marks go first: a mark whose ledger row is not `failed` is ignored (see _give_back_done).
+            self.books.mark_final(refused)
             self.ledger.record(calls)  # before anyone sees a result
+            self.stats.final_errors.update(error for _, _, error in refused)
+            recorded = {id(c) for c in calls}
             final_ids = {id(c) for c in final}
             for call in calls:
                 self._count(call, final=id(call) in final_ids)
@@ -370,7 +431,7 @@ class _BatchRun:
                                 b.id, call.key[:12])
                     continue
                 if end.refusal is None:
-                    await self._deliver(ChatResult(request, call, cached=False))
+                    await self._deliver(ChatResult(request, call, cached=id(call) not in recorded))
         self._close(o)
         if end.refusal is not None:
             raise BatchFailedError(end.refusal)

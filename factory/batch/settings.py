@@ -24,6 +24,8 @@ class BatchSettings(BaseModel):
     wait: bool = Field(default=True, description="wait for the batches; False: submit, collect on a rerun")
     poll_initial_s: float = Field(default=5.0, gt=0, description="first wait between status checks")
     poll_max_s: float = Field(default=60.0, gt=0, description="longest wait between status checks")
+    retry_failed: bool = Field(default=False, description="send again the requests whose line failed for good "
+                                                          "(a 400-class refusal) in an earlier run")
 
     @model_validator(mode="after")
     def _poll_order(self) -> BatchSettings:
@@ -43,6 +45,9 @@ def add_batch_arguments(parser: Any, *, switch: bool = True) -> None:
     g.add_argument("--batch-max-bytes", type=int, default=None, help="bytes per input file (at most 200 MB)")
     g.add_argument("--batch-poll", type=float, default=None, help="first wait between status checks, seconds (default 5)")
     g.add_argument("--batch-poll-max", type=float, default=None, help="longest wait between status checks (default 60)")
+    g.add_argument("--retry-failed", action="store_true", default=None,
+                   help="send again the requests an earlier run recorded as final failures (400-class refusals; "
+                        "by default a rerun gives back their recorded error and does not pay for them again)")
 
 
 def batch_settings_from_args(args: Any) -> BatchSettings:
@@ -54,6 +59,7 @@ def batch_settings_from_args(args: Any) -> BatchSettings:
         "max_file_bytes": getattr(args, "batch_max_bytes", None),
         "poll_initial_s": getattr(args, "batch_poll", None),
         "poll_max_s": getattr(args, "batch_poll_max", None),
+        "retry_failed": getattr(args, "retry_failed", None),
     }
     config = getattr(args, "config", None)
     if config is not None and not _has_section(config, "batch"):

@@ -4,6 +4,7 @@ line: rewritten in place on a terminal, a new line on change elsewhere."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -20,6 +21,8 @@ class BatchStats:
     cached: int = 0  # done in an earlier run: given back from the ledger
     done: int = 0  # answered in this run
     failed: int = 0  # gave up in this run (not retryable, or out of attempts)
+    final_earlier: int = 0  # recorded as final failures by an earlier run: given back, not resent
+    final_errors: Counter[str] = field(default_factory=Counter)  # final failures (earlier and now) by error
     pending: int = 0  # still in batches on the server when `run_batch` returned
     submitted: int = 0  # request lines sent in new batches this run (resubmissions included)
     resubmitted: int = 0  # of which, sent again after a failed or unfinished line
@@ -28,20 +31,33 @@ class BatchStats:
     batch_ids: list[str] = field(default_factory=list)  # created or attached in this run
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = 0.0  # at batch prices; None when a model's price is unknown
-    stopped_reason: str | None = None  # None, or "budget": a resubmission did not fit --max-cost
+    stopped_reason: str | None = None  # None, or "budget": requests were left out to fit --max-cost
+    left_over: int = 0  # requests not submitted: they did not fit --max-cost
+    budget_note: str | None = None  # what was left out for the budget, and what to change
     elapsed_s: float = 0.0
 
     def summary(self) -> str:
         cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
         stopped = f"; stopped: {self.stopped_reason}" if self.stopped_reason else ""
         pending = f", {self.pending} pending in batches (rerun to collect)" if self.pending else ""
+        earlier = f", {self.final_earlier} final failures of earlier runs" if self.final_earlier else ""
         return (
-            f"{self.done} done, {self.failed} failed, {self.cached} cached, {self.duplicates} duplicate{pending}; "
+            f"{self.done} done, {self.failed} failed, {self.cached} cached{earlier}, {self.duplicates} duplicate{pending}; "
             f"{self.batches_created} batches created, {self.batches_attached} attached; "
             f"{self.submitted} lines submitted ({self.resubmitted} resubmitted); "
             f"{self.usage.input_tokens} input + {self.usage.output_tokens} output tokens; {cost} at batch prices; "
-            f"{self.elapsed_s:.1f}s{stopped}"
+            f"{self.elapsed_s:.1f}s{stopped}{self.final_summary()}"
+            + (f"\n{self.budget_note}" if self.budget_note else "")
         )
+
+    def final_summary(self) -> str:
+        """The final failures grouped by error, most frequent first ('' when there are none)."""
+        total = sum(self.final_errors.values())
+        if not total:
+            return ""
+        groups = "; ".join(f"{count} x {error}" for error, count in self.final_errors.most_common())
+        return (f"\n{total} final failures (the request itself was refused; a rerun does not send them again "
+                f"unless --retry-failed): {groups}")
 
 
 @dataclass
@@ -105,8 +121,11 @@ class Progress:
 
 
 def usd(amount: float, *, up: bool = False) -> str:
-    """Dollars with cents, or with 4 decimals below $1 (a small batch's cost is a fraction of a cent)."""
-    digits = 2 if amount >= 1 else 4
-    if up:
+    """Dollars as exact as the amount: cents, or as many decimals as it needs (to 1e-12 dollar),
+    so a budget of $0.00005 shows as given. `up`: rounded up to 4 significant digits, for a
+    budget to suggest."""
+    if up and amount > 0:
+        digits = max(2, 3 - math.floor(math.log10(amount)))
         amount = math.ceil(amount * 10**digits - 1e-9) / 10**digits
-    return f"${amount:.{digits}f}"
+    whole, _, decimals = f"{amount:.12f}".rstrip("0").partition(".")
+    return f"${whole}.{decimals.ljust(2, '0')}"

@@ -31,6 +31,7 @@ batches), batch_lines.py (validating and answering lines), multipart.py (reading
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -167,6 +168,8 @@ class BatchAPI:
         batch = self._new_batch(found, metadata if isinstance(metadata, dict) else None)
         self.batches[batch.id] = batch
         self.counts["submitted"] += 1
+        if self.counts["submitted"] <= self.batch_config.late_create_replies:
+            await asyncio.sleep(self.batch_config.late_reply_s)  # the batch exists; its reply is late
         return json_response(200, self._obj(batch, time.monotonic()))
 
     async def retrieve(self, req: Request) -> Outcome:

@@ -16,10 +16,12 @@ from factory.batch import BatchSettings, batch_client, run_batch
 from factory.engine import ChatRequest, ChatResult
 from factory.engine.ledger import Ledger
 from factory.engine.settings import EngineSettings
+from schemas import LLMCall, iter_jsonl
 
 MODEL = "gpt-4o-mini"
 ROOT = Path(__file__).resolve().parents[3]
 FAST = BatchSettings(poll_initial_s=0.02, poll_max_s=0.05)
+CLI_FAST = ["--batch-poll", "0.02", "--batch-poll-max", "0.05", "--no-progress"]
 
 
 def make_requests(n: int, *, stage: str = "answers", model: str = MODEL, text: str = "Explain topic {i}.",
@@ -33,7 +35,8 @@ def sim_stats(url: str) -> dict:
 
 
 def go(url: str, ledger: Ledger, requests: list[ChatRequest], *, wrap=None, batch: BatchSettings = FAST,
-       wait: bool | None = None, progress: io.StringIO | None = None, **settings) -> tuple[object, list[ChatResult]]:
+       wait: bool | None = None, progress: io.StringIO | None = None, budget_stages=None,
+       **settings) -> tuple[object, list[ChatResult]]:
     results: list[ChatResult] = []
     engine_settings = EngineSettings(base_url=url, **settings)
 
@@ -41,7 +44,8 @@ def go(url: str, ledger: Ledger, requests: list[ChatRequest], *, wrap=None, batc
         async with batch_client(engine_settings, api_key="sk-test") as client:
             return await run_batch(requests, results.append, ledger=ledger, settings=engine_settings,
                                    client=wrap(client) if wrap else client, batch=batch, wait=wait,
-                                   progress=progress if progress is not None else io.StringIO())
+                                   progress=progress if progress is not None else io.StringIO(),
+                                   budget_stages=budget_stages)
 
     return asyncio.run(main()), results
 
@@ -127,3 +131,32 @@ class KillingClient:
 
     def __getattr__(self, name):
         return getattr(self._real, name)
+
+
+def write_input(path: Path, texts: list[str], **body) -> Path:
+    """Batch API request lines, one per text, custom_id `q{i}`."""
+    lines = [{"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": t}], "max_tokens": 20, **body}}
+             for i, t in enumerate(texts)]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def latest_responses(run: Path) -> dict[str, LLMCall]:
+    """The last record of each key in responses.jsonl (what a reader takes)."""
+    return {c.key: c for c in iter_jsonl(run / "responses.jsonl", LLMCall)}
+
+
+def assert_file_agrees_with_ledger(run: Path, stage: str = "send") -> dict[str, LLMCall]:
+    """Every key of the stage has one record in responses.jsonl, in the ledger's final state."""
+    records = list(iter_jsonl(run / "responses.jsonl", LLMCall))
+    latest = {c.key: c for c in records}
+    with Ledger.for_run(run) as ledger:
+        rows = {c.key: c for c in ledger.calls(stage=stage)}
+    assert len(records) == len(latest), "one record per key once the writer closed"
+    assert set(latest) == set(rows)
+    for key, row in rows.items():
+        assert (latest[key].status, latest[key].error) == (row.status, row.error), key
+        if row.status == "done":
+            assert latest[key].content == row.content
+    return latest

@@ -206,20 +206,30 @@ def test_a_run_over_the_split_limits_makes_several_batches_and_merges_them(ledge
     assert_each_once(more, results)
 
 
-def test_max_cost_below_the_worst_case_refuses_before_anything_is_uploaded(ledger):
+def test_max_cost_submits_what_fits_and_refuses_before_any_upload_when_not_one_request_fits(ledger):
     requests = make_requests(50, max_tokens=1000)
     price = PriceTable.load().lookup(MODEL)
-    estimated = sum(estimate_input(r.model, r.messages, r.params).tokens for r in requests)
-    worst = (estimated * price.batch_input + 50 * 1000 * price.batch_output) / 1_000_000
+    each = [(estimate_input(r.model, r.messages, r.params).tokens * price.batch_input + 1000 * price.batch_output) / 1e6
+            for r in requests]
+    worst, budget = sum(each), sum(each) * 0.99
+    fits = max(n for n in range(51) if sum(each[:n]) <= budget)
+    assert 0 < fits < 50
     with run_simulator(SimConfig(), BatchSimConfig(seconds=0.1)) as url:
-        with pytest.raises(BatchBudgetError, match=rf"worst case is \${worst:.4f} .*nothing was submitted"):
-            go(url, ledger, requests, max_cost=worst * 0.99)
+        # 0.00005 is shown as given, and the refusal says by how much one request is over it.
+        by = f"{each[0] - 0.00005:.10f}".rstrip("0")
+        with pytest.raises(BatchBudgetError, match=rf"--max-cost \$0\.00005 \(covering stage answers\) is smaller than the "
+                                                   rf"worst case of one request, .* by \${by}: .*nothing was submitted"):
+            go(url, ledger, requests, max_cost=0.00005)
         with pytest.raises(PriceUnknownError, match="no price known"):
             go(url, ledger, make_requests(2, model="my-local-model"), max_cost=1.0)
         sim = sim_stats(url)
-        stats, results = go(url, ledger, requests, max_cost=worst * 1.01)
+        stats, results = go(url, ledger, requests, max_cost=budget)
+        left = sim_stats(url)
     assert sim["files_uploaded"] == 0 and sim["submitted"] == 0
-    assert stats.done == 50 and 0 < ledger.spent_usd() <= worst
+    assert (stats.done, stats.left_over, stats.stopped_reason, left["lines"]) == (fits, 50 - fits, "budget", fits)
+    assert f"submitted {fits} of 50 requests: the other {50 - fits} do not fit" in stats.budget_note
+    assert stats.budget_note in stats.summary()
+    assert 0 < ledger.spent_usd() <= budget
 
 
 def test_wait_no_submits_and_returns_and_a_rerun_collects(ledger):

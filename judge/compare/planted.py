@@ -1,0 +1,120 @@
+"""A judge of planted behaviour, whose true Bradley-Terry strengths are known: for the tests of the
+statistics and for the example comparison (scripts/compare_example.py).
+
+Models have planted Bradley-Terry strengths `theta` against the baseline (theta 0). The judge says
+tie with probability `tie`, and "much" with probability `strong` whichever side wins; the win
+probability among the other verdicts is chosen so that the weighted share of wins (strong verdicts
+weighing 3, ties half a win) is exactly sigmoid(theta): then theta is the very quantity the weighted
+Bradley-Terry fit estimates, and an interval can be checked for covering it. On top of that the
+judge favours position A by `position` (added to the win probability of the answer shown first,
+taken away in the other order) and longer answers by `length` * tanh(delta / LENGTH_SCALE).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from judge.compare.bt import Game, game_from_preference
+
+LENGTH_SCALE = 200.0
+
+
+def win_probability(theta: float, *, tie: float, strong: float) -> float:
+    s = 1 / (1 + math.exp(-theta))
+    weight = (1 - tie) * (1 + 2 * strong) + tie  # expected weight of a verdict
+    return (s * weight - tie / 2) / ((1 - tie) * (1 + 2 * strong))
+
+
+def verdict(rng: random.Random, theta: float, *, model_first: bool, delta: float = 0.0, tie: float = 0.2,
+            strong: float = 0.3, position: float = 0.15, length: float = 0.0) -> int:
+    """One order's verdict from the model's side: 2 much better .. -2 much worse."""
+    p = win_probability(theta, tie=tie, strong=strong)
+    p += position if model_first else -position
+    p += length * math.tanh(delta / LENGTH_SCALE)
+    p = min(1.0, max(0.0, p))
+    if rng.random() < tie:
+        return 0
+    sign = 1 if rng.random() < p else -1
+    return sign * (2 if rng.random() < strong else 1)
+
+
+def planted_games(thetas: Mapping[str, float], questions: int, seed: int, *, baseline: str = "base",
+                  turns: int = 2, position: float = 0.15) -> list[Game]:
+    """Both orders of every turn of `questions` questions, each model against the baseline, as games."""
+    rng = random.Random(seed)
+    games: list[Game] = []
+    for q in range(questions):
+        for model, theta in thetas.items():
+            for _turn in range(turns):
+                for model_first in (True, False):
+                    pref = verdict(rng, theta, model_first=model_first, position=position)
+                    games.append(game_from_preference(f"q{q}", model, baseline, pref))
+    return games
+
+
+def length_outcomes(rng: random.Random, ratio: float, questions: int = 300, *, length: float = 0.3
+                    ) -> tuple[list[float], list[float]]:
+    """Outcomes (1/0.5/0) and length differences of a model of the baseline's quality whose answers are
+    `ratio` times as long (with noise), judged with a length bias `length`."""
+    outcomes, deltas = [], []
+    for _ in range(questions):
+        base_len = rng.uniform(200, 800)
+        own = max(20.0, base_len * ratio + rng.gauss(0, 150))
+        for model_first in (True, False):
+            pref = verdict(rng, 0.0, model_first=model_first, delta=own - base_len, length=length)
+            outcomes.append(1.0 if pref > 0 else 0.0 if pref < 0 else 0.5)
+            deltas.append(own - base_len)
+    return outcomes, deltas
+
+
+def arena_label(pref: int, *, model_first: bool) -> str:
+    """The positional verdict label (A>>B ... B>>A) a judge writes for a model-side preference."""
+    if pref == 0:
+        return "A=B"
+    model, other = ("A", "B") if model_first else ("B", "A")
+    winner, loser = (model, other) if pref > 0 else (other, model)
+    return f"{winner}{'>>' if abs(pref) == 2 else '>'}{loser}"
+
+
+_GRADED = re.compile(r"<(answer_[ab]|assistant_2)-[0-9a-f]{16}>\n(.*?)\n</\1-[0-9a-f]{16}>", re.DOTALL)
+_MARKER = re.compile(r"\[#(\w+)\]")
+
+
+def marker_of(answer: str) -> str:
+    """The planted marker `[#NAME]` an answer starts with."""
+    m = _MARKER.match(answer)
+    if m is None:
+        raise ValueError(f"an answer without a [#NAME] marker: {answer[:60]!r}")
+    return m.group(1)
+
+
+class PlantedJudge:
+    """Replies to a strength prompt (judge.compare.strength) as the planted judge would.
+
+    Each answer starts with a marker `[#NAME]`; `strengths[NAME]` is its model's theta against the
+    baseline's marker `baseline`. The two graded answers are read from their nonce-fenced blocks
+    (turn 2: the second assistant turn of each conversation); the verdict is drawn with a random
+    generator seeded by the prompt, so the same prompt always gets the same reply.
+    """
+
+    def __init__(self, strengths: Mapping[str, float], *, baseline: str = "0", position: float = 0.15,
+                 length: float = 0.05, tie: float = 0.2, strong: float = 0.3) -> None:
+        self.strengths, self.baseline = dict(strengths), baseline
+        self.position, self.length, self.tie, self.strong = position, length, tie, strong
+
+    def reply(self, body: dict[str, Any]) -> str:
+        content = body["messages"][1]["content"]
+        found = _GRADED.findall(content)
+        a, b = found[0][1], found[-1][1]
+        model_first = marker_of(a) != self.baseline
+        own, base = (a, b) if model_first else (b, a)
+        rng = random.Random(hashlib.sha256(content.encode()).hexdigest())
+        pref = verdict(rng, self.strengths[marker_of(own)], model_first=model_first, delta=len(own) - len(base),
+                       tie=self.tie, strong=self.strong, position=self.position, length=self.length)
+        return json.dumps({"rationale": "planted", "verdict": arena_label(pref, model_first=model_first)})
