@@ -1,5 +1,12 @@
 """Benchmark of the near-duplicate check, factory.quality (just bench-dedup): writes bench/results/dedup.json.
 
+0. The template stream (bench/dedup_templates.py, bench/dedup_recall.py): texts made the way a
+   model writes an instruction set, pair similarities spread over 0.3-1.0; at each threshold of
+   0.5, 0.55, 0.6, 0.7, 0.8, recall and precision against an exact greedy dedup with the same
+   similarity definition, items/s on one core, and datasketch's MinHashLSH with the same exact
+   confirmation on the first --templates-datasketch items. `--memory-items N` instead streams N
+   template texts through one deduper and reports resident memory per kept text and the time
+   (bench/results/dedup_1m.json).
 1. A synthetic stream (bench/dedup_corpus.py) of Korean and English instruction-like texts with
    planted near-duplicates and planted template-sharing non-duplicates goes through
    `Deduper.check_and_add_many`, as the generate loop feeds it: throughput (items_per_s, wall
@@ -26,7 +33,6 @@ cross-checks its scores on random pairs (rouge_check).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -45,11 +51,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dedup_corpus import Item, calibration_pairs, expected_duplicates, make_stream
+from dedup_recall import bench_memory, bench_thresholds
+from dedup_templates import template_stream
+
+from bench.provenance import write_result
 
 from factory.quality import Deduper, DedupSettings, load_run_deduper, shingle_sets
 from schemas import Example, JsonlWriter
 
 TARGETS = {"items_per_s": 20_000, "recall": 0.95, "precision": 0.95}
+TEMPLATE_TARGETS = {"recall": 0.98, "precision": 1.0, "items_per_s_one_core": 20_000, "speedup_vs_datasketch": 5.0,
+                    "rss_per_kept_bytes": 1536}
 ALPACA_ROUGE = 0.7
 
 # ------------------------------------------------------------------------------------------------
@@ -354,15 +366,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of the stream (the median is reported)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threshold", type=float, default=None, help="override the default threshold")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "dedup.json")
+    ap.add_argument("--templates", type=int, default=20_000, help="items of the template stream (exact reference: quadratic)")
+    ap.add_argument("--templates-datasketch", type=int, default=5_000, help="of those, run through MinHashLSH")
+    ap.add_argument("--memory-items", type=int, default=0, help="only the memory run: this many template texts")
+    ap.add_argument("--out", type=Path, default=None, help="result file (default bench/results/dedup.json, "
+                    "or dedup_1m.json with --memory-items)")
     args = ap.parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    if args.memory_items:
+        out = args.out or ROOT / "bench" / "results" / "dedup_1m.json"
+        memory = bench_memory(template_stream(args.memory_items, seed=args.seed), args.memory_items, DedupSettings())
+        write_result(out, {"memory": memory, "target_rss_per_kept_bytes": TEMPLATE_TARGETS["rss_per_kept_bytes"],
+                           "settings": DedupSettings().model_dump()})
+        print(f"memory: {memory['items']:,} items, {memory['kept']:,} kept in {memory['seconds_with_text_generation']:.0f}s "
+              f"(text generation included); {memory['rss_added_per_kept_bytes']:.0f} bytes resident per kept text -> {out}")
+        return 0
+    args.out = args.out or ROOT / "bench" / "results" / "dedup.json"
+    templates = bench_thresholds(list(template_stream(args.templates, seed=args.seed)), args.templates_datasketch,
+                                 DedupSettings().shingle_size, log)
 
     settings = DedupSettings() if args.threshold is None else DedupSettings(threshold=args.threshold)
     rng = random.Random(args.seed)
     t0 = time.perf_counter()
     items = make_stream(args.n, seed=args.seed)
     corpus_s = time.perf_counter() - t0
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
     log(f"corpus: {len(items)} items in {corpus_s:.0f}s")
 
     dd, verdicts, timing = run_stream(items, settings, args.repeat)
@@ -380,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     recommended = recommend(calibration["sweep"], stream_sweep)
 
     result = {
+        "template_stream": templates,
+        "template_targets": TEMPLATE_TARGETS,
         "items_per_s": timing["items_per_s"],
         "recall": quality["recall"],
         "precision": quality["precision"],
@@ -406,9 +435,13 @@ def main(argv: list[str] | None = None) -> int:
         "stream_sweep": stream_sweep,
         "planted_similarity": similarity,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    write_result(args.out, result)
 
+    print(f"template stream: {templates['items']:,} items, exact greedy reference; one core")
+    print("  threshold  recall  precision  items/s  datasketch items/s  speedup  wrong drops")
+    for r in templates["thresholds"]:
+        print(f"  {r['threshold']:9.2f}  {r['recall']:.4f}  {r['precision']:9.4f}  {r['items_per_s']:7,.0f}  "
+              f"{r['datasketch']['items_per_s']:18,.0f}  {r['speedup_vs_datasketch']:6.1f}x  {r['drops_below_threshold']}")
     ok = lambda name, v: "ok" if v >= TARGETS[name] else "BELOW TARGET"
     rows = [
         ("items_per_s (wall, 2 threads)", f"{timing['items_per_s']:,.0f}", ok("items_per_s", timing["items_per_s"])

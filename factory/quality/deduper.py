@@ -9,14 +9,19 @@ The pipeline, for a chunk of texts at a time:
 
 1. normalise (NFKC, lowercase, Hangul syllables split into jamo, letters and digits only); cut
    into overlapping `shingle_size`-character windows; hash each to 32 bits; keep the set.
-2. MinHash signature of each set with datasketch's "affine32" permutations: the values
-   `datasketch.MinHash(scheme="affine32")` gives (a test holds this), as one numpy outer product
-   per block of texts instead of one Python call per shingle.
-3. LSH: texts whose signatures agree on every row of at least one band are candidates.
-4. Candidates whose MinHash estimate is far below the threshold, or whose sizes alone rule them
-   out, are pruned; the rest are checked with the exact Jaccard similarity of the two hash sets.
-   A text is a duplicate iff that exact Jaccard >= `threshold`: an LSH collision never drops
-   anything by itself.
+2. Candidates. Each text gets a MinHash signature (datasketch's "affine32" values, one numpy
+   outer product per block of texts) and is indexed under its LSH bands, laid out so that a pair
+   exactly at the threshold is a candidate with probability 0.99 or more (index='bands'). With
+   index='prefix', a short text (up to `exact_max_shingles` shingles) is indexed under its prefix
+   instead (factory.quality.prefix): two texts at or above the threshold always share a prefix
+   shingle, so no pair is ever missed; only long texts go through the bands.
+3. Candidates whose sizes or bitmaps (factory.quality.bitmaps) rule them out are pruned; the
+   rest are checked with the exact Jaccard similarity of the two hash sets. A text is a
+   duplicate iff that exact Jaccard >= `threshold`, compared in integers (|A & B| * den >= num * |A | B| for threshold num / den):
+   a candidate never drops anything by itself.
+
+A text with no letter or digit (emoji only, punctuation only) is never a duplicate nor a
+candidate: it would otherwise equal every other such text (the filters reject it as `no_text`).
 
 Streaming: `check_and_add_many` checks each text against everything indexed before it (kept
 examples, seeds, evaluation questions), earlier texts of the same call included, and indexes it
@@ -37,10 +42,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from factory.quality.bands import DatasketchTables, SortedBands, chunk_collisions
+from factory.quality.bands import DatasketchTables, KeyIndex, SortedBands, chunk_collisions
+from factory.quality.bitmaps import bitmaps, overlap_bound
 from factory.quality.minhash import MinHasher
+from factory.quality.prefix import TokenOrder
 from factory.quality.settings import DedupSettings, EntryKind
 from factory.quality.shingles import shingle_sets
+from factory.quality.store import Rows
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,17 @@ class _Chunk(NamedTuple):
     sets: list[np.ndarray]
     sizes: np.ndarray  # len of each set
     keyed: np.ndarray  # all sets as (position << 32 | hash): sorted, for exact intersections
-    sigs: np.ndarray
-    keys: Any  # (n, bands) band keys, or a LeanMinHash per text for the datasketch index
-    collisions: list[list[tuple[int, int]]]  # per text: (earlier text of the chunk, band)
+    bitmaps: np.ndarray  # (n, WORDS): each set's bitmap (factory.quality.bitmaps)
+    prefix: tuple[np.ndarray, np.ndarray, int]  # (prefix shingles, owner, order version)
+    bands: tuple[np.ndarray, np.ndarray]  # (band keys, owner) of the texts indexed by MinHash
+    leans: list[Any]  # a LeanMinHash per text (None if empty), for the datasketch index
+    collisions: dict[int, list[tuple[int, Rank]]]  # text -> (earlier text, rank) of its near enough ones
+
+
+# A pair's rank: (at or above the threshold, by the integer test; exact Jaccard). Duplicates
+# come before every non-duplicate, then the most similar first.
+Rank = tuple[bool, float]
+_NONE: Rank = (False, 0.0)
 
 
 class Deduper:
@@ -84,39 +100,36 @@ class Deduper:
         self.settings = settings or DedupSettings()
         self.batch_size = batch_size
         self.hasher = MinHasher(self.settings.num_perm, self.settings.seed)
+        self._num, self._den = self.settings.ratio()
         bands, rows = self.settings.lsh_params()
-        self._index: SortedBands | DatasketchTables
+        self._bands: SortedBands | DatasketchTables
         if self.settings.index == "datasketch":
-            self._index = DatasketchTables(bands, rows, self.hasher)
+            self._bands = DatasketchTables(bands, rows, self.hasher)
         else:
-            self._index = SortedBands(bands, rows)
-        self._ids: list[str] = []
-        self._kinds: list[EntryKind] = []
-        self._sets: list[np.ndarray] = []
-        self._sigs = np.empty((1024, self.settings.num_perm), dtype=np.uint32)  # grown by doubling
-        self._sizes = np.empty(1024, dtype=np.int64)  # len(self._sets[row]), for numpy
-        self._known: set[tuple[EntryKind, str]] = set()
-        # A candidate is checked exactly only if its MinHash estimate is within 3 standard
-        # deviations of the threshold: a pair right at the threshold is pruned with probability
-        # 0.13% (less the further above it is), and the many template-sharing candidates well
-        # below it cost one numpy comparison.
-        t, p = self.settings.threshold, self.settings.num_perm
-        self._min_agree = max(0.0, t - 3.0 * (t * (1.0 - t) / p) ** 0.5) * p
-        self.candidates_seen = 0  # LSH candidates (for benchmarks)
-        self.candidates_checked = 0  # of those, checked exactly
+            self._bands = SortedBands(bands, rows)
+        self._prefix = KeyIndex()
+        self._order = TokenOrder()
+        self._rows = Rows()
+        self.candidates_seen = 0  # candidate pairs (for benchmarks)
+        self.candidates_checked = 0  # of those, checked exactly (past the size filter)
 
     @property
     def lsh_params(self) -> tuple[int, int]:
-        return self._index.bands, self._index.rows
+        return self._bands.bands, self._bands.rows
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._rows)
 
     def count(self, kind: EntryKind) -> int:
-        return sum(1 for k in self._kinds if k == kind)
+        return self._rows.count(kind)
 
     def __contains__(self, item_id: str) -> bool:
-        return ("kept", item_id) in self._known
+        return self._rows.known("kept", item_id)
+
+    def index_bytes(self) -> int:
+        """Bytes of the numpy arrays behind the index (sets, prefix and band entries)."""
+        nbytes = self._rows.nbytes() + self._prefix.nbytes()
+        return nbytes + (self._bands.nbytes() if isinstance(self._bands, SortedBands) else 0)
 
     # -- adding without checking (seeds, eval questions, a resumed run's kept examples) ---------
 
@@ -124,21 +137,25 @@ class Deduper:
         self.add_many([(item_id, text)], kind=kind)
 
     def add_many(self, items: Iterable[tuple[str, str]], kind: EntryKind = "kept") -> int:
-        """Index these texts as they are (no check among them). Returns how many were added."""
-        added = 0
-        for chunk in self._prepared(items):
-            self._check_ids(chunk, kind)
-            self._keep(chunk, list(range(len(chunk.items))), kind)
-            added += len(chunk.items)
-        return added
+        """Index these texts as they are (no check among them). Returns how many were added.
+        If it fails (a repeated id), nothing of this call stays indexed."""
+        start = len(self._rows)
+        try:
+            for chunk in self._prepared(items):
+                self._check_ids(chunk, kind)
+                self._keep(chunk, list(range(len(chunk.items))), kind)
+        except BaseException:
+            self._truncate(start)
+            raise
+        return len(self._rows) - start
 
     # -- streaming check -----------------------------------------------------------------------
 
     def check(self, text: str) -> DupCheck:
         """The verdict on `text` against everything indexed, without adding it."""
-        chunk = self._prepare([("", text)])
-        row, sim = self._nearest_indexed(chunk)
-        return self._verdict(row[0], sim[0])
+        chunk = self._current(self._prepare([("", text)]))
+        row, rank = self._nearest_indexed(chunk)
+        return self._verdict(row[0], rank[0])
 
     def check_and_add(self, item_id: str, text: str) -> DupCheck:
         """Check `text` against everything kept so far; keep (index) it if it is not a duplicate."""
@@ -146,16 +163,23 @@ class Deduper:
 
     def check_and_add_many(self, items: Iterable[tuple[str, str]]) -> list[DupCheck]:
         """`check_and_add` for each item in order: each is checked against everything kept
-        before it, earlier items of the same call included. Shingling, MinHash and the LSH
-        look-ups are done a chunk of items at a time."""
-        return list(self.iter_check_and_add(items))
+        before it, earlier items of the same call included. Shingling, prefixes and look-ups are
+        done a chunk of items at a time. All or nothing: if it fails (a repeated id, an item
+        that is not an (id, text) pair), nothing of this call stays indexed, so the index only
+        ever holds texts whose verdicts were returned."""
+        start = len(self._rows)
+        try:
+            return list(self.iter_check_and_add(items))
+        except BaseException:
+            self._truncate(start)
+            raise
 
     def iter_check_and_add(self, items: Iterable[tuple[str, str]]) -> Iterator[DupCheck]:
         """`check_and_add_many` as a generator. A chunk's verdicts come once the whole chunk is
         checked and its kept texts indexed: consume it to the end."""
         for chunk in self._prepared(items):
             self._check_ids(chunk, "kept")
-            yield from self._check_chunk(chunk)
+            yield from self._check_chunk(self._current(chunk))
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -164,146 +188,184 @@ class Deduper:
 
         The nearest text among what was indexed before the chunk is found for all its texts at
         once (`_nearest_indexed`). Within the chunk, a text's candidates are the earlier texts
-        that share a bucket with it (`chunk_collisions`) and were kept; they are few and checked
+        that share a key with it (`chunk_collisions`) and were kept; they are few and checked
         one by one. The kept texts are indexed when the chunk is done.
         """
-        if isinstance(self._index, DatasketchTables):
+        if isinstance(self._bands, DatasketchTables):
             return [self._check_one(chunk, i) for i in range(len(chunk.items))]
-        best_row, best_sim = self._nearest_indexed(chunk)
+        best_row, best_rank = self._nearest_indexed(chunk)
         kept: list[int] = []
         row_of: dict[int, int] = {}  # chunk position -> row, for the kept ones
-        first_row = len(self._ids)
+        first_row = len(self._rows)
         verdicts = []
         for i, s in enumerate(chunk.sets):
-            row, sim = best_row[i], best_sim[i]
-            if chunk.collisions[i]:
-                earlier = sorted({o for o, _ in chunk.collisions[i] if o in row_of})
-                r, r_sim = self._nearest_in_chunk(chunk, i, earlier)
-                if r >= 0 and r_sim > sim:
-                    row, sim = row_of[r], r_sim
-            verdict = self._verdict(row, sim)
+            row, rank = best_row[i], best_rank[i]
+            for o, o_rank in chunk.collisions.get(i, ()):
+                if o_rank > rank and o in row_of:
+                    row, rank = row_of[o], o_rank
+            verdict = self._verdict(row, rank)
             if not verdict.is_dup:
                 row_of[i] = first_row + len(kept)
                 kept.append(i)
-                self._register(chunk.items[i][0], "kept", s)
+                self._rows.append(chunk.items[i][0], "kept", s, chunk.bitmaps[i])
             verdicts.append(verdict)
         self._index_rows(chunk, kept, first_row)
         return verdicts
 
     def _check_one(self, chunk: _Chunk, i: int) -> DupCheck:
         """One text through the datasketch index (the reference path): look up, check, insert."""
-        assert isinstance(self._index, DatasketchTables)
-        rows = np.array(sorted(self._index.query(chunk.keys[i])), dtype=np.int64)
-        best_row, best_sim = self._nearest_of(chunk, np.full(len(rows), i, dtype=np.int64), rows)
-        verdict = self._verdict(best_row[i], best_sim[i])
+        assert isinstance(self._bands, DatasketchTables)
+        lean = chunk.leans[i]
+        found = sorted(self._bands.query(lean)) if lean is not None else []
+        rows = np.array(found, dtype=np.int64)
+        best_row, best_rank = self._nearest_of(chunk, np.full(len(rows), i, dtype=np.int64), rows)
+        verdict = self._verdict(best_row[i], best_rank[i])
         if not verdict.is_dup:
             self._keep(chunk, [i], "kept")
         return verdict
 
     def _keep(self, chunk: _Chunk, positions: list[int], kind: EntryKind) -> None:
-        first_row = len(self._ids)
+        first_row = len(self._rows)
         for i in positions:
-            self._register(chunk.items[i][0], kind, chunk.sets[i])
+            self._rows.append(chunk.items[i][0], kind, chunk.sets[i], chunk.bitmaps[i])
         self._index_rows(chunk, positions, first_row)
 
     def _check_ids(self, chunk: _Chunk, kind: EntryKind) -> None:
         """Refuse a chunk with an id already indexed or repeated, before anything is changed."""
         ids = [item_id for item_id, _ in chunk.items]
-        if len(set(ids)) != len(ids) or any((kind, i) in self._known for i in ids):
+        if len(set(ids)) != len(ids) or any(self._rows.known(kind, i) for i in ids):
             seen: set[str] = set()
             for i in ids:
-                if (kind, i) in self._known or i in seen:
+                if self._rows.known(kind, i) or i in seen:
                     raise ValueError(f"{kind} id {i!r} is given twice; ids must be unique")
                 seen.add(i)
 
-    def _register(self, item_id: str, kind: EntryKind, shingles: np.ndarray) -> None:
-        self._known.add((kind, item_id))
-        self._ids.append(item_id)
-        self._kinds.append(kind)
-        self._sets.append(shingles)
-
     def _index_rows(self, chunk: _Chunk, positions: list[int], first_row: int) -> None:
-        """Signatures and LSH entries of the chunk's texts at `positions`, as rows first_row..."""
-        end = first_row + len(positions)
-        while end > len(self._sigs):
-            self._sigs = np.concatenate((self._sigs, np.empty_like(self._sigs)))
-            self._sizes = np.concatenate((self._sizes, np.empty_like(self._sizes)))
-        self._sigs[first_row:end] = chunk.sigs[positions]
-        self._sizes[first_row:end] = chunk.sizes[positions]
-        if isinstance(self._index, SortedBands):
-            self._index.add(chunk.keys[positions], np.arange(first_row, end))
-        else:
-            for row, i in enumerate(positions, start=first_row):
-                self._index.insert(row, chunk.keys[i])
+        """Index the chunk's texts at `positions`, stored as rows first_row, first_row + 1, ..."""
+        row_of = np.full(len(chunk.items), -1, dtype=np.int64)
+        row_of[positions] = np.arange(first_row, first_row + len(positions))
+        if isinstance(self._bands, DatasketchTables):
+            for i in positions:
+                if chunk.leans[i] is not None:
+                    self._bands.insert(int(row_of[i]), chunk.leans[i])
+            return
+        keys, owner, _ = chunk.prefix
+        take = row_of[owner] >= 0
+        self._prefix.add_flat(keys[take], row_of[owner[take]])
+        keys, owner = chunk.bands
+        take = row_of[owner] >= 0
+        self._bands.add_flat(keys[take], row_of[owner[take]])
+        if self.settings.index == "prefix" and self._order.due(len(self._rows)):
+            self._relearn()
 
-    def _nearest_indexed(self, chunk: _Chunk) -> tuple[list[int], list[float]]:
-        """For each text of the chunk, the most similar indexed text (row, exact Jaccard) among
-        its LSH candidates; (-1, 0.0) if none."""
-        if isinstance(self._index, SortedBands):
-            query, rows = self._index.query(chunk.keys)
-        else:
-            pairs = [(q, r) for q, lean in enumerate(chunk.keys) for r in sorted(self._index.query(lean))]
+    def _relearn(self) -> None:
+        """Learn the shingle order from everything indexed and rebuild the prefix index in it."""
+        self._order.learn(self._rows.flat, len(self._rows))
+        keys, owner, _ = self._order.prefixes(
+            self._rows.flat, self._rows.sizes, self._num, self._den, self._exact(self._rows.sizes))
+        self._prefix.clear()
+        self._prefix.add_flat(keys, owner)
+
+    def _truncate(self, rows: int) -> None:
+        """Forget every row >= `rows` (a failed call leaves the index as it found it)."""
+        self._rows.truncate(rows)
+        self._prefix.truncate(rows)
+        self._bands.truncate(rows)
+
+    def _nearest_indexed(self, chunk: _Chunk) -> tuple[list[int], list[Rank]]:
+        """For each text of the chunk, the best indexed candidate (row, rank); (-1, 0.0) if none."""
+        if isinstance(self._bands, DatasketchTables):
+            pairs = [(q, r) for q, lean in enumerate(chunk.leans) if lean is not None
+                     for r in sorted(self._bands.query(lean))]
             query = np.array([q for q, _ in pairs], dtype=np.int64)
             rows = np.array([r for _, r in pairs], dtype=np.int64)
-        return self._nearest_of(chunk, query, rows)
+            return self._nearest_of(chunk, query, rows)
+        q1, r1 = self._prefix.query_flat(chunk.prefix[0], chunk.prefix[1], unique=False)
+        q2, r2 = self._bands.query_flat(*chunk.bands, unique=False)
+        return self._nearest_of(chunk, np.concatenate((q1, q2)), np.concatenate((r1, r2)))
 
-    def _nearest_of(self, chunk: _Chunk, query: np.ndarray, rows: np.ndarray) -> tuple[list[int], list[float]]:
-        """The best of the candidate pairs (chunk text `query[k]`, indexed `rows[k]`) per text.
-
-        Pairs are pruned first by MinHash agreement and by size (|A & B| / |A | B| <= min/max),
-        then the survivors' exact intersections are counted all at once: every candidate shingle,
-        tagged with its text's position, looked up in the chunk's sorted tagged shingles.
-        """
-        best_row, best_sim = [-1] * len(chunk.items), [0.0] * len(chunk.items)
+    def _nearest_of(self, chunk: _Chunk, query: np.ndarray, rows: np.ndarray) -> tuple[list[int], list[Rank]]:
+        """The best of the candidate pairs (chunk text `query[k]`, indexed `rows[k]`, a pair
+        possibly more than once) per text: (row, rank), (-1, _NONE) if none."""
+        best_row, best_rank = [-1] * len(chunk.items), [_NONE] * len(chunk.items)
         self.candidates_seen += len(rows)
         if not len(rows):
-            return best_row, best_sim
-        t = self.settings.threshold
-        keep = (self._sigs[rows] == chunk.sigs[query]).sum(axis=1) >= self._min_agree
-        qsize, csize = chunk.sizes[query], self._sizes[rows]
-        keep &= np.minimum(qsize, csize) >= t * np.maximum(qsize, csize)
-        query, rows, qsize, csize = query[keep], rows[keep], qsize[keep], csize[keep]
-        if not len(rows):
-            return best_row, best_sim
-        self.candidates_checked += len(rows)
-        probe = (np.repeat(query.astype(np.uint64), csize) << np.uint64(32)) | np.concatenate(
-            [self._sets[r] for r in rows.tolist()])
+            return best_row, best_rank
+        query, rows = self._plausible(
+            query, rows, chunk.sizes[query], self._rows.sizes[rows], chunk.bitmaps[query], self._rows.bitmaps[rows])
+        if len(rows):
+            pair = np.unique((query << 32) | rows)  # each pair once
+            query, rows = pair >> 32, pair & 0xFFFFFFFF
+            shingles, csize = self._rows.gather(rows)
+            ranks = self._ranks(chunk, query, shingles, csize)
+            for q, r, rank in zip(query.tolist(), rows.tolist(), ranks):
+                if rank > best_rank[q]:
+                    best_row[q], best_rank[q] = r, rank
+        return best_row, best_rank
+
+    def _plausible(
+        self, query: np.ndarray, rows: np.ndarray, qsize: np.ndarray, csize: np.ndarray, qbits: np.ndarray, cbits: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs that may reach the threshold: sizes (|A & B| / |A | B| <= min / max) and
+        the bitmap bound of the overlap let through only those; the rest cannot."""
+        num, den = self._num, self._den
+        keep = np.minimum(qsize, csize) * den >= num * np.maximum(qsize, csize)
+        query, rows, qsize, csize, qbits, cbits = query[keep], rows[keep], qsize[keep], csize[keep], qbits[keep], cbits[keep]
+        # J >= t  <=>  |A & B| * (den + num) >= num * (|A| + |B|)
+        keep = overlap_bound(qbits, cbits, qsize, csize) * (den + num) >= num * (qsize + csize)
+        self.candidates_checked += int(keep.sum())
+        return query[keep], rows[keep]
+
+    def _ranks(self, chunk: _Chunk, query: np.ndarray, shingles: np.ndarray, csize: np.ndarray) -> list[Rank]:
+        """The rank of each pair (chunk text `query[k]`, the k-th set of `shingles`, `csize[k]`
+        long): whether it is at or above the threshold, and its exact Jaccard. The
+        intersections are counted all at once: every shingle, tagged with its query's position,
+        looked up in the chunk's sorted tagged shingles."""
+        num, den = self._num, self._den
+        probe = (np.repeat(query.astype(np.uint64), csize) << np.uint64(32)) | shingles
         pos = np.searchsorted(chunk.keyed, probe)
         np.minimum(pos, len(chunk.keyed) - 1, out=pos)
         inter = np.add.reduceat(chunk.keyed[pos] == probe, np.cumsum(csize) - csize, dtype=np.int64)
-        sims = inter / (qsize + csize - inter)
-        for q, r, sim in zip(query.tolist(), rows.tolist(), sims.tolist()):
-            if sim > best_sim[q]:
-                best_row[q], best_sim[q] = r, sim
-        return best_row, best_sim
+        union = chunk.sizes[query] + csize - inter
+        return list(zip((inter * den >= num * union).tolist(), (inter / union).tolist()))
 
-    def _nearest_in_chunk(self, chunk: _Chunk, i: int, earlier: list[int]) -> tuple[int, float]:
-        """The most similar of a few earlier texts of the chunk (positions) to text `i`, with the
-        pruning `_nearest_of` applies, the exact Jaccard taken one by one with Python sets."""
-        self.candidates_seen += len(earlier)
-        t, n = self.settings.threshold, int(chunk.sizes[i])
-        query: set[int] | None = None
-        best, best_sim = -1, 0.0
-        for o in earlier:
-            m = int(chunk.sizes[o])
-            if np.count_nonzero(chunk.sigs[o] == chunk.sigs[i]) < self._min_agree or min(n, m) < t * max(n, m):
-                continue
-            if query is None:
-                query = set(chunk.sets[i].tolist())
-            self.candidates_checked += 1
-            inter = len(query.intersection(chunk.sets[o].tolist()))
-            sim = inter / (n + m - inter)
-            if sim > best_sim:
-                best, best_sim = o, sim
-        return best, best_sim
+    def _in_chunk(self, chunk: _Chunk, later: np.ndarray, earlier: np.ndarray) -> dict[int, list[tuple[int, Rank]]]:
+        """For the (later, earlier) pairs of texts of the chunk that share a key: per later text,
+        the earlier ones that may be at the threshold, with their ranks (all checked at once;
+        whether the earlier text is kept is decided as the chunk is walked)."""
+        self.candidates_seen += len(later)
+        later, earlier = self._plausible(
+            later, earlier, chunk.sizes[later], chunk.sizes[earlier], chunk.bitmaps[later], chunk.bitmaps[earlier])
+        out: dict[int, list[tuple[int, Rank]]] = {}
+        if not len(later):
+            return out
+        flat = (chunk.keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        starts = np.cumsum(chunk.sizes) - chunk.sizes
+        csize = chunk.sizes[earlier]
+        offsets = np.repeat(starts[earlier] - (np.cumsum(csize) - csize), csize)
+        ranks = self._ranks(chunk, later, flat[offsets + np.arange(int(csize.sum()))], csize)
+        for lat, ear, rank in zip(later.tolist(), earlier.tolist(), ranks):
+            out.setdefault(lat, []).append((ear, rank))
+        return out
 
-    def _verdict(self, row: int, sim: float) -> DupCheck:
-        if row >= 0 and sim >= self.settings.threshold:
-            return DupCheck(True, self._ids[row], sim, self._kinds[row])
-        return DupCheck(False, None, sim)
+    def _verdict(self, row: int, rank: Rank) -> DupCheck:
+        if row >= 0 and rank[0]:
+            return DupCheck(True, self._rows.ids[row], rank[1], self._rows.kind(row))
+        return DupCheck(False, None, rank[1])
+
+    def _exact(self, sizes: np.ndarray) -> np.ndarray | None:
+        """Which sets are found through their prefix (None: all of them)."""
+        return sizes <= self.settings.exact_max_shingles
+
+    def _banded(self, sizes: np.ndarray) -> np.ndarray:
+        """Which sets are found through MinHash LSH: all with index='bands'; with 'prefix',
+        those long enough to be at the threshold with a text too long for the prefix join."""
+        if self.settings.index != "prefix":
+            return sizes > 0
+        return (sizes > 0) & (sizes * self._den >= self._num * (self.settings.exact_max_shingles + 1))
 
     def _prepared(self, items: Iterable[tuple[str, str]]) -> Iterator[_Chunk]:
-        """Chunks of items with their shingles, signatures and band keys. The next chunk is
+        """Chunks of items with their shingles, prefixes and band keys. The next chunk is
         prepared in a worker thread while the caller checks this one: the numpy work releases the
         GIL, so a second core takes most of the hashing off the sequential check."""
         chunks = _chunks(items, self.batch_size)
@@ -323,15 +385,44 @@ class Deduper:
             yield pending.result()
 
     def _prepare(self, items: list[tuple[str, str]]) -> _Chunk:
+        for item in items:
+            if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+                raise TypeError(f"each item must be an (id, text) pair of strings, not {item!r:.80}")
         sets = shingle_sets([t for _, t in items], self.settings.shingle_size)
         sizes = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
-        keyed = (np.repeat(np.arange(len(sets), dtype=np.uint64), sizes) << np.uint64(32)) | np.concatenate(sets)
-        sigs = self.hasher.signatures(sets)
-        if isinstance(self._index, SortedBands):
-            keys = self._index.band_keys(sigs)
-            return _Chunk(items, sets, sizes, keyed, sigs, keys, chunk_collisions(keys))
-        leans = [self.hasher.lean(s) for s in sigs]
-        return _Chunk(items, sets, sizes, keyed, sigs, leans, [[] for _ in items])
+        flat = np.concatenate(sets)
+        keyed = (np.repeat(np.arange(len(sets), dtype=np.uint64), sizes) << np.uint64(32)) | flat
+        bits = bitmaps(flat, sizes)
+        empty = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+        if self.settings.index == "datasketch":
+            sigs = self.hasher.signatures(sets)
+            leans = [self.hasher.lean(sig) if n else None for sig, n in zip(sigs, sizes.tolist())]
+            return _Chunk(items, sets, sizes, keyed, bits, (*empty, 0), empty, leans, {})
+        prefix = empty + (0,)
+        if self.settings.index == "prefix":
+            prefix = self._order.prefixes(flat, sizes, self._num, self._den, self._exact(sizes))
+        bands = empty
+        banded = np.flatnonzero(self._banded(sizes))
+        if len(banded):
+            assert isinstance(self._bands, SortedBands)
+            keys = self._bands.band_keys(self.hasher.signatures([sets[i] for i in banded.tolist()]))
+            bands = keys.ravel(), np.repeat(banded, self._bands.bands)
+        chunk = _Chunk(items, sets, sizes, keyed, bits, prefix, bands, [], {})
+        return self._with_collisions(chunk)
+
+    def _with_collisions(self, chunk: _Chunk) -> _Chunk:
+        keys = np.concatenate((chunk.prefix[0], chunk.bands[0]))
+        owner = np.concatenate((chunk.prefix[1], chunk.bands[1]))
+        return chunk._replace(collisions=self._in_chunk(chunk, *chunk_collisions(keys, owner)))
+
+    def _current(self, chunk: _Chunk) -> _Chunk:
+        """The chunk with prefixes in the current shingle order (it may have been learnt again
+        since the chunk was prepared)."""
+        if self.settings.index != "prefix" or chunk.prefix[2] == self._order.version:
+            return chunk
+        flat = np.concatenate(chunk.sets)
+        prefix = self._order.prefixes(flat, chunk.sizes, self._num, self._den, self._exact(chunk.sizes))
+        return self._with_collisions(chunk._replace(prefix=prefix))
 
 
 def _chunks(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:

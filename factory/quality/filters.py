@@ -5,12 +5,16 @@ gets None (keep) or a `Rejection` (drop, and why). In order of cost and certaint
 
 - `truncated`   the answer was cut off by max_tokens (finish_reason == "length")
 - `length`      instruction, input or output outside the configured character bounds
+- `no_text`     an instruction with no letter or digit (emoji or punctuation only): nothing to
+                learn from, and to the near-duplicate check every such text is alike
 - `unsupported` a task a text model cannot do: look at an image, open a file, listen to audio,
                 watch a video, read a graph, fetch a URL (English and Korean keywords)
 - `refusal`     the model talks about itself or declines: "As an AI language model",
                 "I'm sorry, but I can't", "저는 AI 언어 모델", "죄송하지만 ... 수 없습니다"
 - `language`    a Korean run keeps Korean text (Hangul share of the letters), an English run English
 `parse` (an unparseable model reply) has no example to check: `parse_rejection` records it.
+`encoding` (text with a lone surrogate, such as a JSON "\\ud83d" cut from its pair, which no
+UTF-8 file can hold) is caught before an example is made: `encoding_rejection` records it.
 Near-duplicates (`duplicate`, `contamination`) are the deduper's (factory.quality.deduper).
 """
 
@@ -18,11 +22,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factory.quality.shingles import normalize
 from schemas import Example, Rejected
 
 REASON_PARSE = "parse"
@@ -31,7 +37,9 @@ REASON_LENGTH = "length"
 REASON_UNSUPPORTED = "unsupported"
 REASON_REFUSAL = "refusal"
 REASON_LANGUAGE = "language"
-FILTER_NAMES = (REASON_TRUNCATED, REASON_LENGTH, REASON_UNSUPPORTED, REASON_REFUSAL, REASON_LANGUAGE)
+REASON_NO_TEXT = "no_text"
+REASON_ENCODING = "encoding"
+FILTER_NAMES = (REASON_TRUNCATED, REASON_LENGTH, REASON_NO_TEXT, REASON_UNSUPPORTED, REASON_REFUSAL, REASON_LANGUAGE)
 
 
 class FilterSettings(BaseModel):
@@ -103,6 +111,22 @@ class Rejection:
 def parse_rejection(item_id: str, raw: str, error: str, request_key: str = "") -> Rejected:
     """The rejected.jsonl record of a model reply that did not parse into examples."""
     return Rejected(id=item_id, reason=REASON_PARSE, detail=error, text=raw, request_key=request_key)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encoding_rejection(item_id: str, fields: Mapping[str, str], request_key: str = "") -> Rejected | None:
+    """The rejected.jsonl record of texts holding a lone surrogate (None if there is none).
+    The record shows each surrogate as its escape (\\ud83d), so that the file stays UTF-8."""
+    for name, value in fields.items():
+        if m := _SURROGATE.search(value):
+            shown = {k: v.encode("utf-8", "backslashreplace").decode("utf-8") for k, v in fields.items()}
+            return Rejected(
+                id=item_id, reason=REASON_ENCODING, request_key=request_key, text="\n\n".join(v for v in shown.values() if v),
+                detail=f"{name} holds a lone surrogate {ascii(m.group(0))} at character {m.start()} (half of a "
+                "UTF-16 pair, as a JSON escape cut in two leaves it); fix or drop the text")
+    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,6 +277,12 @@ def _length(ex: Example, s: FilterSettings) -> Rejection | None:
     return None
 
 
+def _no_text(ex: Example, s: FilterSettings) -> Rejection | None:
+    if not normalize(ex.instruction):
+        return Rejection(REASON_NO_TEXT, "the instruction has no letter or digit (emoji or punctuation only)")
+    return None
+
+
 def _unsupported(ex: Example, s: FilterSettings) -> Rejection | None:
     prompt = ex.prompt()
     if m := _URL.search(prompt):
@@ -309,7 +339,7 @@ def check(example: Example, finish_reason: str | None = None, settings: FilterSe
     s = settings or FilterSettings()
     if s.enabled(REASON_TRUNCATED) and (r := _truncated(finish_reason)):
         return r
-    for name, fn in ((REASON_LENGTH, _length), (REASON_UNSUPPORTED, _unsupported),
+    for name, fn in ((REASON_LENGTH, _length), (REASON_NO_TEXT, _no_text), (REASON_UNSUPPORTED, _unsupported),
                      (REASON_REFUSAL, _refusal), (REASON_LANGUAGE, _language)):
         if s.enabled(name) and (r := fn(example, s)):
             return r

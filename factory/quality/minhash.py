@@ -31,7 +31,7 @@ class MinHasher:
         self._b = np.ascontiguousarray(b, dtype=np.uint32)[:, None]
 
     def signatures(self, sets: Sequence[np.ndarray]) -> np.ndarray:
-        """(len(sets), num_perm) uint32. Every set must be non-empty (`shingle_sets` makes them so)."""
+        """(len(sets), num_perm) uint32."""
         out = np.empty((len(sets), self.num_perm), dtype=np.uint32)
         # A few dozen texts at a time: the (num_perm, shingles) block then stays in cache.
         for start in range(0, len(sets), self.BLOCK):
@@ -42,15 +42,20 @@ class MinHasher:
 
     def _block(self, sets: Sequence[np.ndarray]) -> np.ndarray:
         sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=len(sets))
-        if (sizes == 0).any():
-            raise ValueError("MinHash of an empty set is undefined; every text needs at least one shingle")
-        flat = _fmix32(np.concatenate(sets))
+        # The empty set's signature is datasketch's: every value the largest hash.
+        out = np.full((len(sets), self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+        filled = np.flatnonzero(sizes)
+        if not len(filled):
+            return out
+        flat = _fmix32(np.concatenate([sets[i] for i in filled.tolist()]))
         # (num_perm, total shingles): permutation-major, so the per-text minimum is a reduceat
         # over contiguous runs, which numpy does far faster than along the other axis.
         permuted = self._a * flat[None, :]
         permuted += self._b
-        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        return np.minimum.reduceat(permuted, offsets, axis=1).T
+        used = sizes[filled]
+        offsets = np.concatenate(([0], np.cumsum(used)[:-1]))
+        out[filled] = np.minimum.reduceat(permuted, offsets, axis=1).T
+        return out
 
     def lean(self, signature: np.ndarray) -> LeanMinHash:
         return LeanMinHash(seed=self.seed, hashvalues=signature, scheme="affine32")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,7 +35,10 @@ class DedupSettings(BaseModel):
     shingle_size: int = Field(
         default=DEFAULT_SHINGLE_SIZE, ge=1, le=16, description="characters per shingle (after normalisation)"
     )
-    num_perm: int = Field(default=128, ge=8, le=1024, description="MinHash permutations")
+    num_perm: int = Field(
+        default=256, ge=8, le=1024,
+        description="MinHash permutations: more allow more rows per band at the same recall, so fewer chance candidates",
+    )
     bands: int | None = Field(default=None, ge=2, description="LSH bands; None: chosen for the threshold")
     rows: int | None = Field(default=None, ge=1, description="rows per LSH band; None: chosen for the threshold")
     seed: int = Field(default=1, description="seed of the MinHash permutations")
@@ -42,9 +46,16 @@ class DedupSettings(BaseModel):
         default="instruction",
         description="what of an example is compared: the instruction (as Alpaca does) or instruction + input",
     )
-    index: Literal["bands", "datasketch"] = Field(
+    index: Literal["bands", "prefix", "datasketch"] = Field(
         default="bands",
-        description="LSH index: our sorted-array band tables (fast) or datasketch.MinHashLSH (same verdicts, slower)",
+        description="how candidates are found: 'bands' (MinHash LSH over sorted arrays), 'prefix' (an exact "
+        "prefix-filtered join for texts of up to exact_max_shingles shingles, MinHash LSH bands for longer "
+        "ones: misses nothing, fast when the texts' vocabulary is large, slow on a narrow one), "
+        "'datasketch' (MinHash LSH through datasketch.MinHashLSH: slower, the reference)",
+    )
+    exact_max_shingles: int = Field(
+        default=600, ge=1,
+        description="with index='prefix': texts of more shingles than this are found through MinHash LSH",
     )
 
     @model_validator(mode="after")
@@ -58,6 +69,12 @@ class DedupSettings(BaseModel):
             )
         return self
 
+    def ratio(self) -> tuple[int, int]:
+        """The threshold as a fraction (num, den) of integers: 0.55 is 11/20, as written, so that a
+        pair exactly at the threshold is a duplicate (0.55 * 100 is 55.00000000000001 in floats)."""
+        f = Fraction(repr(self.threshold)).limit_denominator(1_000_000)
+        return f.numerator, f.denominator
+
     def lsh_params(self) -> tuple[int, int]:
         if self.bands is not None and self.rows is not None:
             return self.bands, self.rows
@@ -70,22 +87,19 @@ def candidate_probability(similarity: float, bands: int, rows: int) -> float:
 
 
 def choose_lsh_params(threshold: float, num_perm: int, target: float = 0.99) -> tuple[int, int]:
-    """(bands, rows): the most rows per band (fewest chance candidates) such that a pair halfway
-    between the threshold and identical, Jaccard (1 + threshold) / 2, is a candidate with
-    probability >= `target`.
+    """(bands, rows): the most rows per band (fewest chance candidates) such that a pair exactly
+    at the threshold is a candidate with probability >= `target`.
 
-    Near-duplicates made by rewording sit well above the threshold, while texts sharing only a
-    template sit just below it and in great numbers (bench/dedup.py reports both similarity
-    distributions); aiming the LSH curve at the threshold itself would make thousands of template
-    siblings candidates of every query. `candidate_probability` tells what a setting finds at the
-    threshold; the exact check then decides every candidate.
+    Texts made from one template sit in great numbers just below the threshold, and pairs just
+    above it are as common as those far above (bench/dedup.py's template stream): a layout aimed
+    above the threshold misses most of the pairs at it. The exact check then decides every
+    candidate. Short texts do not go through this at all with index='prefix' (their join is exact).
     """
-    design = (1.0 + threshold) / 2.0
     best: tuple[int, int] = (num_perm, 1)
     for rows in range(1, num_perm + 1):
         bands = num_perm // rows
         if bands < 2:
             break
-        if candidate_probability(design, bands, rows) >= target:
+        if candidate_probability(threshold, bands, rows) >= target:
             best = (bands, rows)
     return best

@@ -41,7 +41,9 @@ def normalize(text: str) -> str:
 
 def _codepoints(texts: Sequence[str]) -> np.ndarray:
     """The normalised texts as one uint32 code-point array, texts separated by ord(_SEP)."""
-    cps = np.frombuffer(_fold_unicode(texts).encode("utf-32-le"), dtype=np.uint32)
+    # surrogatepass: a lone surrogate (a JSON "\\ud83d" cut from its pair) becomes its code point,
+    # which is not a letter and so is dropped, instead of failing the whole batch.
+    cps = np.frombuffer(_fold_unicode(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     bmp = cps < 0x10000
     keep = np.zeros(len(cps), dtype=bool)
     keep[bmp] = _keep_table()[cps[bmp]]
@@ -68,7 +70,8 @@ def shingle_sets(texts: Sequence[str], shingle_size: int) -> list[np.ndarray]:
     """For each text, the sorted unique 32-bit hashes of its normalised character n-grams.
 
     A text shorter than one window (after normalisation) is one shingle: itself, so that two equal
-    short texts still match and an empty text matches only empty texts.
+    short texts still match. A text with no letter or digit at all (emoji, punctuation) has the
+    empty set: it is like nothing, and nothing is like it (the filters reject it as `no_text`).
     """
     if not texts:
         return []
@@ -93,15 +96,15 @@ def shingle_sets(texts: Sequence[str], shingle_size: int) -> list[np.ndarray]:
         valid = ~crosses
         window_text = np.cumsum(is_sep)[:n_windows]  # the text each window starts in
         keys_parts.append((window_text[valid].astype(np.uint64) << np.uint64(32)) | _fold32(h[valid]))
-    short = np.flatnonzero(ends - starts < n)
+    short = np.flatnonzero((ends - starts < n) & (ends > starts))
     if len(short):
         whole = [(int(i) << 32) | _window_hash(cps[starts[i] : ends[i]].tolist()) for i in short]
         keys_parts.append(np.array(whole, dtype=np.uint64))
     # One sort of (text index << 32 | hash) gives every text's set, sorted and deduplicated.
     # (Sort + mask: numpy 2's np.unique takes a hash-table path that is 20x slower here.)
-    keys = np.sort(np.concatenate(keys_parts))
+    keys = np.sort(np.concatenate(keys_parts)) if keys_parts else np.zeros(0, dtype=np.uint64)
     first = np.empty(len(keys), dtype=bool)
-    first[0] = True
+    first[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
     keys = keys[first]
     text_of = (keys >> np.uint64(32)).astype(np.int64)
@@ -111,6 +114,7 @@ def shingle_sets(texts: Sequence[str], shingle_size: int) -> list[np.ndarray]:
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact Jaccard similarity of two sorted unique hash arrays."""
+    """Exact Jaccard similarity of two sorted unique hash arrays (0 if both are empty)."""
     inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter)
+    union = len(a) + len(b) - inter
+    return inter / union if union else 0.0

@@ -197,6 +197,10 @@ class Gate:
                 part = "instruction" if not c.instruction.strip() else "output"
                 out.append(filters.parse_rejection(c.id, c.instruction + "\n\n" + c.output, f"empty {part}", key))
                 continue
+            bad = filters.encoding_rejection(c.id, {"instruction": c.instruction, "input": c.input, "output": c.output}, key)
+            if bad is not None:
+                out.append(bad)
+                continue
             example = Example(id=c.id, instruction=c.instruction.strip(), input=c.input.strip(),
                               output=c.output.strip(), lang=self.lang, provenance=c.provenance)
             refused = filters.check(example, c.finish_reason, self.filter_settings)
@@ -212,6 +216,8 @@ class Gate:
 
     def check_question(self, qid: str, text: str, request_key: str) -> Rejected | None:
         """The filters that apply to a question alone: length, tasks a text model cannot do, language."""
+        if bad := filters.encoding_rejection(qid, {"question": text}, request_key):
+            return bad
         probe = Example(id=qid, instruction=text, output=text, lang=self.lang)
         refused = filters.check(probe, None, self.question_settings)
         if refused is None:

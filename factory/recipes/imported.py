@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from factory.quality import DedupSettings, example_text, load_run_deduper, rejection
 from factory.errors import FactoryError
-from factory.quality.filters import REASON_LENGTH, FilterSettings, check
+from factory.quality.filters import REASON_LENGTH, FilterSettings, check, encoding_rejection
 from factory.recipes.seeds import load_eval_items
 from schemas import Example, JsonlWriter, Provenance, Rejected, iter_jsonl
 
@@ -185,6 +185,10 @@ def run_import(run_dir: Path, s: ImportSettings) -> Counter:
                     id=item_id, reason=REASON_LENGTH, detail=f"{empty[0]} is empty ({where})",
                     text=f"{f['instruction']}\n\n{f['output']}"))
                 counts[REASON_LENGTH] += 1
+                continue
+            if bad := encoding_rejection(item_id, {k: f[k] for k in ("system", "instruction", "input", "output")}):
+                rejected_out.append(bad.model_copy(update={"detail": f"{bad.detail} ({where})"}))
+                counts[bad.reason] += 1
                 continue
             ex = Example(id=item_id, instruction=f["instruction"], input=f["input"], output=f["output"],
                          system=f["system"], lang=s.lang or "", provenance=provenance)
