@@ -171,7 +171,9 @@ def test_recorded_cost_is_the_batch_price_times_the_usage_to_the_cent(ledger):
     with run_simulator(SimConfig(seed=6), BatchSimConfig(seconds=0.1)) as url:
         stats, results = go(url, ledger, requests)
         (batch,) = ledger.batches()
-        lines = httpx.get(f"{url}/files/{batch['output_file_id']}/content").text.splitlines()
+        got = httpx.get(f"{url}/files/{batch['output_file_id']}/content", timeout=30)
+        assert got.status_code == 200, got.text[:500]
+        lines = got.text.splitlines()
     price = PriceTable.load().lookup("gpt-5-mini")
     assert price.batch_input == price.input / 2 and price.batch_output == price.output / 2
     usages = [json.loads(line)["response"]["body"]["usage"] for line in lines]
