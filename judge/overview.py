@@ -120,7 +120,7 @@ def judge_budget(config: dict[str, Any], cost: dict[str, Any] | None) -> dict[st
     for r in cost["by_stage"]:
         if r["stage"] == grade.STAGE:
             spent = r["cost_usd"]
-    return {"max_cost_usd": float(max_cost), "spent_usd": spent,
+    return {"command": "judge grade", "stages": [grade.STAGE], "max_cost_usd": float(max_cost), "spent_usd": spent,
             "used_share": None if spent is None else spent / float(max_cost)}
 
 
@@ -274,13 +274,15 @@ def _cost_html(cost: dict[str, Any], judge_budget_of: dict[str, Any] | None, out
             lines.append(f"<strong>{_e(prices['warning'])}</strong>")
     b = cost["budget"]
     if b:
-        lines.append(f"budget (--max-cost of generate): {_e(usd(b['spent_usd']))} of {_e(usd(b['max_cost_usd']))} "
+        lines.append(f"budget (--max-cost of generate, covering {_e(', '.join(b['stages']) or 'no stage yet')}): "
+                     f"{_e(usd(b['spent_usd']))} of {_e(usd(b['max_cost_usd']))} "
                      f"used ({_fig('cost.budget_used_share', b['used_share'], _pct(b['used_share']))})")
     else:
         lines.append("no budget was set for generate (--max-cost)")
     jb = judge_budget_of
     if jb:
-        lines.append(f"budget (--max-cost of judge grade): {_e(usd(jb['spent_usd']))} of {_e(usd(jb['max_cost_usd']))} "
+        lines.append(f"budget (--max-cost of judge grade, covering {_e(', '.join(jb['stages']))}): "
+                     f"{_e(usd(jb['spent_usd']))} of {_e(usd(jb['max_cost_usd']))} "
                      f"used ({_fig('cost.judge_budget_used_share', jb['used_share'], _pct(jb['used_share']))})")
     parts.append("<ul>" + "".join(f"<li>{x}</li>" for x in lines) + "</ul>")
 

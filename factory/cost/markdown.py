@@ -65,7 +65,9 @@ def render_cost_markdown(cost: dict[str, Any], charts: Sequence[Path] = ()) -> s
     if cost["budget"]:
         b = cost["budget"]
         share = "unknown" if b["used_share"] is None else f"{b['used_share']:.1%}"
-        out.append(f"- Budget (--max-cost of generate): {usd(b['spent_usd'])} of {usd(b['max_cost_usd'])} used ({share})")
+        covers = ", ".join(b["stages"]) or "no stage yet"
+        out.append(f"- Budget (--max-cost of generate, covering its stages: {covers}): {usd(b['spent_usd'])} of "
+                   f"{usd(b['max_cost_usd'])} used ({share})")
     else:
         out.append("- Budget: none set (generate ran without --max-cost)")
     out.append("")

@@ -131,12 +131,15 @@ def batch_savings(requests: pl.DataFrame, prices: PriceTable) -> dict[str, Any] 
     }
 
 
-def budget(config: dict[str, Any], generation_cost: float | None) -> dict[str, Any] | None:
-    """`max_cost` of the generate command (its [engine] section) against what generation spent."""
+def budget(config: dict[str, Any], generation_cost: float | None, stages: list[str]) -> dict[str, Any] | None:
+    """`max_cost` of the generate command (its [engine] section) against what its stages spent: a
+    command's budget covers that command's stages only (a judge's grading has its own)."""
     max_cost = config.get("engine", {}).get("max_cost")
     if max_cost is None:
         return None
     return {
+        "command": "generate",
+        "stages": stages,
         "max_cost_usd": float(max_cost),
         "spent_usd": generation_cost,
         "used_share": None if generation_cost is None else generation_cost / float(max_cost),
@@ -180,7 +183,7 @@ def build_cost(run: Path) -> dict[str, Any]:
         },
         "funnel": funnel(outputs),
         "batch": batch_savings(requests, prices),
-        "budget": budget(config, gen_cost),
+        "budget": budget(config, gen_cost, sorted(set(generation["stage"].to_list()))),
         "possibly_billed": read_possibly_billed(run),
         "prices": {"table": prices.dated(), "as_of": prices.as_of, "age_days": prices.age_days(),
                    "warning": prices.staleness_warning()},

@@ -106,6 +106,10 @@ def test_page_figures_match_the_ledger(small_run: Path) -> None:
     retries = _sql(small_run, "SELECT SUM(attempts - 1) FROM requests")
     assert fig["requests.retries"] == retries
     assert retries > 0, "the injected 500s were retried"
+    # The page says which budget covered what: generate's --max-cost its own stages, not the judge's.
+    page = (small_run / "report" / "index.html").read_text()
+    assert "budget (--max-cost of generate, covering self-instruct)" in page
+    assert "priced with factory/engine/prices.toml dated" in page
 
 
 def test_page_counts_every_rejection_reason(small_run: Path) -> None:

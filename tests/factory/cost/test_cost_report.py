@@ -91,7 +91,13 @@ def test_per_kept_example_counts_generation_spend_only(tmp_path: Path) -> None:
     assert g["cost_usd"] == pytest.approx(gen) and g["cost_usd"] < cost["totals"]["cost_usd"]
     assert g["usd_per_kept"] == pytest.approx(gen / 40)
     assert g["usd_per_1000_kept"] == pytest.approx(1000 * gen / 40)
-    assert cost["budget"] == pytest.approx({"max_cost_usd": 5.0, "spent_usd": gen, "used_share": gen / 5.0})
+    budget = cost["budget"]
+    # generate's budget covers generate's stages only: the judge's spend in the same ledger is not in it
+    assert budget["command"] == "generate" and budget["stages"] == ["self-instruct"]
+    assert {k: budget[k] for k in ("max_cost_usd", "spent_usd", "used_share")} == pytest.approx(
+        {"max_cost_usd": 5.0, "spent_usd": gen, "used_share": gen / 5.0})
+    md = write_cost_report(run).cost_md.read_text()
+    assert "Budget (--max-cost of generate, covering its stages: self-instruct)" in md
 
 
 def test_funnel_counts_every_rejection_reason(tmp_path: Path) -> None:
