@@ -9,7 +9,8 @@ like a command (`just `, `python -m `, `pip `, `torchrun `, `vllm `). Each is pu
             for "a local server" (OPENAI_BASE_URL and --endpoint point at it). For time on a CPU, the
             run scales down what only sets an amount of work (`--n` -> 24, a few training steps on the
             tiny model, 4 answer tokens, a fast batch poll); SCALE_DOWN lists exactly what;
-- parse:    an inline mention of one of our commands: its command and sub-command exist (`--help`);
+- parse:    an inline mention of one of our commands: its command and sub-command exist (`--help`;
+            a `just bench-...` recipe runs a script, which must answer `--help` too);
 - test:     a named test runs it (`just demo`: tests/test_demo.py; torchrun: the trainer's DDP test;
             the GPU benchmark: its script test);
 - extra:    `pip install -e ".[EXTRAS]"` (flash-attn needs CUDA to build): the extras exist in pyproject;
@@ -193,6 +194,12 @@ def _argv(command: str) -> list[str]:
 @pytest.mark.parametrize("command", [c for c in inline_commands(README.read_text(encoding="utf-8"))
                                      if classify(c, fenced=False) == "parse"])
 def test_inline_commands_exist(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    words = shlex.split(command)
+    if words[0] == "just" and justfile_recipes()[words[1]][0] != "-m":  # a benchmark script: it answers --help
+        script = justfile_recipes()[words[1]][0]
+        done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
+        return
     argv = _argv(command)
     main = importlib.import_module(f"{argv[0]}.__main__").main
     with pytest.raises(SystemExit) as exit_:
