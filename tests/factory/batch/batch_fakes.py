@@ -68,39 +68,6 @@ def assert_each_once(requests: list[ChatRequest], results: list[ChatResult]) -> 
     assert all(r.ok and r.content for r in results)
 
 
-def test_only_failed_lines_are_resubmitted_and_every_request_comes_back_once(ledger):
-    requests = make_requests(12)
-    failing = {requests[i].key for i in (1, 5, 9)}
-    with run_simulator(SimConfig(seed=1), BatchSimConfig(seconds=0.1, fail_custom_ids=frozenset(failing))) as url:
-        stats, results = go(url, ledger, requests)
-        first, second = ledger.batches()
-        resubmitted = file_keys(url, second["input_file_id"])
-        sim = sim_stats(url)
-    assert_each_once(requests, results)
-    assert set(resubmitted) == failing and len(resubmitted) == 3
-    assert sim["submitted"] == 2 and sim["lines"] == 15
-    assert (stats.done, stats.failed, stats.submitted, stats.resubmitted, stats.batches_created) == (12, 0, 15, 3, 2)
-    assert ledger.count_by_status() == {"pending": 0, "done": 12, "failed": 0}
-    assert {c.key: c.attempts for c in ledger.calls()} == {r.key: 2 if r.key in failing else 1 for r in requests}
-    assert all(c.batch and c.batch_id == second["batch_id"] for c in ledger.calls() if c.key in failing)
-
-
-def test_an_expired_batch_keeps_its_finished_lines_and_resubmits_the_rest(ledger):
-    requests = make_requests(10)
-    with run_simulator(SimConfig(seed=2), BatchSimConfig(seconds=0.1, expire_first=1, expire_share=0.5)) as url:
-        stats, results = go(url, ledger, requests)
-        first, second = ledger.batches()
-        finished = {json.loads(line)["custom_id"]: json.loads(line)["response"]["body"]["choices"][0]["message"]["content"]
-                    for line in httpx.get(f"{url}/files/{first['output_file_id']}/content").text.splitlines()}
-        resubmitted = file_keys(url, second["input_file_id"])
-    assert first["status"] == "expired" and second["status"] == "completed"
-    assert len(finished) == 5 and set(resubmitted) == {r.key for r in requests} - set(finished)
-    assert_each_once(requests, results)
-    by_key = {r.request.key: r for r in results}
-    assert all(by_key[k].content == content and by_key[k].call.batch_id == first["batch_id"] for k, content in finished.items())
-    assert stats.resubmitted == 5 and stats.done == 10
-
-
 class Killed(BaseException):
     """Stands for kill -9 at one exact point."""
 
