@@ -40,19 +40,28 @@ def _recorded_question_files(run: Path, labels: Sequence[str]) -> list[Path]:
     return files
 
 
-def load_inputs(run: Path, settings: JudgeSettings) -> Inputs:
-    """Answers, labels and questions, checked; every problem is one GradeError line."""
+def read_answers(run: Path, *, or_else: str = "") -> list[Answer]:
+    """The run's answers; a missing, unreadable or empty file is one GradeError line that says what to do
+    (`or_else`: another way out, e.g. leaving the run out of a comparison)."""
     path = run / ANSWERS_FILE
+    make = (f"make them first with `python -m trainer answer --run {run} ...` "
+            f"or `python -m judge answer --run {run} ...`{or_else}")
     if not path.is_file():
-        raise GradeError(f"no answers at {path}: make them first with `python -m trainer answer --run {run} ...` "
-                         f"or `python -m judge answer --run {run} ...`")
+        raise GradeError(f"no answers at {path}: {make}")
     try:
         answers = read_jsonl(path, Answer)
     except JsonlError as e:
         raise GradeError(f"{e}; fix or move the file, then rerun") from None
+    if not answers:
+        raise GradeError(f"{path} holds no answers; {make}")
+    return answers
+
+
+def load_inputs(run: Path, settings: JudgeSettings) -> Inputs:
+    """Answers, labels and questions, checked; every problem is one GradeError line."""
+    path = run / ANSWERS_FILE
+    answers = read_answers(run)
     labels = sorted({a.model for a in answers})
-    if not labels:
-        raise GradeError(f"{path} holds no answers; make them first (python -m trainer answer / python -m judge answer)")
     label = settings.model
     if label is None:
         candidates = [x for x in labels if x != settings.baseline]

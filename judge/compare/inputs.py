@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judge.grade_inputs import _recorded_question_files
-from judge.grade_settings import ANSWERS_FILE, GradeError
-from schemas import Answer, JsonlError, Question, read_jsonl
+from judge.grade_inputs import _recorded_question_files, read_answers
+from judge.grade_settings import GradeError
+from schemas import Answer, Question
 from schemas.evalset import EvalSetError, load_questions
 
 
@@ -39,17 +39,7 @@ class CompareInputs:
 
 
 def _read_answers(run: Path) -> list[Answer]:
-    path = run / ANSWERS_FILE
-    if not path.is_file():
-        raise GradeError(f"no answers at {path}: make them first with `python -m trainer answer --run {run} ...` "
-                         f"or `python -m judge answer --run {run} ...`, or leave {run} out of --runs")
-    try:
-        answers = read_jsonl(path, Answer)
-    except JsonlError as e:
-        raise GradeError(f"{e}; fix or move the file, then rerun") from None
-    if not answers:
-        raise GradeError(f"{path} holds no answers; make them first or leave {run} out of --runs")
-    return answers
+    return read_answers(run, or_else=f", or leave {run} out of --runs")
 
 
 def load_compare_inputs(runs: Sequence[Path], baseline: str, questions: Sequence[Path] = ()) -> CompareInputs:
