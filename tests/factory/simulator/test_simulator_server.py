@@ -12,29 +12,9 @@ import pytest
 
 from factory.simulator import FAULT_HEADER, MARKER, SIGNATURE, SimConfig, run_simulator
 
+from sim_schemas import JUDGE, SELF_INSTRUCT
+
 MODEL = "gpt-4o-mini"
-SELF_INSTRUCT = {
-    "type": "object",
-    "properties": {
-        "tasks": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"instruction": {"type": "string"}, "input": {"type": "string"}, "output": {"type": "string"}},
-                "required": ["instruction", "input", "output"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["tasks"],
-    "additionalProperties": False,
-}
-JUDGE = {
-    "type": "object",
-    "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 10}, "rationale": {"type": "string"}},
-    "required": ["score", "rationale"],
-    "additionalProperties": False,
-}
 
 
 def ask(text: str = "Write one short paragraph about rivers.", **extra):

@@ -17,34 +17,8 @@ from factory.simulator.tokens import (
     truncate_to_tokens,
 )
 
-SELF_INSTRUCT = {
-    "type": "object",
-    "properties": {
-        "tasks": {
-            "type": "array",
-            "minItems": 3,
-            "maxItems": 8,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "instruction": {"type": "string"},
-                    "input": {"type": "string"},
-                    "output": {"type": "string"},
-                },
-                "required": ["instruction", "input", "output"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["tasks"],
-    "additionalProperties": False,
-}
-JUDGE = {
-    "type": "object",
-    "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 10}, "rationale": {"type": "string"}},
-    "required": ["score", "rationale"],
-    "additionalProperties": False,
-}
+from sim_schemas import JUDGE, SELF_INSTRUCT
+
 KITCHEN_SINK = {
     "type": "object",
     "$defs": {
