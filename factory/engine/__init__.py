@@ -6,8 +6,9 @@ budgeted, and each paid for once (recorded in a run folder's ledger).
     stats = await engine.run(requests, on_result, total=len(requests))
 
 Its parts: `records` (request, result, run stats), `engine` (the run loop), `bookkeeping` (its
-per-request and per-run state), `client` (the SDK client), `limiter`, `retry`, `ledger`, `pricing`
-(+ prices.toml), `completion`, `progress`, `tokens` and `settings`.
+per-request and per-run state), `client` (the SDK client), `limiter`, `retry`, `ledger`, `writer`
+(group commit to the ledger), `pricing` (+ prices.toml), `completion`, `progress`, `tokens` and
+`settings`.
 """
 
 from factory.engine.client import api_key_for, http_client_name, openai_client

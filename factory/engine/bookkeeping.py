@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from factory.engine.limiter import Budget
+from factory.engine.writer import LedgerWriter
 from factory.engine.pricing import ModelPrice
 from factory.engine.progress import RateMeter
 from factory.engine.records import ChatResult, RunStats
@@ -38,7 +39,7 @@ class Plan:
     reserve_tokens: int  # input estimate + max_tokens: what the rate limit counts
     price: ModelPrice | None
     worst_cost: float  # USD if every token is paid at the full price (0 without a budget)
-    kwargs: dict[str, Any]
+    body: dict[str, Any]  # the JSON body sent
     worst_known: float | None = None  # the same whether or not there is a budget; None: no price
 
 
@@ -84,9 +85,10 @@ class BudgetHold:
 class RunState:
     """The mutable state of one `Engine.run`."""
 
-    def __init__(self, total: int | None, budget: Budget | None) -> None:
+    def __init__(self, total: int | None, budget: Budget | None, writer: LedgerWriter) -> None:
         self.total = total
         self.budget = budget
+        self.writer = writer  # every write of the run to the ledger goes through it
         self.stats = RunStats()
         self.started = time.monotonic()
         self.stop_reason: str | None = None

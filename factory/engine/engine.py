@@ -9,10 +9,12 @@ How a run flows (read `Engine.run` top to bottom):
    caller (lazily: a caller can stop producing once it has enough, or produce from results).
    A request already `done` in the ledger is not sent: its stored answer comes back as cached.
 2. A worker per request: reserve the worst-case cost (budget), reserve input estimate +
-   max_tokens (rate limiter), send, settle both from the answer's `usage`. Failed attempts are
-   retried by `RetryPolicy` (tenacity); a 429 pauses everyone and halves the concurrency.
-3. One deliverer task writes finished results to the ledger (many per transaction) and only
-   then hands them to `on_result`, one at a time: a crash never loses a result the caller saw.
+   max_tokens (rate limiter), commit the attempt to the ledger, send, settle both from the
+   answer's `usage`. Failed attempts are retried by `RetryPolicy` (tenacity); a 429 pauses
+   everyone and halves the concurrency.
+3. One deliverer task writes finished results to the ledger and only then hands them to
+   `on_result`, one at a time: a crash never loses a result the caller saw. Attempts and results
+   share commits (`LedgerWriter`: group commit from a worker thread).
 
 Stopping: a fatal API error (bad key, unknown model), the budget, or Ctrl-C stop the dispatcher
 and let in-flight requests finish (Ctrl-C: for `drain_timeout_s` at most); nothing further is
@@ -36,8 +38,8 @@ import openai
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
 from factory.engine.bookkeeping import Abandoned, BudgetHold, Plan, RunState, Tally
-from factory.engine.client import api_key_for, openai_client, read_reply, sdk_arguments
-from factory.engine.ledger import Ledger
+from factory.engine.client import api_key_for, openai_client, post_chat, read_reply, request_body
+from factory.engine.ledger import AttemptRow, Ledger
 from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, wait_hint
 from factory.engine.pricing import price_table_for
 from factory.engine.progress import ProgressLine, Snapshot
@@ -51,6 +53,7 @@ from factory.engine.retry import (
 )
 from factory.engine.settings import EngineSettings
 from factory.engine.tokens import estimate_input
+from factory.engine.writer import LedgerWriter
 from factory.errors import FactoryError, FatalAPIError
 from schemas import LLMCall
 
@@ -118,22 +121,25 @@ class Engine:
         self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest], on_result: OnResult, total: int | None
     ) -> RunStats:
         budget = Budget(self.settings.max_cost) if self.settings.max_cost is not None else None
-        run = self._run = RunState(total, budget)
+        run = self._run = RunState(total, budget, LedgerWriter(self.ledger))
         # Nothing done yet: no request can be in the ledger but this run's own (which `run.keys`
         # catches), so the per-request lookup is skipped.
         run.resuming = self.ledger.has_done()
         send, receive = anyio.create_memory_object_stream[ChatResult](self.settings.max_concurrency)
-        async with self._client() as client, anyio.create_task_group() as helpers:
-            helpers.start_soon(self._end_probe, run)
-            helpers.start_soon(self._watch_signals, run)
-            if self._progress:
-                helpers.start_soon(self._show_progress, run)
-            async with anyio.create_task_group() as core:
-                core.start_soon(self._deliver, receive, on_result, run)
-                async with send, anyio.create_task_group() as workers:
-                    run.workers_scope = workers.cancel_scope
-                    await self._dispatch(requests, client, workers, send, run)
-            helpers.cancel_scope.cancel()
+        try:
+            async with self._client() as client, anyio.create_task_group() as helpers:
+                helpers.start_soon(self._end_probe, run)
+                helpers.start_soon(self._watch_signals, run)
+                if self._progress:
+                    helpers.start_soon(self._show_progress, run)
+                async with anyio.create_task_group() as core:
+                    core.start_soon(self._deliver, receive, on_result, run)
+                    async with send, anyio.create_task_group() as workers:
+                        run.workers_scope = workers.cancel_scope
+                        await self._dispatch(requests, client, workers, send, run)
+                helpers.cancel_scope.cancel()
+        finally:
+            run.writer.close()  # commits the attempts closed since the last commit
         run.stats.stopped_reason = run.stop_reason
         run.stats.elapsed_s = time.monotonic() - run.started
         log.info("run finished: %s", run.stats.summary())
@@ -276,7 +282,7 @@ class Engine:
         worst = None if price is None else price.worst_case(estimate.tokens, request.max_output_tokens)
         budgeted = worst if run.budget is not None and worst is not None else 0.0
         return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, budgeted,
-                    sdk_arguments(request), worst)
+                    request_body(request), worst)
 
     async def _attempt(
         self, request: ChatRequest, plan: Plan, client: openai.AsyncOpenAI, run: RunState, tally: Tally
@@ -293,19 +299,24 @@ class Engine:
             if run.stopping:
                 self.rate.refund(plan.reserve_tokens)
                 raise Abandoned
+            # On disk before it goes: if this process dies before the outcome is recorded, later
+            # runs count the attempt as possibly billed.
+            attempt_id = await run.writer.open_attempt(
+                AttemptRow(run.run_id, request.key, request.stage, request.model, plan.worst_known))
+            if run.stopping:  # stopped while the attempt was being written: it does not go
+                run.writer.close_later([attempt_id])
+                self.rate.refund(plan.reserve_tokens)
+                raise Abandoned
+            tally.open_attempts.append(attempt_id)
             tally.attempts += 1
             run.stats.sent += 1
             if tally.attempts > 1:
                 run.stats.retries += 1
             hold.sent = True
-            # On disk before it goes: if this process dies before the outcome is recorded, later
-            # runs count the attempt as possibly billed.
-            attempt_id = self.ledger.open_attempt(run.run_id, request.key, request.stage, request.model, plan.worst_known)
-            tally.open_attempts.append(attempt_id)
             started = time.monotonic()
             try:
                 with anyio.fail_after(self.settings.timeout_s):
-                    raw = await client.chat.completions.with_raw_response.create(**plan.kwargs)
+                    raw = await post_chat(client, plan.body)
                 reply = read_reply(raw)
             except Exception as exc:  # never a cancellation: that is a BaseException
                 failure = classify(exc, model=request.model, base_url=self.settings.base_url)
@@ -313,7 +324,7 @@ class Engine:
                     cost = self._after_failure(failure, plan, run, tally)
                     hold.settle(cost)
                     if cost == 0.0 and failure.usage is None:  # known not billed: nothing to count later
-                        self.ledger.close_attempts([tally.open_attempts.pop()])
+                        run.writer.close_later([tally.open_attempts.pop()])
                     if failure.kind == "unreachable" and not run.first_answer.is_set():
                         # The server never answered this run: every request would fail the same way.
                         raise FatalAPIError(str(failure)) from exc
@@ -376,7 +387,7 @@ class Engine:
                 fresh = [r.call for r in batch if not r.cached]
                 if fresh:
                     settled = [i for r in batch if not r.cached for i in run.open_attempts.pop(r.request.key, ())]
-                    self.ledger.record(fresh, settled)
+                    await run.writer.record(fresh, settled)
                 for result in batch:
                     run.count(result)
                     outcome = on_result(result)

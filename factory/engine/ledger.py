@@ -3,7 +3,9 @@
 Key = hash of the canonical request (see `ChatRequest.key`), the primary key, so a result is
 never recorded twice. A result is written in one transaction (many results per transaction
 under load) BEFORE the caller sees it, so a `kill -9` loses at most what was in flight, and a
-rerun gives back what is done (with its response text) instead of paying for it again.
+rerun gives back what is done (with its response text) instead of paying for it again. The
+engine writes through `factory.engine.writer.LedgerWriter` (`write`: attempts, results and
+settled attempts in one commit).
 WAL with synchronous=NORMAL: a commit survives a killed process; only an OS crash or power loss
 can drop the last few.
 
@@ -113,6 +115,20 @@ WHERE requests.status != 'done'
 """
 
 
+_OPEN_ATTEMPT = "INSERT INTO attempts (run_id, key, stage, model, worst_usd, sent_at) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """An HTTP attempt about to be sent (see the `attempts` table)."""
+
+    run_id: str
+    key: str
+    stage: str
+    model: str
+    worst_usd: float | None
+
+
 @dataclass(frozen=True)
 class StageModelTotals:
     stage: str
@@ -176,17 +192,28 @@ class Ledger:
                 self._db.executemany("DELETE FROM attempts WHERE id = ?", closing)
         return written
 
-    def open_attempt(self, run_id: str, key: str, stage: str, model: str, worst_usd: float | None) -> int:
-        """Record an attempt about to be sent (committed before it goes); returns its id."""
-        cur = self._db.execute(
-            "INSERT INTO attempts (run_id, key, stage, model, worst_usd, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, key, stage, model, worst_usd, time.time()),
-        )
-        return int(cur.lastrowid or 0)
+    def write(
+        self, opened: Iterable[AttemptRow] = (), calls: Iterable[LLMCall] = (), settled: Iterable[int] = ()
+    ) -> list[int]:
+        """In ONE transaction: record the attempts about to be sent (returns their ids, in order),
+        write results, and close the `settled` attempts (as `record` does). One commit for all of
+        it is what lets many requests a second be recorded before they go."""
+        now = time.time()
+        opened, rows, closing = list(opened), [_row(c, now) for c in calls], [(i,) for i in settled]
+        ids: list[int] = []
+        if not (opened or rows or closing):
+            return ids
+        with self._transaction():
+            for a in opened:
+                cur = self._db.execute(_OPEN_ATTEMPT, (a.run_id, a.key, a.stage, a.model, a.worst_usd, now))
+                ids.append(int(cur.lastrowid or 0))
+            self._db.executemany(_UPSERT, rows)
+            self._db.executemany("DELETE FROM attempts WHERE id = ?", closing)
+        return ids
 
-    def close_attempts(self, ids: Iterable[int]) -> None:
-        """Attempts known not to be billed (a 429, an error status): nothing more to count."""
-        self._db.executemany("DELETE FROM attempts WHERE id = ?", [(i,) for i in ids])
+    def open_attempt(self, run_id: str, key: str, stage: str, model: str, worst_usd: float | None) -> int:
+        """Record one attempt about to be sent (committed before it goes); returns its id."""
+        return self.write([AttemptRow(run_id, key, stage, model, worst_usd)])[0]
 
     def mark_pending(self, calls: Iterable[LLMCall]) -> None:
         """Record requests as submitted but not answered (the Batch API path)."""
