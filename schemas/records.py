@@ -59,7 +59,10 @@ class LLMCall(Record):
     rate_limited: int = 0  # attempts the API answered 429
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = None  # None: the price is unknown, never 0
-    latency_s: float | None = None
+    latency_s: float | None = None  # the answered attempt: from sending to the whole answer
+    # Seconds the request waited in the engine before its attempts went out: the rate limiter
+    # (RPM, TPM reservations, a 429 pause), the budget, retry back-off. Not the server's time.
+    wait_s: float = 0.0
     finish_reason: str | None = None
     content: str | None = None
     error: str | None = None

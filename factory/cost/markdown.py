@@ -24,6 +24,10 @@ def seconds(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f} s"
 
 
+def _duration(x: float) -> str:
+    return f"{x:,.0f} s" if x >= 10 else f"{x:.2f} s"
+
+
 def _n(x: int | None) -> str:
     return "not recorded" if x is None else f"{x:,}"
 
@@ -104,14 +108,21 @@ def render_cost_markdown(cost: dict[str, Any], charts: Sequence[Path] = ()) -> s
         out += ["## Requests", ""]
         rows = [[r["stage"], f"{r['requests']:,}", f"{r['failed']:,}", f"{r['pending']:,}",
                  f"{r['http_attempts']:,}", f"{r['retries']:,}", _n(r["rate_limited"]),
-                 seconds(r["latency_p50_s"]), seconds(r["latency_p95_s"])] for r in cost["by_stage"]]
+                 seconds(r["latency_p50_s"]), seconds(r["latency_p95_s"]),
+                 seconds(r["wait_p50_s"]), seconds(r["wait_p95_s"])] for r in cost["by_stage"]]
         rows.append(["**all**", f"{t['requests']:,}", f"{t['failed']:,}", f"{t['pending']:,}",
                      f"{t['http_attempts']:,}", f"{t['retries']:,}", _n(t["rate_limited"]),
-                     seconds(t["latency_p50_s"]), seconds(t["latency_p95_s"])])
+                     seconds(t["latency_p50_s"]), seconds(t["latency_p95_s"]),
+                     seconds(t["wait_p50_s"]), seconds(t["wait_p95_s"])])
         out += _table(["stage", "requests", "failed", "pending", "HTTP attempts", "retries", "429s",
-                       "latency p50", "latency p95"], rows)
+                       "latency p50", "latency p95", "waited p50", "waited p95"], rows)
         out += ["Retries are attempts beyond the first (a 429, a 5xx, a timeout, a dropped connection). "
-                "Latency is of the answered attempt, from sending to the whole answer."
+                "Latency is the server's: of the answered attempt, from sending to the whole answer. "
+                "Waited is the engine's: the time a request spent before its attempts went out, for the "
+                "rate limiter (RPM, TPM reservations, a 429 pause), the budget and retry back-off"
+                + (f"; {_duration(t['wait_total_s'])} in all, against {_duration(t['latency_total_s'])} "
+                   "on the server. When the waits are far above the latency, the limits set the pace."
+                   if t["wait_total_s"] is not None and t["latency_total_s"] is not None else ".")
                 + ("" if cost["rate_limited_recorded"] else
                    " This ledger does not count 429s per request: the live progress line and the "
                    "command's closing summary show them."), ""]

@@ -29,7 +29,7 @@ _REQUEST_SCHEMA = {
     "stage": pl.String, "model": pl.String, "status": pl.String, "attempts": pl.Int64,
     "input_tokens": pl.Int64, "cached_input_tokens": pl.Int64, "output_tokens": pl.Int64,
     "reasoning_tokens": pl.Int64, "cost_usd": pl.Float64, "latency_s": pl.Float64, "batch": pl.Int64,
-    "rate_limited": pl.Int64,
+    "rate_limited": pl.Int64, "wait_s": pl.Float64,
 }
 
 
@@ -52,9 +52,10 @@ def read_requests(run: Path) -> tuple[pl.DataFrame, bool]:
         # Older ledgers have no per-request 429 counter: the report then says "not recorded".
         has_429 = "rate_limited" in columns
         rate_limited = "rate_limited" if has_429 else "NULL"
+        wait = "wait_s" if "wait_s" in columns else "NULL"  # older ledgers did not time the waits
         rows = db.execute(
             "SELECT stage, model, status, attempts, input_tokens, cached_input_tokens, output_tokens, "
-            f"reasoning_tokens, cost_usd, latency_s, batch, {rate_limited} FROM requests"
+            f"reasoning_tokens, cost_usd, latency_s, batch, {rate_limited}, {wait} FROM requests"
         ).fetchall()
     except sqlite3.DatabaseError as e:
         raise ReportError(f"cannot read {path} ({e}); is it a ledger written by `python -m factory`?") from None

@@ -49,6 +49,12 @@ def _aggregations() -> list[pl.Expr]:
         (pl.col("cost_usd").is_null() & (tokens > 0)).sum().alias("unpriced"),
         pl.col("latency_s").filter(done).quantile(0.5, interpolation="linear").alias("latency_p50_s"),
         pl.col("latency_s").filter(done).quantile(0.95, interpolation="linear").alias("latency_p95_s"),
+        # Time a request spent waiting in the engine (the limiter, the budget, retries), apart from
+        # the server's latency: a run whose pace the limits set shows it here, not in the latency.
+        pl.col("wait_s").filter(done).quantile(0.5, interpolation="linear").alias("wait_p50_s"),
+        pl.col("wait_s").filter(done).quantile(0.95, interpolation="linear").alias("wait_p95_s"),
+        pl.when(pl.col("wait_s").is_not_null().any()).then(pl.col("wait_s").sum()).alias("wait_total_s"),
+        pl.col("latency_s").sum().alias("latency_total_s"),
     ]
 
 

@@ -52,6 +52,7 @@ class Tally:
     open_attempts: list[int] = field(default_factory=list)  # ledger ids of attempts that may be billed
     usage: Usage = field(default_factory=Usage)
     cost: float | None = 0.0
+    waited: float = 0.0  # seconds before and between attempts: limiter, budget, retry back-off
 
     def bill(self, usage: Usage | None, price: ModelPrice | None) -> float | None:
         """Add one billed answer; returns its cost (None: unknown)."""

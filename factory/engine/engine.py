@@ -59,6 +59,8 @@ from schemas import LLMCall
 
 log = logging.getLogger("factory.engine")
 
+# A result on its way to the deliverer, with the concurrency slot it holds (None: a cached one holds none).
+Delivery = tuple[ChatResult, object | None]
 # Results written to the ledger in one transaction, at most (under load; one when idle).
 WRITE_BATCH = 256
 # The first request goes alone (a bad key costs one request); the rest follow once it is
@@ -125,7 +127,7 @@ class Engine:
         # Nothing done yet: no request can be in the ledger but this run's own (which `run.keys`
         # catches), so the per-request lookup is skipped.
         run.resuming = self.ledger.has_done()
-        send, receive = anyio.create_memory_object_stream[ChatResult](self.settings.max_concurrency)
+        send, receive = anyio.create_memory_object_stream[Delivery](self.settings.max_concurrency)
         try:
             async with self._client() as client, anyio.create_task_group() as helpers:
                 helpers.start_soon(self._end_probe, run)
@@ -155,7 +157,7 @@ class Engine:
         requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest],
         client: openai.AsyncOpenAI,
         workers: TaskGroup,
-        results: ObjectSendStream[ChatResult],
+        results: ObjectSendStream[Delivery],
         run: RunState,
     ) -> None:
         source = _aiter(requests)
@@ -193,7 +195,7 @@ class Engine:
             self.concurrency.release(holder)
         return None
 
-    async def _admit(self, request: ChatRequest, holder: object, results: ObjectSendStream[ChatResult], run: RunState) -> bool:
+    async def _admit(self, request: ChatRequest, holder: object, results: ObjectSendStream[Delivery], run: RunState) -> bool:
         """True: send it. False: a duplicate, done in the ledger (given back as cached), or refused."""
         run.stats.requests += 1
         key = request.key
@@ -203,7 +205,7 @@ class Engine:
         run.keys.add(key)
         stored = self.ledger.get_done(key) if run.resuming else None
         if stored is not None:
-            await results.send(ChatResult(request, stored, cached=True))
+            await results.send((ChatResult(request, stored, cached=True), None))
             return False
         if request.stage not in run.stages:
             run.stages.add(request.stage)
@@ -227,17 +229,21 @@ class Engine:
         request: ChatRequest,
         holder: object,
         client: openai.AsyncOpenAI,
-        results: ObjectSendStream[ChatResult],
+        results: ObjectSendStream[Delivery],
         run: RunState,
     ) -> None:
+        handed_on = False
         try:
             call = await self._complete(request, client, run)
             if call is not None:
-                await results.send(ChatResult(request, call, cached=False))
+                await results.send((ChatResult(request, call, cached=False), holder))
+                handed_on = True
         finally:
-            # Released only after the result is handed on, so in-flight + undelivered results
-            # never exceed the concurrency cap (memory stays bounded however slow on_result is).
-            self.concurrency.release(holder)
+            # A result handed on keeps its slot until it is delivered (the deliverer releases it),
+            # so in-flight + undelivered results never exceed the concurrency cap: memory stays
+            # bounded however slow on_result is, and a lazy caller is pulled from only as needed.
+            if not handed_on:
+                self.concurrency.release(holder)
 
     async def _complete(self, request: ChatRequest, client: openai.AsyncOpenAI, run: RunState) -> LLMCall | None:
         """The result of `request` after as many attempts as it takes. None: not sent (stopping)."""
@@ -245,7 +251,8 @@ class Engine:
         tally = Tally()
         label = f"request {request.key[:12]} ({request.stage})"
         try:
-            call = await self.retry.call(lambda: self._attempt(request, plan, client, run, tally), label, run.sleep)
+            call = await self.retry.call(lambda: self._attempt(request, plan, client, run, tally), label,
+                                         lambda seconds: self._back_off(seconds, run, tally))
         except (Abandoned, FatalAPIError) as stop:
             if isinstance(stop, FatalAPIError):
                 run.stop("fatal", stop)
@@ -273,7 +280,7 @@ class Engine:
         return LLMCall(
             key=request.key, stage=request.stage, model=request.model, status="failed",
             attempts=tally.attempts, rate_limited=tally.rate_limited, usage=tally.usage, cost_usd=tally.cost,
-            error=error,
+            wait_s=tally.waited, error=error,
         )
 
     def _plan(self, request: ChatRequest, run: RunState) -> Plan:
@@ -290,12 +297,14 @@ class Engine:
         """One HTTP attempt, with its reservations taken before and settled after."""
         if run.stopping:
             raise Abandoned
+        waiting_since = time.monotonic()
         if run.budget is not None and not await run.budget.reserve(plan.worst_cost):
             run.stop("budget")
             raise Abandoned
         hold = BudgetHold(run.budget, plan.worst_cost)
         try:
             await self.rate.acquire(plan.reserve_tokens)
+            tally.waited += time.monotonic() - waiting_since
             if run.stopping:
                 self.rate.refund(plan.reserve_tokens)
                 raise Abandoned
@@ -335,16 +344,25 @@ class Engine:
             if reply.usage is not None:
                 u = reply.usage
                 self.rate.settle(plan.reserve_tokens, self.rate.counted(u.input_tokens, u.output_tokens, request.max_output_tokens))
-            self.concurrency.on_success()
+            # The cap held the pace and the limits have room: let one more request in flight.
+            self.concurrency.on_success(room=self.concurrency.full and self.rate.has_room(plan.reserve_tokens)
+                                        and not (run.budget is not None and run.budget.waiting))
             hold.settle(tally.bill(reply.usage, plan.price))
             return LLMCall(
                 key=request.key, stage=request.stage, model=request.model, status="done",
                 attempts=tally.attempts, rate_limited=tally.rate_limited, usage=tally.usage, cost_usd=tally.cost,
-                latency_s=latency,
+                latency_s=latency, wait_s=tally.waited,
                 finish_reason=reply.finish_reason, content=reply.content, error=reply.error,
             )
         finally:
             hold.close()
+
+    @staticmethod
+    async def _back_off(seconds: float, run: RunState, tally: Tally) -> None:
+        """A retry's wait (cut short when the run stops), counted as the request's waiting."""
+        since = time.monotonic()
+        await run.sleep(seconds)
+        tally.waited += time.monotonic() - since
 
     def _after_failure(self, failure: AttemptFailure, plan: Plan, run: RunState, tally: Tally) -> float | None:
         """Limiter bookkeeping for a failed attempt; returns what it may have cost (None: the worst case)."""
@@ -374,8 +392,9 @@ class Engine:
 
     # --- 3. delivering results ---------------------------------------------------------------
 
-    async def _deliver(self, results: ObjectReceiveStream[ChatResult], on_result: OnResult, run: RunState) -> None:
-        """Ledger first (one transaction per batch), then `on_result`, one result at a time."""
+    async def _deliver(self, results: ObjectReceiveStream[Delivery], on_result: OnResult, run: RunState) -> None:
+        """Ledger first (one commit per batch), then `on_result`, one result at a time; then the
+        result's concurrency slot is free."""
         async with results:
             async for first in results:
                 batch = [first]
@@ -384,15 +403,17 @@ class Engine:
                         batch.append(results.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                fresh = [r.call for r in batch if not r.cached]
+                fresh = [r.call for r, _ in batch if not r.cached]
                 if fresh:
-                    settled = [i for r in batch if not r.cached for i in run.open_attempts.pop(r.request.key, ())]
+                    settled = [i for r, _ in batch if not r.cached for i in run.open_attempts.pop(r.request.key, ())]
                     await run.writer.record(fresh, settled)
-                for result in batch:
+                for result, holder in batch:
                     run.count(result)
                     outcome = on_result(result)
                     if inspect.isawaitable(outcome):
                         await outcome
+                    if holder is not None:
+                        self.concurrency.release(holder)
 
     # --- helpers: client, probe, signals, progress ---------------------------------------------
 
@@ -456,8 +477,11 @@ class Engine:
             return "the budget"
         if self.rate.holding is not None:
             return self.rate.holding
-        if self.concurrency.in_flight >= self.concurrency.limit:
-            return f"the concurrency cap ({self.concurrency.limit}; --max-concurrency)"
+        c = self.concurrency
+        if c.full:
+            if c.limit >= c.ceiling:
+                return f"the concurrency cap (--max-concurrency {c.ceiling})"
+            return f"the concurrency cap ({c.limit}, growing while the limits have room)"
         return None
 
 

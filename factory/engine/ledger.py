@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS requests (
     reasoning_tokens    INTEGER NOT NULL DEFAULT 0,
     cost_usd            REAL,               -- NULL: the price is unknown (never 0 for unknown)
     latency_s           REAL,
+    wait_s              REAL NOT NULL DEFAULT 0, -- waited for the limiter, the budget, retries
     finish_reason       TEXT,
     content             TEXT,               -- the response text: a rerun re-derives outputs from it
     error               TEXT,
@@ -84,14 +85,14 @@ CREATE INDEX IF NOT EXISTS attempts_stage ON attempts (stage);
 
 _COLUMNS = (
     "key, stage, model, status, attempts, rate_limited, input_tokens, cached_input_tokens, output_tokens, "
-    "reasoning_tokens, cost_usd, latency_s, finish_reason, content, error, batch, batch_id"
+    "reasoning_tokens, cost_usd, latency_s, wait_s, finish_reason, content, error, batch, batch_id"
 )
 
 # Upsert that never touches a row already `done`: a result is recorded once. Attempts and cost
 # accumulate across runs (a request that failed yesterday and succeeded today cost both times).
 _UPSERT = f"""
 INSERT INTO requests ({_COLUMNS}, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     status = excluded.status,
     attempts = requests.attempts + excluded.attempts,
@@ -105,6 +106,7 @@ ON CONFLICT (key) DO UPDATE SET
         WHEN requests.cost_usd IS NULL OR excluded.cost_usd IS NULL THEN NULL
         ELSE requests.cost_usd + excluded.cost_usd END,
     latency_s = excluded.latency_s,
+    wait_s = requests.wait_s + excluded.wait_s,
     finish_reason = excluded.finish_reason,
     content = excluded.content,
     error = excluded.error,
@@ -157,6 +159,8 @@ class Ledger:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
         if "rate_limited" not in columns:  # a ledger written before the 429 count existed
             self._db.execute("ALTER TABLE requests ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0")
+        if "wait_s" not in columns:  # ... or before the wait was
+            self._db.execute("ALTER TABLE requests ADD COLUMN wait_s REAL NOT NULL DEFAULT 0")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @classmethod
@@ -351,18 +355,18 @@ def _row(c: LLMCall, now: float) -> tuple[Any, ...]:
     return (
         c.key, c.stage, c.model, c.status, c.attempts, c.rate_limited,
         u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_tokens,
-        c.cost_usd, c.latency_s, c.finish_reason, c.content, c.error, int(c.batch), batch_id,
+        c.cost_usd, c.latency_s, c.wait_s, c.finish_reason, c.content, c.error, int(c.batch), batch_id,
         now, now,
     )
 
 
 def _call(row: tuple[Any, ...]) -> LLMCall:
     (key, stage, model, status, attempts, rate_limited, inp, cached, out, reasoning,
-     cost, latency, finish, content, error, batch, batch_id) = row
+     cost, latency, wait, finish, content, error, batch, batch_id) = row
     call = LLMCall(
         key=key, stage=stage, model=model, status=status, attempts=attempts, rate_limited=rate_limited,
         usage=Usage(input_tokens=inp, cached_input_tokens=cached, output_tokens=out, reasoning_tokens=reasoning),
-        cost_usd=cost, latency_s=latency, finish_reason=finish, content=content, error=error, batch=bool(batch),
+        cost_usd=cost, latency_s=latency, wait_s=wait, finish_reason=finish, content=content, error=error, batch=bool(batch),
     )
     if batch_id is not None:
         call.batch_id = batch_id  # type: ignore[attr-defined]

@@ -7,8 +7,8 @@
   that counts only the tokens used ("actual": some local servers) is a setting. Limits are seeded
   from the settings and corrected from the server's `x-ratelimit-*` headers; a 429 pauses
   everyone for the server's retry-after.
-- `AdaptiveConcurrency`: the cap on requests in flight (it bounds memory too), cut in half on a
-  429 and ramped back up by one per window of successes (AIMD, as TCP does).
+- `AdaptiveConcurrency`: the cap on requests in flight (it bounds memory too), grown by one per
+  answer while it holds the pace and the limits have room, cut in half on a 429 (AIMD, as TCP does).
 - `Budget`: the hard spending cap; a request reserves its worst-case cost before it is sent.
 """
 
@@ -176,6 +176,12 @@ class RateLimiter:
                 t.take(tokens)
         return self._clock() - start
 
+    def has_room(self, tokens: int) -> bool:
+        """Whether one more request of `tokens` tokens could be sent now without waiting."""
+        if self.holding is not None or self.paused_until > self._clock():
+            return False
+        return self._wait_time(tokens) <= 0.0
+
     def _wait_time(self, tokens: int) -> float:
         r, t = self._buckets["requests"], self._buckets["tokens"]
         return max(r.wait_time(1) if r else 0.0, t.wait_time(tokens) if t else 0.0)
@@ -250,23 +256,35 @@ def wait_hint(headers: Mapping[str, str], tokens: int) -> float | None:
     return max(hints) if hints else None
 
 
+# After the probe the cap opens here (or at the ceiling, if lower), then grows while the limits
+# have room: a fixed cap would hold the pace whenever answers are slow (32 in flight at 60 s each
+# is 32 requests a minute, however high the limits).
+OPEN_LIMIT = 32
+
+
 class AdaptiveConcurrency:
-    """How many requests may be in flight: starts at `start` (a probe: one request, so a bad key
-    or model costs one request, not hundreds) and `open`s to `ceiling`; halves on a 429 (at most
-    once per `cooldown_s`, so one wave of 429s is one cut); grows by one after `limit` successes."""
+    """How many requests may be in flight, at most `ceiling` (it bounds memory too).
+
+    Starts at `start` (a probe: one request, so a bad key or model costs one request, not
+    hundreds) and `open`s to `opened`; then AIMD: one more for each answer that comes while every
+    slot is taken and the rate limits have room for another request (`on_success(room=True)`),
+    halved on a 429 (at most once per `cooldown_s`, so one wave of 429s is one cut).
+    """
 
     def __init__(
-        self, ceiling: int, *, start: int | None = None, cooldown_s: float = 1.0, clock: Clock = time.monotonic
+        self, ceiling: int, *, start: int | None = None, opened: int = OPEN_LIMIT, cooldown_s: float = 1.0,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.ceiling = ceiling
         self.cooldown_s = cooldown_s
         self._clock = clock
-        self._limit = min(ceiling, start) if start else ceiling
-        self._probing = self._limit < ceiling
-        self._successes = 0
+        self._opened = min(ceiling, opened)
+        self._limit = min(self._opened, start) if start else self._opened
+        self._probing = self._limit < self._opened
         self._last_cut = -math.inf
         self.cuts = 0
-        self.lowest = ceiling
+        self.grown = 0  # steps of additive increase
+        self.highest = self.lowest = self._opened
         self._limiter: anyio.CapacityLimiter | None = None
 
     @property
@@ -293,28 +311,33 @@ class AdaptiveConcurrency:
         self._capacity().total_tokens = limit  # raising it wakes waiters; lowering lets in-flight finish
 
     def open(self) -> None:
-        """End the probe: go from the start limit to the ceiling."""
+        """End the probe: go from the start limit to the opening one."""
         if self._probing:
             self._probing = False
-            log.debug("concurrency: %d -> %d (the probe was answered)", self._limit, self.ceiling)
-            self._set(self.ceiling)
+            log.debug("concurrency: %d -> %d (the probe was answered)", self._limit, self._opened)
+            self._set(self._opened)
 
-    def on_success(self) -> None:
-        if self._probing or self._limit >= self.ceiling:
+    @property
+    def full(self) -> bool:
+        """Every slot is taken: the cap holds the pace (unless something else does too)."""
+        return self.in_flight >= self._limit
+
+    def on_success(self, room: bool = False) -> None:
+        """An answer came. `room`: every slot was taken and the rate limits had room for one more
+        request: the cap, not the limits, held the pace, so it grows by one."""
+        if self._probing or not room or self._limit >= self.ceiling:
             return
-        self._successes += 1
-        if self._successes >= self._limit:
-            self._successes = 0
-            self._set(self._limit + 1)
+        self._set(self._limit + 1)
+        self.grown += 1
+        self.highest = max(self.highest, self._limit)
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
         now = self._clock()
         if now - self._last_cut < max(self.cooldown_s, retry_after or 0.0):
             return
         self._last_cut = now
-        self._successes = 0
-        # A 429 to the probe ends it too, at half the ceiling rather than all of it.
-        new = max(1, (self.ceiling if self._probing else self._limit) // 2)
+        # A 429 to the probe ends it too, at half the opening limit rather than all of it.
+        new = max(1, (self._opened if self._probing else self._limit) // 2)
         self._probing = False
         if new != self._limit:
             log.debug("concurrency: %d -> %d after a 429", self._limit, new)

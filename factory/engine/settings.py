@@ -46,7 +46,11 @@ class EngineSettings(BaseModel):
         description="how the server counts a request against TPM: reserve (prompt + max_tokens, as OpenAI) "
                     "or actual (prompt + the answer's tokens, as some local servers)",
     )
-    max_concurrency: int = Field(default=32, ge=1, le=4096, description="most requests in flight at once")
+    max_concurrency: int = Field(
+        default=256, ge=1, le=4096,
+        description="most requests in flight at once; from 32 (or this, if lower) the number grows while "
+                    "the rate limits have room, and halves on a 429",
+    )
     timeout_s: float = Field(default=300.0, gt=0, description="limit for one HTTP attempt, connect to last byte")
     max_attempts: int = Field(default=6, ge=1, le=100, description="attempts per request, the first included")
     max_cost: float | None = Field(default=None, gt=0, description="hard budget in USD; None: no budget")
@@ -217,7 +221,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tpm-accounting", choices=("reserve", "actual"),
                    help="how the server counts TPM: reserve = prompt + max_tokens, as OpenAI (default); "
                         "actual = only the tokens used, as some local servers")
-    g.add_argument("--max-concurrency", type=int, help="most requests in flight")
+    g.add_argument("--max-concurrency", type=int,
+                   help="most requests in flight (default 256; it starts at 32 and grows while the limits have room)")
     g.add_argument("--timeout", type=float, help="seconds allowed for one HTTP attempt")
     g.add_argument("--max-attempts", type=int, help="attempts per request, the first included")
     g.add_argument("--max-cost", type=float, help="hard budget in USD (never exceeded)")

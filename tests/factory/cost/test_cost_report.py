@@ -147,6 +147,32 @@ def test_a_ledger_that_counts_429s_is_reported(tmp_path: Path) -> None:
     assert cost["rate_limited_recorded"] is True and cost["totals"]["rate_limited"] == 4
 
 
+def test_time_waiting_for_the_limiter_is_shown_apart_from_the_latency(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    make_run(run)
+    with sqlite3.connect(run / "ledger.sqlite") as db:  # a run whose pace the limits set: long waits
+        db.execute("UPDATE requests SET wait_s = 40.0 + CAST(SUBSTR(key, 4) AS REAL) WHERE stage = 'self-instruct'")
+    cost = build_cost(run)
+    t = cost["totals"]
+    waits = [x for (x,) in _sql(run, "SELECT wait_s FROM requests WHERE status = 'done'")]
+    assert t["wait_p50_s"] == pytest.approx(np.percentile(waits, 50))
+    assert t["wait_p95_s"] == pytest.approx(np.percentile(waits, 95))
+    assert t["wait_total_s"] == pytest.approx(sum(40.0 + i for i in range(24)))
+    assert t["wait_p50_s"] > 10 * t["latency_p50_s"]
+    md = write_cost_report(run).cost_md.read_text()
+    assert "waited p50" in md and "1,236 s in all" in md and "the limits set the pace" in md
+
+
+def test_a_ledger_that_does_not_time_the_waits_says_so(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    make_run(run)
+    with sqlite3.connect(run / "ledger.sqlite") as db:
+        db.execute("ALTER TABLE requests DROP COLUMN wait_s")
+    cost = build_cost(run)
+    assert cost["totals"]["wait_p50_s"] is None and cost["totals"]["wait_total_s"] is None
+    assert "on the server" not in write_cost_report(run).cost_md.read_text()
+
+
 def test_attempts_in_flight_at_a_crash_are_shown_apart_as_possibly_billed(tmp_path: Path) -> None:
     run = tmp_path / "run"
     make_run(run)

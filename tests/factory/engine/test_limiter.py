@@ -152,12 +152,14 @@ def test_concurrency_probes_halves_on_429_and_grows_back():
         clock.now += 2
         c.on_rate_limited(0.1)
         assert c.limit == 4 and c.cuts == 2 and c.lowest == 4
-        for _ in range(4):
+        for _ in range(10):
             c.on_success()
-        assert c.limit == 5  # additive increase: one per window of successes
+        assert c.limit == 4  # answers while the limits held the pace (or slots were free): no growth
+        c.on_success(room=True)
+        assert c.limit == 5  # additive increase: one per answer while the cap held the pace
         for _ in range(200):
-            c.on_success()
-        assert c.limit == 16  # back at the ceiling, never above
+            c.on_success(room=True)
+        assert c.limit == 16 and c.highest == 16  # at the ceiling, never above
 
     anyio.run(main)
 
