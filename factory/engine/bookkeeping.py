@@ -6,17 +6,18 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
 from factory.engine.limiter import Budget
-from factory.engine.writer import LedgerWriter
 from factory.engine.pricing import ModelPrice
-from factory.engine.progress import RateMeter
+from factory.engine.progress import Goal, RateMeter
 from factory.engine.records import ChatResult, RunStats
 from factory.engine.retry import AttemptFailure
+from factory.engine.writer import LedgerWriter
 from factory.errors import FactoryError, FatalAPIError
 from schemas import Usage
 
@@ -105,6 +106,7 @@ class RunState:
         self.stages: set[str] = set()
         self.models: set[str] = set()
         self.meter = RateMeter()
+        self.goal: Callable[[], Goal] | None = None  # what the progress line counts toward, if not requests
         self._repeat: tuple[Any, ...] | None = None
         self._repeats = 0
 

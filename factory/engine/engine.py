@@ -29,7 +29,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 
 import anyio
@@ -42,7 +42,7 @@ from factory.engine.client import api_key_for, openai_client, post_chat, read_re
 from factory.engine.ledger import AttemptRow, Ledger
 from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, wait_hint
 from factory.engine.pricing import price_table_for
-from factory.engine.progress import ProgressLine, Snapshot
+from factory.engine.progress import Goal, ProgressLine, Snapshot
 from factory.engine.records import ChatRequest, ChatResult, OnResult, RunStats
 from factory.engine.retry import (
     DEFAULT_RATE_LIMIT_PAUSE_S,
@@ -100,8 +100,11 @@ class Engine:
         requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest],
         on_result: OnResult,
         total: int | None = None,
+        goal: Callable[[], Goal] | None = None,
     ) -> RunStats:
         """Complete every request (each once), calling `on_result` for each result, serially.
+        `total` (requests) or `goal` (what the caller counts toward, asked for at each refresh)
+        sets what the progress line projects.
 
         Raises FatalAPIError (or PriceUnknownError) after in-flight requests drained when the API
         refuses in a way every request would repeat. Requests not sent because the run stopped
@@ -111,7 +114,7 @@ class Engine:
             raise RuntimeError("this engine is already running: one run at a time (or use another Engine)")
         self._running = True
         try:
-            return await self._run_to_end(requests, on_result, total)
+            return await self._run_to_end(requests, on_result, total, goal)
         except BaseExceptionGroup as group:
             # anyio's task groups wrap what a task raised (on_result, the request iterator, a
             # bug): hand the caller the exception itself when there is just one.
@@ -120,10 +123,12 @@ class Engine:
             self._running = False
 
     async def _run_to_end(
-        self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest], on_result: OnResult, total: int | None
+        self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest], on_result: OnResult, total: int | None,
+        goal: Callable[[], Goal] | None,
     ) -> RunStats:
         budget = Budget(self.settings.max_cost) if self.settings.max_cost is not None else None
         run = self._run = RunState(total, budget, LedgerWriter(self.ledger))
+        run.goal = goal
         # Nothing done yet: no request can be in the ledger but this run's own (which `run.keys`
         # catches), so the per-request lookup is skipped.
         run.resuming = self.ledger.has_done()
@@ -468,7 +473,7 @@ class Engine:
             rpm_limit=self.rate.rpm, tpm_limit=self.rate.tpm,
             spent_usd=s.cost_usd, rate_limited=s.rate_limited, retries=s.retries,
             in_flight=self.concurrency.in_flight, concurrency=self.concurrency.limit,
-            stopping=run.stop_reason, held_by=self._held_by(run),
+            stopping=run.stop_reason, held_by=self._held_by(run), goal=None if run.goal is None else run.goal(),
         )
 
     def _held_by(self, run: RunState) -> str | None:

@@ -6,6 +6,12 @@ log) a plain line is written every few seconds instead, so logs stay readable.
   1234/5000 done (3 failed, 200 cached) | 412 req/min of 600 | 148k tok/min of 150k |
   $0.41 spent, ~$1.65 projected | 429s 2 | retries 5 | in flight 12/32 | ETA 9m10s | held by TPM reservations
 
+A caller that counts toward something else than requests (generate: examples kept against --n)
+gives a `Goal`; the line then leads with it and its yield per request, and projects the money and
+the time from that yield:
+
+  kept 412/1000 | yield 1.31 per request | 315 requests (2 failed, 0 cached) | ... | ETA 3m05s
+
 "held by" names what holds the pace right now: TPM reservations, RPM, a 429 pause, the budget
 (waiting for in-flight requests to settle), or the concurrency cap; absent, the server's answers do.
 """
@@ -53,6 +59,27 @@ class RateMeter:
         return count * 60.0 / span, amount * 60.0 / span
 
 
+@dataclass(frozen=True)
+class Goal:
+    """What a run counts toward, when it is not a number of requests (generate: examples kept)."""
+
+    done: int  # all so far (a resumed run's earlier ones included)
+    target: int  # --n
+    done_now: int  # in this run: with the requests of this run, the yield
+    label: str = "kept"
+
+    def per_request(self, requests: int) -> float | None:
+        return None if requests <= 0 else self.done_now / requests
+
+    def requests_to_go(self, requests: int) -> float | None:
+        """Requests still needed at this run's yield so far (None: nothing measured yet)."""
+        y = self.per_request(requests)
+        remaining = max(0, self.target - self.done)
+        if remaining == 0:
+            return 0.0
+        return None if not y else remaining / y
+
+
 @dataclass
 class Snapshot:
     done: int
@@ -71,6 +98,7 @@ class Snapshot:
     concurrency: int
     stopping: str | None = None
     held_by: str | None = None  # what holds the pace now (None: the server's answers)
+    goal: Goal | None = None
 
     @property
     def finished(self) -> int:
@@ -92,9 +120,24 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def _to_go(s: Snapshot) -> float | None:
+    """Requests still to finish: from the goal's yield, else from the total (None: unknown)."""
+    if s.goal is not None:
+        return s.goal.requests_to_go(s.finished)
+    return None if s.total is None else float(max(0, s.total - s.finished))
+
+
 def format_line(s: Snapshot) -> str:
-    total = f"/{s.total}" if s.total is not None else ""
-    parts = [f"{s.finished}{total} done ({s.failed} failed, {s.cached} cached)"]
+    parts = []
+    if (g := s.goal) is not None:
+        parts.append(f"{g.label} {g.done}/{g.target}")
+        y = g.per_request(s.finished)
+        parts.append("yield not measured yet" if y is None else f"yield {y:.2f} per request")
+        parts.append(f"{s.finished} requests ({s.failed} failed, {s.cached} cached)")
+    else:
+        total = f"/{s.total}" if s.total is not None else ""
+        parts.append(f"{s.finished}{total} done ({s.failed} failed, {s.cached} cached)")
+    to_go = _to_go(s)
     parts.append(f"{s.req_per_min:.0f} req/min" + (f" of {s.rpm_limit:.0f}" if s.rpm_limit else ""))
     parts.append(f"{_si(s.tok_per_min)} tok/min" + (f" of {_si(s.tpm_limit)}" if s.tpm_limit else ""))
     if s.spent_usd is None:
@@ -102,16 +145,14 @@ def format_line(s: Snapshot) -> str:
     else:
         money = f"${s.spent_usd:.2f} spent"
         paid = s.done + s.failed
-        if s.total is not None and paid > 0:
-            remaining = max(0, s.total - s.finished)
-            money += f", ~${s.spent_usd + s.spent_usd / paid * remaining:.2f} projected"
+        if to_go is not None and paid > 0:
+            money += f", ~${s.spent_usd + s.spent_usd / paid * to_go:.2f} projected"
         parts.append(money)
     parts.append(f"429s {s.rate_limited}")
     parts.append(f"retries {s.retries}")
     parts.append(f"in flight {s.in_flight}/{s.concurrency}")
-    if s.total is not None and s.req_per_min > 0:
-        remaining = max(0, s.total - s.finished)
-        parts.append(f"ETA {_duration(remaining / s.req_per_min * 60)}")
+    if to_go is not None and s.req_per_min > 0:
+        parts.append(f"ETA {_duration(to_go / s.req_per_min * 60)}")
     if s.held_by:
         parts.append(f"held by {s.held_by}")
     if s.stopping:

@@ -31,6 +31,7 @@ from factory.batch.stats import usd
 from factory.engine import ChatRequest, ChatResult, Engine, RunStats
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import price_table_for
+from factory.engine.progress import Goal
 from factory.recipes.base import REASON_FAILED, Context, Outcome, Recipe
 from factory.recipes.journal import JournalEntry
 from factory.engine.settings import EngineSettings
@@ -107,9 +108,14 @@ class Driver:
 
     async def run_online(self, engine: Engine, total: int | None = None) -> RunStats:
         self.ctx.changed = anyio.Event()
-        stats = await engine.run(self._requests(), self.finish, total=total)
+        stats = await engine.run(self._requests(), self.finish, total=total, goal=self.goal)
         self.report.engine_stopped = stats.stopped_reason
         return stats
+
+    def goal(self) -> Goal:
+        """For the live line: examples kept against --n, and this run's share (its yield)."""
+        out = self.ctx.outputs
+        return Goal(done=out.kept, target=self.ctx.settings.n, done_now=out.kept_now)
 
     async def _requests(self) -> AsyncIterator[ChatRequest]:
         ctx = self.ctx
