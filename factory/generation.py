@@ -16,7 +16,7 @@ from factory.quality import DedupSettings, Deduper, load_run_deduper
 from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError, SettingsError
 from factory.quality.filters import FilterSettings
-from factory.engine.ledger import Ledger
+from factory.engine.ledger import Ledger, Limits, learned_limits
 from factory.engine.pricing import price_table_for
 from factory.recipes.base import Context, Gate, Recipe, StagePlan, wants_structured
 from factory.recipes.driver import Driver, describe_failures, usage_totals
@@ -91,7 +91,7 @@ def dry_run_text(r: Resolved) -> str:
     """The plan of a run (requests, tokens, cost, duration); nothing is sent or written."""
     recipe, ctx = build_recipe(r, dry_run=True)
     try:
-        return dry_run_report(recipe, ctx, r.engine, batch=r.batch is not None)
+        return dry_run_report(recipe, ctx, r.engine, batch=r.batch is not None, learned=learned_limits(r.run))
     finally:
         ctx.journal.close()
         ctx.outputs.close()
@@ -235,7 +235,10 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
 # Dry run
 
 
-def dry_run_report(recipe: Recipe, ctx: Context, settings: EngineSettings, *, batch: bool) -> str:
+def dry_run_report(recipe: Recipe, ctx: Context, settings: EngineSettings, *, batch: bool,
+                   learned: Limits | None = None) -> str:
+    """What the run would send, cost and take. `learned`: the limits an earlier run of the folder
+    learned from the server's headers (the duration uses them where no --rpm/--tpm is given)."""
     model = ctx.model
     plans: list[StagePlan] = recipe.dry_run()
     unprocessed = ctx.journal.unprocessed()
@@ -251,17 +254,21 @@ def dry_run_report(recipe: Recipe, ctx: Context, settings: EngineSettings, *, ba
         lines.append(f"{len(unprocessed)} planned requests of an earlier run are not processed yet: they are sent "
                      "first (free when the ledger has them done); not counted below")
     total_req = 0
+    total_low = total_high = 0
     total_in = 0
     total_out_max = 0
     total_out_expected: float | None = 0.0
     for plan in plans:
+        low, high = plan.planned_range or (plan.planned, plan.planned)
+        low, high = min(low, plan.planned), max(high, plan.planned)  # the plan's own figure is in it
         sent = plan.requests
         inputs = [estimate_input(r.model, r.messages, r.params).tokens for r in sent]
         tokens_in = round(sum(inputs) / len(inputs) * plan.planned) if inputs else 0
         out_max = round(sum(r.max_output_tokens for r in sent) / len(sent) * plan.planned) if sent else 0
         counted = (f"the {len(sent)} rendered prompts" if len(sent) == plan.planned
                    else f"{len(sent)} of the {plan.planned} prompts, rendered as an even sample")
-        lines.append(f"stage {plan.stage}: {plan.planned} requests")
+        lines.append(f"stage {plan.stage}: {plan.planned} requests expected, between {low} and {high} "
+                     "(at the high and the low end of the yield)")
         lines.append(f"  input tokens: {tokens_in:,} (counted on {counted} by {est}, an estimate)")
         expected = None if plan.expected_output_tokens is None else plan.expected_output_tokens * plan.planned
         lines.append(f"  output tokens: at most {out_max:,} (max_tokens)"
@@ -269,21 +276,27 @@ def dry_run_report(recipe: Recipe, ctx: Context, settings: EngineSettings, *, ba
         for a in plan.assumptions:
             lines.append(f"  assumes: {a}")
         total_req += plan.planned
+        total_low += low
+        total_high += high
         total_in += tokens_in
         total_out_max += out_max
         total_out_expected = None if expected is None or total_out_expected is None else total_out_expected + expected
-    lines.append(f"total: {total_req} requests, {total_in:,} input tokens, at most {total_out_max:,} output tokens")
+    lines.append(f"total: {total_req} requests expected (between {total_low} and {total_high}), "
+                 f"{total_in:,} input tokens, at most {total_out_max:,} output tokens")
+    # The expected requests' tokens scaled to the high end: what the most requests would use.
+    scale = total_high / total_req if total_req else 1.0
 
     prices = price_table_for(settings)
     price = prices.lookup(model)
     if price is None:
         lines.append(f"cost: unknown: no price for {model!r} (give --price-input/--price-output or --prices)")
     else:
-        top = price.cost(Usage(input_tokens=total_in, output_tokens=total_out_max), batch=batch)
+        top = price.cost(Usage(input_tokens=round(total_in * scale), output_tokens=round(total_out_max * scale)),
+                         batch=batch)
         mid = None if total_out_expected is None else price.cost(
             Usage(input_tokens=total_in, output_tokens=round(total_out_expected)), batch=batch)
         basis = f"{'batch ' if batch else ''}prices of {model} from {price.source}"
-        cost_line = f"cost: at most {_usd(top)}"
+        cost_line = f"cost: at most {_usd(top)} (the most requests, each to max_tokens)"
         if mid is not None:
             cost_line += f", expected ~{_usd(mid)}"
         lines.append(f"{cost_line} ({basis}; cached-input discounts not counted)")
@@ -292,24 +305,33 @@ def dry_run_report(recipe: Recipe, ctx: Context, settings: EngineSettings, *, ba
     lines.append(f"prices: {prices.dated()}")
     if warning := prices.staleness_warning():
         lines.append(warning)
-    lines.append(_duration_line(settings, total_req, total_in + total_out_max, batch))
+    per_request = (total_in + total_out_max) / total_req if total_req else 0.0
+    lines.append(_duration_line(settings, (total_low, total_high), per_request, batch, learned))
     return "\n".join(lines)
 
 
-def _duration_line(settings: EngineSettings, requests: int, reserved_tokens: int, batch: bool) -> str:
+def _duration_line(settings: EngineSettings, requests: tuple[int, int], reserved_per_request: float, batch: bool,
+                   learned: Limits | None) -> str:
+    """The least time the limits allow for the fewest and for the most requests (each reserving
+    its input + max_tokens against TPM, as OpenAI counts)."""
     if batch:
         return "duration: the Batch API finishes each stage within 24 hours (usually much sooner)"
-    bounds = []
-    if settings.rpm:
-        bounds.append((requests / settings.rpm, f"{requests} requests at RPM {settings.rpm}"))
-    if settings.tpm:
-        bounds.append((reserved_tokens / settings.tpm,
-                       f"{reserved_tokens:,} tokens reserved (input + max_tokens) at TPM {settings.tpm:,}"))
-    if not bounds:
-        return ("duration: not projected: no --rpm/--tpm given (the server's x-ratelimit headers set the pace "
-                "at run time)")
-    minutes, why = max(bounds)
-    return f"duration: at least {_minutes(minutes)} under the rate limits ({why}; latency and retries add to it)"
+    rpm = settings.rpm or (learned.rpm if learned else None)
+    tpm = settings.tpm or (learned.tpm if learned else None)
+    if not rpm and not tpm:
+        return ("duration: not projected: no --rpm/--tpm given and no earlier run of this folder learned the "
+                "limits (the server's x-ratelimit headers set the pace at run time)")
+
+    def minutes(n: int) -> float:
+        return max(n / rpm if rpm else 0.0, n * reserved_per_request / tpm if tpm else 0.0)
+
+    given = [f"RPM {rpm:,}" if rpm else "", f"TPM {tpm:,}" if tpm else ""]
+    source = ("given" if (settings.rpm or not rpm) and (settings.tpm or not tpm)
+              else "learned from the server's headers in an earlier run of this folder")
+    low, high = requests
+    return (f"duration: at least {_minutes(minutes(low))} to {_minutes(minutes(high))} under the rate limits "
+            f"({' and '.join(x for x in given if x)}, {source}; {reserved_per_request:,.0f} tokens reserved per "
+            "request, input + max_tokens; latency and retries add to it)")
 
 
 def _minutes(m: float) -> str:

@@ -39,7 +39,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
 from factory.engine.bookkeeping import Abandoned, BudgetHold, Plan, RunState, Tally
 from factory.engine.client import api_key_for, openai_client, post_chat, read_reply, request_body
-from factory.engine.ledger import AttemptRow, Ledger
+from factory.engine.ledger import AttemptRow, Ledger, Limits
 from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, wait_hint
 from factory.engine.pricing import price_table_for
 from factory.engine.progress import Goal, ProgressLine, Snapshot
@@ -147,6 +147,8 @@ class Engine:
                 helpers.cancel_scope.cancel()
         finally:
             run.writer.close()  # commits the attempts closed since the last commit
+            if learned := self.rate.learned:  # for a later dry run of this folder
+                self.ledger.save_limits(Limits(learned.get("requests"), learned.get("tokens")))
         run.stats.stopped_reason = run.stop_reason
         run.stats.elapsed_s = time.monotonic() - run.started
         log.info("run finished: %s", run.stats.summary())

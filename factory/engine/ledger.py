@@ -16,6 +16,7 @@ their `batch_id`; they stay `pending` until the batch's results are read.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -121,6 +122,32 @@ _OPEN_ATTEMPT = "INSERT INTO attempts (run_id, key, stage, model, worst_usd, sen
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Rate limits the server told (x-ratelimit-limit-*), kept for a later dry run of the folder."""
+
+    rpm: int | None
+    tpm: int | None
+
+
+def learned_limits(run_dir: str | Path) -> Limits | None:
+    """The limits an earlier run of `run_dir` learned, or None; reads only (never creates a ledger)."""
+    path = Path(run_dir) / LEDGER_FILE
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = 'learned_limits'").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+    if row is None:
+        return None
+    data = json.loads(row[0])
+    return Limits(data.get("rpm"), data.get("tpm"))
+
+
+@dataclass(frozen=True)
 class AttemptRow:
     """An HTTP attempt about to be sent (see the `attempts` table)."""
 
@@ -218,6 +245,11 @@ class Ledger:
     def open_attempt(self, run_id: str, key: str, stage: str, model: str, worst_usd: float | None) -> int:
         """Record one attempt about to be sent (committed before it goes); returns its id."""
         return self.write([AttemptRow(run_id, key, stage, model, worst_usd)])[0]
+
+    def save_limits(self, limits: Limits) -> None:
+        value = json.dumps({"rpm": limits.rpm, "tpm": limits.tpm})
+        self._db.execute("INSERT INTO meta VALUES ('learned_limits', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                         (value,))
 
     def mark_pending(self, calls: Iterable[LLMCall]) -> None:
         """Record requests as submitted but not answered (the Batch API path)."""

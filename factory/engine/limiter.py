@@ -135,6 +135,7 @@ class RateLimiter:
         self.paused_until = 0.0
         self._lock: anyio.Lock | None = None
         self.holding: str | None = None  # what the request at the head of the queue waits for now
+        self.learned: dict[str, int] = {}  # "requests"/"tokens" -> the server's limit per minute (headers)
 
     @property
     def rpm(self) -> float | None:
@@ -229,6 +230,7 @@ class RateLimiter:
             remaining = _header_float(headers, f"x-ratelimit-remaining-{kind}")
             bucket = self._buckets[kind]
             if limit is not None and limit > 0:
+                self.learned[kind] = int(limit)
                 configured = self._configured[kind]
                 target = min(limit, configured) if configured else limit
                 if bucket is None:

@@ -79,6 +79,29 @@ class StageYield:
         return (self.kept + prior * weight) / (self.candidates + weight)
 
 
+# How sure the dry run's range is of a measured share: z = 2 (about 95 %).
+RANGE_Z = 2.0
+
+
+def share_range(kept: int, candidates: int, prior: tuple[float, float]) -> tuple[float, float]:
+    """The share of candidates kept, low and high: the Wilson score interval of what this run folder
+    measured (wide while little is measured), or `prior` (the assumed range) before anything is."""
+    if candidates <= 0:
+        return prior
+    z, n, p = RANGE_Z, candidates, kept / candidates
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(centre - half, 1e-3), min(centre + half, 1.0)
+
+
+def per_request_range(y: StageYield, asked: float, prior: tuple[float, float]) -> tuple[float, float]:
+    """Kept items per request, low and high: the kept share's range times the candidates a request
+    gives (as measured, else as many as it asks for)."""
+    per_request = y.candidates / y.requests if y.requests else asked
+    low, high = share_range(y.kept, y.candidates, prior)
+    return low * per_request, high * per_request
+
+
 @dataclass
 class _WindowItem:
     kept: int
@@ -254,6 +277,8 @@ class StagePlan:
     planned: int  # requests the stage needs; `requests` renders all of them, or an even sample
     assumptions: list[str]
     expected_output_tokens: float | None = None  # per request, when it can be said from real text
+    # Requests at the high and at the low end of the yield's range (`planned`: at the expected one).
+    planned_range: tuple[int, int] | None = None
 
 
 class Recipe:

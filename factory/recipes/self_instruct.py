@@ -29,6 +29,7 @@ from factory.recipes.base import (
     ceil_div,
     cost_share,
     json_schema_format,
+    per_request_range,
     render_examples,
     sample_indices,
 )
@@ -227,15 +228,20 @@ class SelfInstruct(Recipe):
         per_task = sum(est.count(json.dumps(dict(zip(("instruction", "input", "output"), seed_triple(t))),
                                             ensure_ascii=False)) for t in self.seeds) / len(self.seeds)
         expected = min(float(self.ctx.settings.max_tokens(STAGE)), per_task * self.ctx.settings.tasks_per_request + 10)
-        y = self.ctx.stage_yield(STAGE)
+        s, y = self.ctx.settings, self.ctx.stage_yield(STAGE)
+        low, high = per_request_range(y, s.tasks_per_request, s.yield_range)
         basis = (f"{y.kept} kept from {y.requests} requests measured in this run folder" if y.requests
-                 else f"assumed_yield {self.ctx.settings.assumed_yield:.0%} of {self.ctx.settings.tasks_per_request} tasks "
+                 else f"assumed_yield {s.assumed_yield:.0%} of {s.tasks_per_request} tasks "
                       "asked per request (a default: nothing measured in this run folder yet)")
+        span = (f"{y.kept} of {y.candidates} candidates kept, and the uncertainty of so few" if y.requests
+                else f"assumed yields {s.yield_range[0]:.0%} to {s.yield_range[1]:.0%}: a default range")
         return [StagePlan(
             STAGE, requests, planned,
             [f"{self._kept_per_request():.2f} kept examples per request ({basis})",
+             f"between {low:.2f} and {high:.2f} kept per request ({span})",
              f"expected output: {per_task:.0f} tokens per task, the mean size of the seed tasks"],
             expected_output_tokens=expected,
+            planned_range=(ceil_div(self.ctx.need, high), ceil_div(self.ctx.need, low)),
         )]
 
 

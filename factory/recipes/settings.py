@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class GenerateSettings(BaseModel):
@@ -49,6 +49,22 @@ class GenerateSettings(BaseModel):
     yield_window: int = Field(default=30, ge=1, description="requests the yield is measured over")
     assumed_yield: float = Field(default=0.7, gt=0, le=1,
                                  description="share of asked items kept, until this run has measured it")
+    # The dry run's range before anything is measured: real runs have kept from about a quarter
+    # (strict filters, a model that repeats itself) to nearly all of what they asked for.
+    assumed_yield_low: float = Field(default=0.25, gt=0, le=1, description="the dry run's low end of assumed_yield")
+    assumed_yield_high: float = Field(default=0.9, gt=0, le=1, description="the dry run's high end of assumed_yield")
+
+    @model_validator(mode="after")
+    def _yield_range(self) -> GenerateSettings:
+        if self.assumed_yield_low > self.assumed_yield_high:
+            raise ValueError(f"assumed_yield_low {self.assumed_yield_low} is above assumed_yield_high "
+                             f"{self.assumed_yield_high}: swap them")
+        return self
+
+    @property
+    def yield_range(self) -> tuple[float, float]:
+        """The dry run's assumed range, widened to hold assumed_yield."""
+        return min(self.assumed_yield_low, self.assumed_yield), max(self.assumed_yield_high, self.assumed_yield)
 
     @field_validator("prompts")
     @classmethod

@@ -38,6 +38,8 @@ from factory.recipes.base import (
     ceil_div,
     cost_share,
     json_schema_format,
+    per_request_range,
+    share_range,
     sample_indices,
 )
 from factory.recipes.journal import JournalEntry
@@ -473,16 +475,31 @@ class Topics(Recipe):
                    else f"assumed_yield {s.assumed_yield:.0%} (a default: nothing measured yet)")
         a_basis = (f"measured in this run folder ({ya.kept} kept of {ya.candidates})" if ya.candidates
                    else f"assumed_yield {s.assumed_yield:.0%} (a default: nothing measured yet)")
+        # The range: both yields at their high end (fewest requests), then both at their low end.
+        prior = s.yield_range
+        asked = min(s.keywords_per_request, len(self.keywords)) * s.questions_per_keyword
+        q_low, q_high = per_request_range(yq, asked, prior)
+        share_low, share_high = share_range(ya.kept, ya.candidates, prior)
+
+        def counts(share: float, per_q: float) -> tuple[int, int]:
+            wanted_at = ceil_div(self.ctx.need, share)
+            return ceil_div(wanted_at - len(self.unassigned), per_q), ceil_div(wanted_at, s.answers_per_request)
+
+        (q_few, a_few), (q_many, a_many) = counts(share_high, q_high), counts(share_low, q_low)
         plans = [
             StagePlan(QUESTIONS, q_requests, n_q,
                       [f"{per_q_request:.1f} kept questions per request, {q_basis}",
                        *([f"{len(self.unassigned)} questions kept earlier and not answered yet"] if self.unassigned else []),
                        "a keyword's later rounds also show its earlier questions: those prompts will be longer"],
-                      expected_output_tokens=min(float(s.max_tokens(QUESTIONS)), q_out)),
+                      expected_output_tokens=min(float(s.max_tokens(QUESTIONS)), q_out),
+                      planned_range=(q_few, q_many)),
             StagePlan(ANSWERS, a_requests, n_a,
                       [f"{share:.0%} of answered questions kept, {a_basis}",
                        f"answer prompts rendered with placeholder questions of {PLACEHOLDER_QUESTION_CHARS} characters"
                        + (f" and Naver snippets of {PLACEHOLDER_SNIPPET_CHARS} characters" if s.grounding == "naver" else "")
-                       + " (no question exists before the run)"]),
+                       + " (no question exists before the run)",
+                       f"the range: {q_low:.1f} to {q_high:.1f} kept questions per request, "
+                       f"{share_low:.0%} to {share_high:.0%} of answered questions kept"],
+                      planned_range=(a_few, a_many)),
         ]
         return plans

@@ -351,3 +351,28 @@ def test_dry_run_and_cost_report_name_the_price_tables_date(tmp_path, sim, capsy
                     "--prices", str(fresh)) == 0
     out = capsys.readouterr().out
     assert f"prices: {fresh} dated" in out and "warning: the price table" not in out
+
+
+def _projected(out: str) -> tuple[int, int, int]:
+    m = re.search(r"total: (\d+) requests expected \(between (\d+) and (\d+)\)", out)
+    assert m, out
+    expected, low, high = (int(x) for x in m.groups())
+    return expected, low, high
+
+
+def test_dry_run_projects_a_range_and_the_duration_from_limits_an_earlier_run_learned(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["--recipe", "self-instruct", "--seeds", str(SEEDS_EN)]
+    with run_simulator(SimConfig(seed=5, output_tokens=60, rpm=6000, tpm=10_000_000)) as url:
+        assert generate(run, url, *args, "--n", "20", "--dry-run") == 0
+        expected, low, high = _projected(capsys.readouterr().out)
+        assert low < expected < high  # nothing measured: the assumed range of yields
+        assert generate(run, url, *args, "--n", "20") == 0
+        capsys.readouterr()
+        # No --rpm/--tpm: the limits come from the headers the first run saw.
+        assert generate(run, url, *args, "--n", "200", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "RPM 6,000 and TPM 10,000,000, learned from the server's headers in an earlier run of this folder" in out
+    expected, low, high = _projected(out)
+    assert low <= expected <= high
+    assert "kept from" in out and "measured in this run folder" in out
