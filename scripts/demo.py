@@ -86,6 +86,11 @@ GEN_MODEL = "gpt-4o-mini"
 JUDGE_MODEL = "gpt-4o"
 
 
+def simulator_config(seed: int) -> SimConfig:
+    return SimConfig(port=0, seed=seed, rpm=SIM_RPM, tpm=SIM_TPM, latency_base_s=0.02, jitter_s=0.1,
+                     latency_per_token_s=0.0002, fault_rates=SIM_FAULTS, fault_retry_after_s=0.5)
+
+
 class DemoError(Exception):
     """A step failed; the message says which, and what to look at."""
 
@@ -153,11 +158,14 @@ class Demo:
             self.evalset = self.run / f"eval-subset-{self.lang}.jsonl"
             self.evalset.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in picked), encoding="utf-8")
 
+    def generate_args(self, base_url: str) -> list[str]:
+        """`python -m factory generate`'s arguments for the demo's examples."""
+        return ["generate", "--run", str(self.run), "--recipe", "self-instruct", "--seeds", str(self.seeds),
+                "--n", str(self.plan.examples), "--model", GEN_MODEL, "--base-url", base_url, "--max-cost", "1.00",
+                "--rpm", str(SIM_RPM), "--tpm", str(SIM_TPM), "--eval", str(self.evalset), "--no-progress"]
+
     def generate(self, base_url: str) -> None:
-        self.sh("python", "-m", "factory", "generate", "--run", self.run, "--recipe", "self-instruct",
-                "--seeds", self.seeds, "--n", str(self.plan.examples), "--model", GEN_MODEL,
-                "--base-url", base_url, "--max-cost", "1.00", "--rpm", str(SIM_RPM), "--tpm", str(SIM_TPM),
-                "--eval", self.evalset, "--no-progress")
+        self.sh("python", "-m", "factory", *self.generate_args(base_url))
 
     def train(self) -> None:
         p = self.plan
@@ -357,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         print("instruct-factory demo: every text, token count and score below comes from a local SIMULATOR, "
               "not a model.\nNo API key is used and nothing leaves this machine.", flush=True)
     t0 = time.perf_counter()
-    sim = SimConfig(port=0, seed=args.seed, rpm=SIM_RPM, tpm=SIM_TPM, latency_base_s=0.02, jitter_s=0.1,
-                    latency_per_token_s=0.0002, fault_rates=SIM_FAULTS, fault_retry_after_s=0.5)
+    sim = simulator_config(args.seed)
     try:
         demo.prepare()
         stats = run_with_simulator(demo, sim)

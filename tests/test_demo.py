@@ -123,3 +123,27 @@ def test_the_closing_spend_line_says_what_each_figure_covers() -> None:
     unknown = demo.spend_line({"generation_cost_usd": None, "usd_per_kept_example": None,
                                "other_stages_cost_usd": None, "total_cost_usd": 0.0})
     assert "generation unknown (unknown per kept example)" in unknown
+
+
+@pytest.mark.parametrize("plan", ["REAL", "FULL"])  # 60 examples (the real model's demo), 300 (the tiny model's)
+def test_the_dry_runs_range_holds_the_requests_the_demos_generate_sends(tmp_path, plan, capsys, monkeypatch):
+    import sqlite3
+
+    from factory.__main__ import main
+    from factory.simulator import run_simulator
+
+    demo = load_demo()
+    monkeypatch.setenv("OPENAI_API_KEY", demo.DEMO_KEY)
+    run = tmp_path / "run"
+    with run_simulator(demo.simulator_config(0)) as url:
+        args = demo.Demo(run, "en", getattr(demo, plan)).generate_args(url)
+        assert main([*args, "--dry-run"]) == 0
+        m = re.search(r"total: \d+ requests expected \(between (\d+) and (\d+)\)", capsys.readouterr().out)
+        assert m is not None
+        assert main(args) == 0
+    db = sqlite3.connect(run / "ledger.sqlite")
+    try:
+        (sent,) = db.execute("SELECT COUNT(*) FROM requests").fetchone()
+    finally:
+        db.close()
+    assert int(m.group(1)) <= sent <= int(m.group(2))

@@ -50,8 +50,9 @@ class GenerateSettings(BaseModel):
     assumed_yield: float = Field(default=0.7, gt=0, le=1,
                                  description="share of asked items kept, until this run has measured it")
     # The dry run's range before anything is measured: real runs have kept from about a quarter
-    # (strict filters, a model that repeats itself) to nearly all of what they asked for.
-    assumed_yield_low: float = Field(default=0.25, gt=0, le=1, description="the dry run's low end of assumed_yield")
+    # (strict filters, a model that repeats itself) to nearly all of what they asked for; the low end
+    # leaves room below that.
+    assumed_yield_low: float = Field(default=0.2, gt=0, le=1, description="the dry run's low end of assumed_yield")
     assumed_yield_high: float = Field(default=0.9, gt=0, le=1, description="the dry run's high end of assumed_yield")
 
     @model_validator(mode="after")
