@@ -63,11 +63,6 @@ class Rows:
     def nbytes(self) -> int:
         return self._flat.nbytes + self._starts.nbytes + self._sizes.nbytes + self._bitmaps.nbytes + len(self._kinds)
 
-    def append(self, item_id: str, kind: EntryKind, shingles: np.ndarray, bitmap: np.ndarray) -> int:
-        """Store one text (its shingles and their bitmap); returns its row."""
-        self.extend([item_id], kind, [shingles], bitmap[None, :])
-        return len(self.ids) - 1
-
     def extend(self, ids: list[str], kind: EntryKind, sets: list[np.ndarray], bitmaps: np.ndarray) -> None:
         """Store several texts of one kind (their shingle sets and bitmaps), as rows in order."""
         if not ids:
