@@ -99,9 +99,9 @@ def heldout_loss(model: Any, tokenizer: Any, items: list[task.Item], max_len: in
 
 
 def answers(model: Any, tokenizer: Any, prompts: dict[str, str], max_new_tokens: int, batch_size: int) -> dict[str, str]:
-    """Greedy answers, batched, through trainer.answer (the code `trainer answer` runs)."""
+    """Greedy answers, batched, through trainer.answering (the code `trainer answer` runs)."""
     from schemas import Question
-    from trainer.answer import answer_questions
+    from trainer.answering import answer_questions
 
     questions = [Question(question_id=k, category="general", turns=[v]) for k, v in prompts.items()]
     out: dict[str, str] = {}
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from trainer.answer import load_for_answers
+    from trainer.answering import load_for_answers
 
     torch.set_num_threads(args.threads)
     train_items, held = task.split(args.seed)

@@ -21,12 +21,12 @@ from typing import NoReturn
 from factory.errors import FactoryError, SecretFilter
 
 COMMANDS: tuple[str, ...] = (
-    "factory.generate",  # generate: instruction data with a recipe
-    "factory.importer",  # import: existing data sets into the run's format
+    "factory.commands.generate",  # generate: instruction data with a recipe
+    "factory.commands.importer",  # import: existing data sets into the run's format
     "factory.batch.cli",  # batch: the Batch API path
-    "factory.send",  # send: a JSONL file of chat requests through the engine
+    "factory.commands.send",  # send: a JSONL file of chat requests through the engine
     "factory.simulator.cli",  # simulate: the local OpenAI-compatible simulator
-    "factory.report",  # report: what a run cost and kept (report/cost.md)
+    "factory.commands.report",  # report: what a run cost and kept (report/cost.md)
 )
 
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from judge import answer_remote, grade, overview, report
+from judge.commands import answer_remote, grade, overview, report
 from judge.compare import cli as compare
 
 COMMANDS = [report, grade, answer_remote, overview, compare]

@@ -1,4 +1,5 @@
-"""`python -m judge overview --run RUN` (`just report --run RUN`): the whole report of a run.
+"""The whole report of a run: `python -m judge overview --run RUN` (`just report --run RUN`, the
+command is judge/commands/overview.py) and the Python API's `judge.report`.
 
 Runs the three parts a run can have and puts them on one page:
 
@@ -18,11 +19,9 @@ score report; the trainer's output is read as a file, never imported.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,8 +41,8 @@ from factory.cost import (
     write_cost_report,
 )
 from factory.simulator.text import MARKER as SIMULATED_MARKER
-from judge import grade
-from judge import report as score_report
+from judge import grade_settings as grade
+from judge import scores_report as score_report
 from judge.training_report import TrainingReportError, write_training_report
 
 INDEX_FILE = "index.html"
@@ -456,31 +455,3 @@ def render_html(run: Path, summary: dict[str, Any], out_dir: Path) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>instruct-factory — {_e(run_name)}</title><style>{_CSS}</style></head>"
             f"<body>{''.join(body)}</body></html>\n")
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "overview",
-        help="the whole report of a run (cost, training, scores): report/index.html and summary.json",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/NAME")
-    p.add_argument("--questions", type=Path, action="append", default=[],
-                   help="question file(s), for the categories of judgments that do not carry one (repeatable)")
-    p.set_defaults(func=main)
-    return p
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        out = write_overview(args.run, questions=args.questions)
-    except OverviewError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    shown = ", ".join(name for name, present in out.parts.items() if present)
-    print(f"report of {args.run} ({shown}): {out.index_html.resolve()}")
-    return 0

@@ -121,15 +121,15 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
 
 COMMAND = "def add_parser(subparsers):\n    pass\n"
 CLEAN = {
-    "factory/__main__.py": "import importlib\nfrom factory import generate\n",
-    "factory/generate.py": "from factory.engine import Engine\nfrom factory.engine.ledger import Ledger\n" + COMMAND,
-    "factory/send.py": "from factory.engine import Engine\n" + COMMAND,
+    "factory/__main__.py": "import importlib\nfrom factory.commands import generate\n",
+    "factory/commands/generate.py": "from factory.engine import Engine\nfrom factory.engine.ledger import Ledger\n" + COMMAND,
+    "factory/commands/send.py": "from factory.engine import Engine\n" + COMMAND,
     "factory/engine/__init__.py": "from factory.engine.core import Engine\n",
     "factory/engine/core.py": "from schemas import Example\n",
     "factory/engine/ledger.py": "from .core import Engine\n",
     "factory/batch/__init__.py": "",
-    "factory/batch/cli.py": "from factory.send import read_requests\nfrom factory.batch import run\n" + COMMAND,
-    "judge/grade.py": "from factory.engine import Engine\n" + COMMAND,
+    "factory/batch/cli.py": "from factory.commands.send import read_requests\nfrom factory.batch import run\n" + COMMAND,
+    "judge/commands/grade.py": "from factory.engine import Engine\n" + COMMAND,
     "trainer/loop.py": "from schemas import Example\n",
 }
 
@@ -139,15 +139,15 @@ def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path, text, message", [
-    ("factory/engine/core.py", "from factory.generate import helper\n", "imports the command factory.generate"),
-    ("factory/engine/core.py", "from factory import send\n", "imports the command factory.send"),
+    ("factory/engine/core.py", "from factory.commands.generate import helper\n", "imports the command factory.commands.generate"),
+    ("factory/engine/core.py", "from factory.commands import send\n", "imports the command factory.commands.send"),
     ("factory/engine/core.py", "import factory.batch.cli as cli\n", "imports the command factory.batch.cli"),
-    ("factory/engine/ledger.py", "from .. import generate\n", "imports the command factory.generate"),
+    ("factory/engine/ledger.py", "from ..commands import generate\n", "imports the command factory.commands.generate"),
     ("factory/engine/ledger.py", "from ..batch.cli import main\n", "imports the command factory.batch.cli"),
     ("factory/engine/ledger.py", "def f():\n    from factory.__main__ import main\n", "imports the command factory.__main__"),
-    ("judge/grade.py", "from factory.send import read_requests\n" + COMMAND, "of another package"),
-    ("judge/stats.py", "from factory.send import read_requests\n", "a part never imports a command"),
-    ("factory/engine/core.py", "from judge.grade import grade_run\n", "factory may import only ['schemas']"),
+    ("judge/commands/grade.py", "from factory.commands.send import read_requests\n" + COMMAND, "of another package"),
+    ("judge/stats.py", "from factory.commands.send import read_requests\n", "a part never imports a command"),
+    ("factory/engine/core.py", "from judge.grading import grade_run\n", "factory may import only ['schemas']"),
     ("trainer/loop.py", "import factory.engine\n", "trainer may import only ['schemas']"),
     ("schemas/records.py", "from trainer.loop import train\n", "schemas may import only nothing of ours"),
 ])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainer import answer, convert, merge, tiny, train
+from trainer.commands import answer, convert, merge, tiny, train
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,8 @@ ends with one all-reduce of all LoRA gradients flattened into one buffer.
 The step-level functions (plan_steps, setup of speed options, build_optimizer, build_scheduler,
 train_step) import neither pydantic nor our schemas, so bench/train_gpu.py can use them on a machine
 that has only torch, transformers and peft; `train()` imports the rest when called. The command line
-is trainer/train.py; the process group, device and SIGTERM plumbing is trainer/runtime.py.
+is trainer/commands/train.py (over trainer/training.py); the process group, device and SIGTERM
+plumbing is trainer/runtime.py.
 """
 
 from __future__ import annotations

@@ -6,13 +6,11 @@ and Gemma's chat template (no system role, `<start_of_turn>user` / `<start_of_tu
 closed by `<end_of_turn>`). The model is `GemmaForCausalLM` with random weights and Gemma-2b's shape
 in miniature: one KV head (multi-query attention), tied embeddings, sqrt(hidden) embedding scale.
 
-    python -m trainer tiny --out runs/tiny-model
+    python -m trainer tiny --out runs/tiny-model   (trainer/commands/tiny.py)
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -199,32 +197,3 @@ def build_tiny(out_dir: Path, *, seed: int = 0, **shape: Any) -> Path:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `tiny`: build the tiny model folder."""
-    parser = subparsers.add_parser(
-        "tiny",
-        help="build a tiny random Gemma-architecture model and tokenizer (offline; for tests and demos)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--out", type=Path, required=True, help="folder to write (created if missing)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
-    parser.add_argument("--layers", type=int, default=DEFAULT_SHAPE["num_hidden_layers"], help="decoder layers")
-    parser.add_argument("--hidden", type=int, default=DEFAULT_SHAPE["hidden_size"], help="hidden size")
-    parser.set_defaults(func=main)
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.layers < 1 or args.hidden < 1:
-        print("error: --layers and --hidden must be positive integers", file=sys.stderr)
-        return 2
-    out = args.out
-    if out.exists() and not out.is_dir():
-        print(f"error: --out {out} is a file; give a folder", file=sys.stderr)
-        return 2
-    build_tiny(out, seed=args.seed, num_hidden_layers=args.layers, hidden_size=args.hidden)
-    print(f"wrote a tiny Gemma model and tokenizer to {out}")
-    return 0

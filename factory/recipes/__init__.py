@@ -9,7 +9,7 @@
 - journal.py        the planned requests of a run, so a rerun sends exactly the same ones again
 - templates.py      the editable prompt files in factory/prompts/<lang>/
 - imported.py       existing data sets (Alpaca JSON, Q&A JSONL) as examples, filtered and deduplicated
-The `generate` command (factory/generate.py) puts them together; `import` (factory/importer.py)
-uses imported.py.
+The `generate` command (factory/commands/generate.py, over factory/generation.py) puts them together;
+`import` (factory/commands/importer.py) uses imported.py.
 """
 

@@ -1,7 +1,7 @@
 """Grading every model against the baseline, both orders, through the engine or the Batch API.
 
 The items are `judge.plan`'s pair items turned into `StrengthItem`s; sending, retries of unreadable
-replies, resume and the writing of each judgment are `judge.grade`'s own (`Grading`, the online and
+replies, resume and the writing of each judgment are `judge.grading`'s own (`Grading`, the online and
 the batch loops). Everything lives in the comparison's folder: `ledger.sqlite` (every judge request,
 so a rerun pays nothing twice and `--max-cost` counts this comparison's spend) and `judgments.jsonl`.
 """

@@ -5,7 +5,7 @@ verdict. The material is fenced exactly as in `judge.prompts` (same nonce, same 
 read as strictly as `judge.parse` reads an A/B/tie verdict: the whole reply as JSON, else JSON
 objects in prose that all agree, else `[[A>B]]` / `Verdict: A>B` markers that all agree; anything
 else is `Unparsed`, never a guess. `StrengthItem` is a pair `GradingItem` that asks for, parses
-and records such verdicts, so the grading machinery of `judge.grade` runs it unchanged.
+and records such verdicts, so the grading machinery of `judge.grading` runs it unchanged.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""factory.importer (`python -m factory import`): Alpaca JSON and Q&A JSONL into a run's examples.jsonl."""
+"""factory.commands.importer (`python -m factory import`): Alpaca JSON and Q&A JSONL into a run's examples.jsonl."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from factory import importer
+from factory.commands import importer
 from schemas import Example, Rejected, read_jsonl
 
 ALPACA = [

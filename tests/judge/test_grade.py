@@ -24,7 +24,7 @@ from test_grade_support import (
 from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
-from judge.grade import JudgeSettings, grade_run
+from judge.grading import JudgeSettings, grade_run
 from judge.verdicts import judgment_key
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -221,7 +221,7 @@ def test_a_bad_key_stops_with_one_line_and_never_shows_the_key(tmp_path: Path, c
 
 
 def test_an_endpoint_that_refuses_json_schema_stops_with_a_hint(tmp_path: Path, capsys, monkeypatch) -> None:
-    import judge.grade as grade
+    import judge.commands.grade as grade
 
     run, qfile = make_run(tmp_path, pick_questions(4))
     refusing = ScriptedJudge(_always_a, status=lambda body: 400 if "response_format" in body else 200)

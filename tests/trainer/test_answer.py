@@ -13,8 +13,7 @@ import pytest
 import torch
 
 from schemas import Answer, Question, read_jsonl, write_jsonl
-from trainer import answer as answer_cmd
-from trainer.answer import (
+from trainer.answering import (
     END_OF_TURN,
     answer_questions,
     encode_conversation,
@@ -23,6 +22,7 @@ from trainer.answer import (
     stop_token_ids,
     temperature_for,
 )
+from trainer.commands import answer as answer_cmd
 from trainer.tiny import build_tiny
 
 ROOT = Path(__file__).resolve().parents[2]

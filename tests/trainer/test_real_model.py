@@ -82,7 +82,7 @@ def test_the_run_records_the_gguf_file_it_loaded(real_model: str, trained_run: P
     assert adapter_config["base_model_name_or_path"] == str(path)
 
 def test_a_short_fine_tune_lowers_the_held_out_loss(real_model: str, trained_run: Path) -> None:
-    from trainer.answer import load_for_answers
+    from trainer.answering import load_for_answers
 
     held_out = _examples(HELD_OUT, "h")
     base, tokenizer = load_for_answers(real_model, None, device="cpu", dtype="float32")
@@ -114,7 +114,7 @@ def test_answer_with_and_without_the_adapter(real_model: str, trained_run: Path,
 def test_merge_gives_the_logits_of_base_plus_adapter(real_model: str, trained_run: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    from trainer.answer import load_for_answers
+    from trainer.answering import load_for_answers
 
     assert main(["merge", "--run", str(trained_run)]) == 0
     merged = AutoModelForCausalLM.from_pretrained(trained_run / "merged", dtype=torch.float32).eval()

@@ -8,7 +8,7 @@ and that training sees exactly the prompt tokens that `trainer answer` sends.
 from __future__ import annotations
 
 from schemas import Example
-from trainer.answer import encode_conversation, stop_token_ids
+from trainer.answering import encode_conversation, stop_token_ids
 from trainer.data import IGNORE_INDEX, ChatEncoder
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"

@@ -15,8 +15,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from trainer.commands.tiny import add_parser
 from trainer.model import ALL_PROJECTIONS, ModelLoadError, add_lora, load_model, load_tokenizer
-from trainer.tiny import SPECIAL_TOKENS, add_parser, build_tiny
+from trainer.tiny import SPECIAL_TOKENS, build_tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from factory import importer
+from factory.commands import importer
 from factory.quality import Deduper, DedupSettings, normalize, shingle_sets
 from factory.quality.filters import REASON_ENCODING, REASON_NO_TEXT, check, encoding_rejection
 from schemas import Example, Rejected, read_jsonl

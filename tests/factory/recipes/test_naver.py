@@ -185,7 +185,7 @@ def test_an_unknown_search_kind_is_refused_by_the_settings():
 
 
 def test_topics_answers_carry_naver_snippets(tmp_path, monkeypatch, capsys):
-    from factory import generate as generate_module
+    from factory import generation as generate_module
     from factory.__main__ import main
     from factory.recipes.journal import JournalEntry
     from factory.simulator import SimConfig, run_simulator

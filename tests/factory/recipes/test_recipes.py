@@ -13,7 +13,7 @@ import pytest
 from factory.quality import DedupSettings
 from factory.engine import ChatResult
 from factory.quality.filters import FilterSettings
-from factory.generate import Resolved, build_recipe
+from factory.generation import Resolved, build_recipe
 from factory.recipes.seeds import detect_lang
 from factory.recipes.base import YieldWindow, wants_structured
 from factory.recipes.driver import Driver

@@ -1,4 +1,4 @@
-"""`python -m judge report --run RUN`: the scores part of a run's report.
+"""The scores part of a run's report (`python -m judge report`, judge/commands/report.py).
 
 Reads `RUN/eval/judgments.jsonl` and `RUN/eval/answers.jsonl`; writes `RUN/report/scores.md`,
 PNG charts beside it, and the "scores" key of `RUN/report/summary.json` (other keys, written by
@@ -7,9 +7,7 @@ other stages such as the cost report, are kept).
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,35 +300,3 @@ def write_report(run: Path, *, questions: Sequence[Path] = (), n_resamples: int 
     summary = out_dir / "summary.json"
     merge_summary(summary, "scores", scores)
     return ReportOutput(scores_md=md, summary_json=summary, charts=charts)
-
-
-# --- command line --------------------------------------------------------------------------------
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("report", help="scores report of a run: report/scores.md, charts, summary.json",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/NAME")
-    p.add_argument("--questions", type=Path, action="append", default=[],
-                   help="question file(s) for the categories of judgments that do not carry one (repeatable)")
-    p.add_argument("--resamples", type=int, default=stats.DEFAULT_RESAMPLES, help="bootstrap resamples (default %(default)s)")
-    p.add_argument("--confidence", type=float, default=stats.DEFAULT_CONFIDENCE, help="interval level (default %(default)s)")
-    p.add_argument("--seed", type=int, default=stats.DEFAULT_SEED, help="bootstrap seed (default %(default)s)")
-    p.set_defaults(func=main)
-    return p
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.resamples < 1:
-        print("error: --resamples must be at least 1", file=sys.stderr)
-        return 2
-    if not 0 < args.confidence < 1:
-        print("error: --confidence must be between 0 and 1, e.g. 0.95", file=sys.stderr)
-        return 2
-    try:
-        out = write_report(args.run, questions=args.questions, n_resamples=args.resamples,
-                           confidence=args.confidence, seed=args.seed)
-    except ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {out.scores_md}, {out.summary_json}" + "".join(f", {c}" for c in out.charts))
-    return 0

@@ -1,31 +1,17 @@
-"""`python -m factory generate`: instruction data from seeds with a recipe, until --n are kept.
+"""A generation run: settings checked and resolved, the recipe built on the run folder's state, the
+requests sent (online or through the Batch API), and the closing summary, or for a dry run the plan.
 
-    python -m factory generate --run runs/ko --recipe self-instruct --seeds examples/seed_tasks_ko.jsonl \\
-        --n 5000 --model gpt-4o-mini --max-cost 20 [--dry-run] [--eval evalsets/ko.jsonl] [--batch]
-
-Recipes (factory/recipes): `self-instruct` (seed tasks -> new tasks, as Stanford Alpaca did) and
-`topics` (keywords -> questions -> answers, as the Korean tutorial did, optionally grounded with
-Naver search snippets). Every produced example passes the filters and the near-duplicate check
-against the seeds, the evaluation questions (--eval) and every kept example; kept ones go to
-runs/NAME/examples.jsonl with their provenance, the others to rejected.jsonl with the reason.
-
---n counts KEPT examples: the run asks until it has them, the budget (--max-cost) ends, or the
-yield collapses. --dry-run sends nothing and prints the plan: requests, tokens (counted from the
-rendered prompts), cost and duration. A rerun of the same command continues: what the ledger has
-done is not paid again and nothing is written twice.
+This is the part behind `python -m factory generate` (factory/commands/generate.py, which turns its
+flags into the settings) and the Python API's `factory.generate`.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import anyio
-
-from factory.batch import BatchSettings, add_batch_arguments, batch_client, batch_settings_from_args
+from factory.batch import BatchSettings, batch_client
 from factory.quality import DedupSettings, Deduper, load_run_deduper
 from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError, SettingsError
@@ -35,110 +21,20 @@ from factory.engine.pricing import price_table_for
 from factory.recipes.base import Context, Gate, Recipe, StagePlan, wants_structured
 from factory.recipes.driver import Driver, describe_failures, usage_totals
 from factory.recipes.journal import JOURNAL_FILE, Journal
-from factory.recipes.naver import NaverSearch, NaverSettings, credentials_from_env
+from factory.recipes.naver import NaverSearch, NaverSettings
 from factory.recipes.outputs import Outputs
 from factory.recipes.self_instruct import SelfInstruct
 from factory.recipes.settings import GenerateSettings
 from factory.recipes.topics import Topics
 from factory.recipes.seeds import detect_lang, load_eval_files, load_keywords, load_seed_tasks, seed_dedup_items
-from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, load_settings, save_resolved
+from factory.engine.settings import EngineSettings, save_resolved
 from factory.engine.tokens import estimate_input, estimator_name
 from schemas import SeedTask, Usage
 
 STATE_DIR = "generate"
 
-# Command-line flag -> GenerateSettings field (None values leave the TOML file's value).
-_FIELDS = {
-    "recipe": "recipe", "seeds": "seeds", "n": "n", "lang": "lang", "structured": "structured", "eval": "eval",
-    "prompts": "prompts", "temperature": "temperature", "top_p": "top_p", "seed": "seed",
-    "tasks_per_request": "tasks_per_request", "seed_examples": "seed_examples",
-    "generated_examples": "generated_examples", "keywords_per_request": "keywords_per_request",
-    "questions_per_keyword": "questions_per_keyword", "answers_per_request": "answers_per_request",
-    "grounding": "grounding", "min_yield": "min_yield", "yield_window": "yield_window",
-    "assumed_yield": "assumed_yield",
-}
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "generate",
-        help="generate instruction data with a recipe (self-instruct, topics) until --n examples are kept",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--run", required=True, type=Path, help="run folder (ledger, examples, config)")
-    p.add_argument("--dry-run", action="store_true", help="send nothing: print the plan, tokens, cost and duration")
-    g = p.add_argument_group("what to generate (override the [generate] section of --config)")
-    g.add_argument("--recipe", choices=("self-instruct", "topics"))
-    g.add_argument("--seeds", type=Path, help="seed tasks (self-instruct, JSONL) or keywords (topics, one per line)")
-    g.add_argument("--n", type=int, help="examples to keep (after filters and dedup)")
-    g.add_argument("--lang", choices=("ko", "en"), help="language of the data (default: that of the seeds)")
-    g.add_argument("--structured", choices=("auto", "yes", "no"),
-                   help="json_schema structured output (auto: unless the model lacks it) or parsed text")
-    g.add_argument("--eval", action="append", type=Path, metavar="FILE",
-                   help="evaluation questions (JSONL, MT-Bench format) to keep out of the data; repeatable")
-    g.add_argument("--prompts", type=Path, help="folder of edited prompt templates (ko/*.txt, en/*.txt)")
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--top-p", type=float)
-    g.add_argument("--seed", type=int, help="seed of the sampling of seeds and keywords")
-    g.add_argument("--tasks-per-request", type=int, help="self-instruct: new tasks asked per request")
-    g.add_argument("--seed-examples", type=int, help="self-instruct: seed tasks shown per request")
-    g.add_argument("--generated-examples", type=int, help="self-instruct: generated tasks shown per request")
-    g.add_argument("--keywords-per-request", type=int, help="topics: keywords per questions request")
-    g.add_argument("--questions-per-keyword", type=int, help="topics: questions asked per keyword")
-    g.add_argument("--answers-per-request", type=int, help="topics: questions answered per request")
-    g.add_argument("--grounding", choices=("none", "naver"), help="topics: Naver search snippets in the answer prompt")
-    g.add_argument("--min-yield", type=float, help="stop when recent requests keep less than this share")
-    g.add_argument("--yield-window", type=int, help="requests the yield is measured over")
-    g.add_argument("--assumed-yield", type=float, help="share of asked items kept, until measured")
-    d = p.add_argument_group("near-duplicates ([dedup] section)")
-    d.add_argument("--dedup-threshold", type=float, help="Jaccard similarity at which a text is a duplicate")
-    n = p.add_argument_group("Naver grounding ([naver] section; NAVER_CLIENT_ID / NAVER_CLIENT_SECRET)")
-    n.add_argument("--naver-kinds", help="comma-separated searches: blog,news,kin,encyc,webkr")
-    n.add_argument("--naver-display", type=int, help="results per search")
-    n.add_argument("--naver-query", choices=("question", "keyword"), help="search for each question or its keyword")
-    n.add_argument("--naver-quota", type=int, help="calls allowed per day (default 25000)")
-    n.add_argument("--naver-rps", type=float, help="calls per second")
-    add_engine_arguments(p)
-    add_batch_arguments(p)
-    p.set_defaults(func=main)
-    return p
-
-
 # --------------------------------------------------------------------------------------------
-# Settings
-
-
-def generate_settings_from_args(args: argparse.Namespace) -> GenerateSettings:
-    overrides = {field: getattr(args, flag, None) for flag, field in _FIELDS.items()}
-    config = getattr(args, "config", None)
-    return load_settings(config, overrides, model=GenerateSettings, section="generate", section_only=True)
-
-
-def dedup_settings_from_args(args: argparse.Namespace) -> DedupSettings:
-    config = getattr(args, "config", None)
-    return load_settings(config, {"threshold": getattr(args, "dedup_threshold", None)}, model=DedupSettings,
-                         section="dedup", section_only=True)
-
-
-def naver_settings_from_args(args: argparse.Namespace) -> NaverSettings:
-    kinds = getattr(args, "naver_kinds", None)
-    overrides = {
-        "kinds": [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None,
-        "display": getattr(args, "naver_display", None), "query": getattr(args, "naver_query", None),
-        "daily_quota": getattr(args, "naver_quota", None), "calls_per_second": getattr(args, "naver_rps", None),
-    }
-    config = getattr(args, "config", None)
-    return load_settings(config, overrides, model=NaverSettings, section="naver", section_only=True)
-
-
-def filter_settings_from_args(args: argparse.Namespace) -> FilterSettings:
-    config = getattr(args, "config", None)
-    return load_settings(config, {}, model=FilterSettings, section="filters", section_only=True)
-
-
-# --------------------------------------------------------------------------------------------
-# The command
+# Resolving and running
 
 
 @dataclass
@@ -163,44 +59,50 @@ class Resolved:
         return self.engine.model
 
 
-def resolve(args: argparse.Namespace) -> Resolved:
-    gen = generate_settings_from_args(args)
-    engine = engine_settings_from_args(args)
+def resolve(run: Path, gen: GenerateSettings, engine: EngineSettings, *, dedup: DedupSettings,
+            filters: FilterSettings, naver: NaverSettings, batch: BatchSettings | None) -> Resolved:
+    """Check the settings together and load the seeds and eval questions; nothing is sent or written."""
     if not engine.model:
         raise SettingsError("no model: give --model (e.g. gpt-4o-mini), or model in the [engine] section of --config")
     if gen.grounding == "naver" and gen.recipe != "topics":
         raise SettingsError("--grounding naver works with --recipe topics (self-instruct has no questions to search)")
-    filter_settings = filter_settings_from_args(args)
     seeds = load_seed_tasks(gen.seeds) if gen.recipe == "self-instruct" else load_keywords(gen.seeds)
     lang = gen.lang or detect_lang([s.instruction if isinstance(s, SeedTask) else s for s in seeds])
     return Resolved(
-        run=args.run, gen=gen.model_copy(update={"lang": lang}), engine=engine, dedup=dedup_settings_from_args(args),
+        run=run, gen=gen.model_copy(update={"lang": lang}), engine=engine, dedup=dedup,
         # A Korean run keeps Korean text unless [filters] says otherwise (disabled = ["language"]).
-        filters=filter_settings if filter_settings.lang else filter_settings.model_copy(update={"lang": lang}),
-        naver=naver_settings_from_args(args), batch=batch_settings_from_args(args) if args.batch else None,
-        seeds=seeds, eval_items=load_eval_files(gen.eval), lang=lang,
+        filters=filters if filters.lang else filters.model_copy(update={"lang": lang}),
+        naver=naver, batch=batch, seeds=seeds, eval_items=load_eval_files(gen.eval), lang=lang,
         structured=wants_structured(gen.structured, engine.model),
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    r = resolve(args)
-    if args.dry_run:
-        recipe, ctx = build_recipe(r, dry_run=True)
-        try:
-            print(dry_run_report(recipe, ctx, r.engine, batch=r.batch is not None))
-        finally:
-            ctx.journal.close()
-            ctx.outputs.close()
-        return 0
-    credentials = credentials_from_env() if r.gen.grounding == "naver" else None
+def save_settings(r: Resolved) -> None:
+    """The resolved settings of each section into the run's config.toml (before the first request)."""
     for section, value in (("generate", r.gen), ("engine", r.engine), ("dedup", r.dedup), ("filters", r.filters)):
         save_resolved(r.run, section, value)
     if r.gen.grounding == "naver":
         save_resolved(r.run, "naver", r.naver)
     if r.batch is not None:
         save_resolved(r.run, "batch", r.batch)
-    return anyio.run(_generate, r, credentials)
+
+
+def dry_run_text(r: Resolved) -> str:
+    """The plan of a run (requests, tokens, cost, duration); nothing is sent or written."""
+    recipe, ctx = build_recipe(r, dry_run=True)
+    try:
+        return dry_run_report(recipe, ctx, r.engine, batch=r.batch is not None)
+    finally:
+        ctx.journal.close()
+        ctx.outputs.close()
+
+
+@dataclass
+class GenerationEnd:
+    """How a run ended: the closing summary and the exit status the command returns."""
+
+    summary: str
+    status: int  # 0 done or submitted; 1 short of --n (budget, failures, yield); 130 interrupted
 
 
 def build_recipe(r: Resolved, *, dry_run: bool, naver: NaverSearch | None = None) -> tuple[Recipe, Context]:
@@ -228,7 +130,8 @@ def build_recipe(r: Resolved, *, dry_run: bool, naver: NaverSearch | None = None
     return recipe, ctx
 
 
-async def _generate(r: Resolved, credentials: tuple[str, str] | None) -> int:
+async def run_generation(r: Resolved, credentials: tuple[str, str] | None) -> GenerationEnd:
+    """Send what the run still needs; `credentials`: Naver's (id, secret) for grounding, else None."""
     naver = None
     if credentials is not None:
         naver = NaverSearch(r.run / STATE_DIR, r.naver, client_id=credentials[0], client_secret=credentials[1])
@@ -254,16 +157,16 @@ async def _generate(r: Resolved, credentials: tuple[str, str] | None) -> int:
                         await driver.run_batches(client, ledger=ledger, settings=r.engine, batch=r.batch)
             except FatalAPIError as e:
                 raise _with_hint(e, r.structured) from None
-            print(summary(recipe, ctx, driver, ledger, r.engine))
+            text = summary(recipe, ctx, driver, ledger, r.engine)
     finally:
         await recipe.aclose()
         ctx.journal.close()
         ctx.outputs.close()
     if driver.report.pending:
-        return 0  # submitted: a rerun collects
+        return GenerationEnd(text, 0)  # submitted: a rerun collects
     if driver.report.engine_stopped == "interrupted":
-        return 130  # Ctrl-C: in-flight requests were drained and recorded; a rerun continues
-    return 0 if ctx.need == 0 else 1
+        return GenerationEnd(text, 130)  # Ctrl-C: in-flight requests were drained and recorded; a rerun continues
+    return GenerationEnd(text, 0 if ctx.need == 0 else 1)
 
 
 def _with_hint(e: FatalAPIError, structured: bool) -> FactoryError:
@@ -417,4 +320,5 @@ def _minutes(m: float) -> str:
     return f"{m / 60:.1f} h"
 
 
-__all__ = ["Resolved", "add_parser", "build_recipe", "dry_run_report", "main", "resolve", "summary"]
+__all__ = ["GenerationEnd", "Resolved", "build_recipe", "dry_run_report", "dry_run_text", "resolve", "run_generation",
+           "save_settings", "summary"]

@@ -1,19 +1,14 @@
 """`python -m trainer train --run runs/NAME [--config FILE] [--key value ...]`: the command line of
-the training loop (trainer/loop.py). Settings and data are checked here, before any model loads."""
+the training loop (trainer/loop.py, through trainer/training.py). Settings and data are checked
+before any model loads."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from trainer.attention import PackedAttentionError
-from trainer.errors import TrainError
-from trainer.gguf_model import GgufError
-from trainer.loop import check_can_resume, train
-from trainer.model import ModelLoadError
-from trainer.runtime import check_runtime
+from trainer.training import USER_ERRORS, is_main_process, train_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,30 +37,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def main(args: argparse.Namespace) -> int:
-    from trainer.settings import SettingsError, load_settings, parse_overrides, save_settings
+    from trainer.settings import load_settings, parse_overrides
 
     try:
         overrides = parse_overrides(list(getattr(args, "overrides", []) or []))
         if args.data is not None:
             overrides["data"] = str(args.data)
         settings = load_settings(args.config, overrides)
-        if args.max_steps_this_run is not None and args.max_steps_this_run < 1:
-            raise TrainError("--max-steps-this-run must be at least 1")
-        data_path = Path(settings.data) if settings.data else args.run / "examples.jsonl"
-        if not data_path.is_file():
-            raise TrainError(
-                f"no examples at {data_path}: generate them first (just generate --run {args.run} ...) "
-                f"or pass --data FILE"
-            )
-        check_runtime(settings)
-        check_can_resume(settings, args.run)
-        if int(os.environ.get("RANK", "0")) == 0:
-            save_settings(settings, args.run / "config.toml")
-        result = train(settings, args.run, data_path=data_path, max_steps_this_run=args.max_steps_this_run)
-    except (SettingsError, TrainError, PackedAttentionError, ModelLoadError, GgufError) as e:
+        result = train_run(args.run, settings, max_steps_this_run=args.max_steps_this_run)
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         if result.finished:
             print(f"done: {result.step} steps; adapter in {result.adapter_dir}")
         else:

@@ -1,4 +1,5 @@
-"""`python -m trainer answer`: answers to an evaluation set from a local model, batched.
+"""Answers to an evaluation set from a local model, batched. The part behind `python -m trainer answer`
+(trainer/commands/answer.py) and the Python API's `trainer.answer`:
 
     python -m trainer answer --run runs/NAME --questions evalsets/ko.jsonl --adapter runs/NAME/train/adapter
     python -m trainer answer --run runs/NAME --questions evalsets/ko.jsonl --model google/gemma-2b-it --label base
@@ -22,10 +23,8 @@ The resolved settings go to `RUN/config.toml` under `[answer.LABEL]`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 import tomllib
 from collections.abc import Callable, Sequence
@@ -272,75 +271,40 @@ def answer_questions(model: Any, tokenizer: Any, questions: Sequence[Question], 
     return done
 
 
-# --- command line ---------------------------------------------------------------------------------
+# --- a run ----------------------------------------------------------------------------------------
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("answer", help="answer an evaluation set with the base model (+ adapter), batched",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, required=True, help="the run folder, e.g. runs/NAME")
-    p.add_argument("--questions", type=Path, help="question file (JSONL, schemas.Question or MT-Bench format)")
-    p.add_argument("--adapter", type=Path, help="peft adapter folder (e.g. runs/NAME/train/adapter); none: the base alone")
-    p.add_argument("--model", help="base model, hub id or folder (default: the adapter's base, else [train].model)")
-    p.add_argument("--label", help="model label in answers.jsonl (default: lora with --adapter, base without)")
-    p.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="per turn (default 1024)")
-    p.add_argument("--batch-size", type=int, dest="batch_size", help="prompts per batch (default 8)")
-    p.add_argument("--sampling", choices=["per-category", "greedy"], help="temperature per MT-Bench category, or greedy")
-    p.add_argument("--seed", type=int, help="sampling seed (default 0)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: cuda if present")
-    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], help="default auto: bf16 on GPU, fp32 on CPU")
-    p.add_argument("--config", type=Path, help="TOML file with an [answer] table; flags override it")
-    p.set_defaults(func=main)
-    return p
+@dataclass(frozen=True)
+class AnswerOutcome:
+    label: str
+    answered: int  # questions answered by this call
+    already: int  # questions this label had answered before (skipped)
+    questions: int  # questions in the file
+    path: Path  # RUN/eval/answers.jsonl
+    seconds: float
 
 
-_FIELDS = ("questions", "adapter", "model", "label", "max_new_tokens", "batch_size", "sampling", "seed", "device", "dtype")
-
-
-def _values(args: argparse.Namespace) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if getattr(args, "config", None) is not None:
-        try:
-            doc = tomllib.loads(args.config.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise AnswerError(f"cannot read --config {args.config}: {e}") from e
-        table = doc.get(SECTION, {})
-        if not isinstance(table, dict):
-            raise AnswerError(f"{args.config}: [{SECTION}] must be a table")
-        values.update(table)
-    values.update({k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) is not None})
-    if "questions" not in values:
-        raise AnswerError("no question file: pass --questions FILE")
-    return values
-
-
-def main(args: argparse.Namespace) -> int:
+def answer_run(run: Path, settings: AnswerSettings) -> AnswerOutcome:
+    """Answer the questions `settings.label` has not answered yet in `run` (settings from
+    `resolve_settings`), appending to RUN/eval/answers.jsonl after every batch."""
+    out = run / "eval" / "answers.jsonl"
+    label = str(settings.label)
     try:
-        settings = resolve_settings(args.run, _values(args))
-        out = args.run / "eval" / "answers.jsonl"
-        label = str(settings.label)
-        try:
-            questions = load_questions(settings.questions)
-            done = fully_answered(out, label, questions)
-        except EvalSetError as e:
-            raise AnswerError(str(e)) from None
-        todo = [q for q in questions if q.question_id not in done]
-        if not todo:
-            print(f"{label}: all {len(questions)} questions already answered in {out}")
-            return 0
-        save_settings(settings, args.run / "config.toml")
-        import torch
+        questions = load_questions(settings.questions)
+        done = fully_answered(out, label, questions)
+    except EvalSetError as e:
+        raise AnswerError(str(e)) from None
+    todo = [q for q in questions if q.question_id not in done]
+    if not todo:
+        return AnswerOutcome(label, 0, len(done), len(questions), out, 0.0)
+    save_settings(settings, run / "config.toml")
+    import torch
 
-        torch.manual_seed(settings.seed)
-        model, tokenizer = load_for_answers(str(settings.model), settings.adapter,
-                                            device=settings.device, dtype=settings.dtype)
-        record_model(args.run / "config.toml", f"{SECTION}-{label}", str(settings.model))
-    except (AnswerError, GgufError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    torch.manual_seed(settings.seed)
+    model, tokenizer = load_for_answers(str(settings.model), settings.adapter,
+                                        device=settings.device, dtype=settings.dtype)
+    record_model(run / "config.toml", f"{SECTION}-{label}", str(settings.model))
     t0 = time.perf_counter()
     with JsonlWriter(out) as writer:
         n = answer_questions(model, tokenizer, todo, label=label, max_new_tokens=settings.max_new_tokens,
                              batch_size=settings.batch_size, sampling=settings.sampling, on_answers=writer.append)
-    print(f"{label}: answered {n} questions in {time.perf_counter() - t0:.1f}s "
-          f"({len(done)} already done) -> {out}")
-    return 0
+    return AnswerOutcome(label, n, len(done), len(questions), out, time.perf_counter() - t0)

@@ -1,4 +1,4 @@
-"""python -m trainer merge --run runs/NAME [--out DIR]: the base model with the adapter folded in.
+"""Merging a run's adapter into its base model (`python -m trainer merge`, the API's `trainer.merge`).
 
 The result is a plain transformers model folder (no peft needed to load it) with the tokenizer copied
 beside it. The merge itself runs in fp32 on the CPU, W' = W + (alpha / r) * B @ A, so it adds no rounding
@@ -8,18 +8,16 @@ otherwise.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from trainer.checkpoint import TMP_PREFIX, publish_dir
-from trainer.gguf_model import GgufError, converted_folder, is_gguf, record_model
-from trainer.model import ModelLoadError, load_model, load_tokenizer
+from trainer.gguf_model import converted_folder, is_gguf, record_model
+from trainer.model import load_model, load_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -63,41 +61,18 @@ def merge_adapter(base: str, adapter_dir: Path, out_dir: Path, *, dtype: torch.d
     return out_dir
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "merge",
-        help="merge a run's adapter into its base model (a plain model folder)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    parser.add_argument("--run", type=Path, required=True, help="the run folder, runs/NAME")
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/NAME/merged)")
-    parser.add_argument("--model", help="base model (default: [train].model of runs/NAME/config.toml)")
-    parser.add_argument(
-        "--dtype", choices=["auto", *DTYPES], default="auto", help="saved dtype (auto: the base model's)"
-    )
-    parser.set_defaults(func=main)
-    return parser
+def merge_run(run: Path, *, model: str | None = None, out: Path | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Merge `run`'s adapter (train/adapter) into its base model (`model`, default: [train].model of the
+    run's config.toml) and write it to `out` (default: RUN/merged); record it in config.toml."""
+    from trainer.settings import load_settings
 
-
-def main(args: argparse.Namespace) -> int:
-    from trainer.settings import SettingsError, load_settings
-
-    run: Path = args.run
-    try:
-        base = args.model
-        if base is None:
-            config = run / "config.toml"
-            if not config.is_file():
-                raise MergeError(f"{config} does not exist: train the run first, or pass --model")
-            base = load_settings(config).model
-        out = args.out or run / "merged"
-        dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
-        merge_adapter(base, run / "train" / "adapter", out, dtype=dtype)
-        record_model(run / "config.toml", "merge", base, adapter=str(run / "train" / "adapter"), merged=str(out))
-    except (MergeError, SettingsError, ModelLoadError, GgufError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote the merged model to {out}")
-    return 0
+    base = model
+    if base is None:
+        config = run / "config.toml"
+        if not config.is_file():
+            raise MergeError(f"{config} does not exist: train the run first, or pass --model")
+        base = load_settings(config).model
+    out = out or run / "merged"
+    merge_adapter(base, run / "train" / "adapter", out, dtype=dtype)
+    record_model(run / "config.toml", "merge", base, adapter=str(run / "train" / "adapter"), merged=str(out))
+    return out

@@ -1,0 +1,143 @@
+"""Grading a run's answers with an LLM judge through the factory engine: the part behind
+`python -m judge grade` (judge/commands/grade.py, whose help tells the whole story) and the Python
+API's `judge.grade`.
+
+The settings are in grade_settings.py, the inputs and what is left to grade in grade_inputs.py, the
+rounds of requests and replies in grade_rounds.py; this module puts them together and says what was
+done.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import httpx
+
+from factory.batch import BatchSettings
+from factory.engine import Engine
+from factory.engine.ledger import Ledger
+from factory.recipes.base import wants_structured
+from factory.engine.settings import EngineSettings, save_resolved
+from judge.grade_inputs import load_inputs, left_to_grade
+from judge.grade_rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
+from judge.grade_settings import JUDGMENTS_FILE, SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
+from judge.plan import plan_items
+from schemas import JsonlError, JsonlWriter, Judgment, read_jsonl
+
+@dataclass
+class GradeOutcome:
+    counts: GradeCounts
+    judgments: Path
+    skipped: list[str]
+    label: str
+    structured: bool
+
+
+def grade_run(run: Path, settings: JudgeSettings, engine_settings: EngineSettings, batch: BatchSettings | None = None,
+              *, http_client: httpx.AsyncClient | None = None, api_key: str | None = None,
+              err: TextIO | None = None) -> GradeOutcome:
+    """Grade what is left in `run`. Every input is checked before the first request is sent.
+
+    `http_client` (tests): the HTTP client the engine or the batch client uses. Raises GradeError
+    for inputs to fix, FatalAPIError when the API refuses the key, the model or the requests.
+    """
+    err = err if err is not None else sys.stderr
+    inputs = load_inputs(run, settings)
+    try:
+        plan = plan_items(inputs.questions, inputs.answers, mode=settings.mode, model=inputs.label,
+                          judge_model=settings.judge_model, baseline=settings.baseline,
+                          pair_reference=settings.pair_reference, lang=settings.lang)
+    except ValueError as e:
+        raise GradeError(str(e)) from None
+    if not plan.items:
+        raise GradeError(f"nothing to grade in mode {settings.mode}: {_skipped_summary(plan.skipped)}")
+    out_path = run / JUDGMENTS_FILE
+    try:
+        done = read_jsonl(out_path, Judgment)
+    except JsonlError as e:
+        raise GradeError(f"{e}; fix or move the file, then rerun") from None
+    todo = left_to_grade(plan.items, done)
+    structured = wants_structured(settings.structured, settings.judge_model)
+    resolved = ResolvedJudge(**{**settings.model_dump(), "model": inputs.label, "questions": inputs.question_files,
+                                "structured": "yes" if structured else "no"},
+                             engine=engine_settings, batch_api=batch if settings.batch else None)
+    check_prompts(todo.items, todo.first_attempt)
+    if not todo.items:
+        save_resolved(run, SECTION, resolved)
+        return GradeOutcome(GradeCounts(planned=len(plan.items), already_scored=todo.already_scored), out_path,
+                            plan.skipped, inputs.label, structured)
+
+    with Ledger.for_run(run) as ledger:
+        # Built before anything is sent: the engine refuses a missing key or a budget without a price.
+        engine = None if settings.batch else Engine(engine_settings, ledger, api_key=api_key, http_client=http_client)
+        save_resolved(run, SECTION, resolved)
+        with JsonlWriter(out_path) as writer:
+            grading = Grading(todo, writer, structured=structured, retries=settings.retries,
+                              max_tokens=settings.max_tokens)
+            if engine is not None:
+                anyio.run(grade_online, grading, engine)
+            else:
+                anyio.run(grade_batch, grading, ledger, engine_settings, batch or BatchSettings(), http_client,
+                          api_key, err)
+    counts = grading.finish()
+    counts.planned = len(plan.items)
+    counts.already_scored = todo.already_scored
+    return GradeOutcome(counts, out_path, plan.skipped, inputs.label, structured)
+
+
+# --------------------------------------------------------------------------------------------
+# Printing
+
+
+def _skipped_summary(skipped: Sequence[str]) -> str:
+    """'12 question turns: no answer from 'lora' (x10); ...': reasons grouped, most frequent first."""
+    reasons = Counter(line.split(": ", 1)[-1] for line in skipped)
+    parts = [f"{reason} (x{n})" for reason, n in reasons.most_common(3)]
+    more = f"; and {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
+    return f"{len(skipped)} question turns: " + "; ".join(parts) + more if skipped else "no question turns"
+
+
+def _usd(value: float | None) -> str:
+    return "an unknown amount (a price is missing: give --price-input/--price-output)" if value is None else f"${value:.4f}"
+
+
+def summary_lines(run: Path, outcome: GradeOutcome, settings: JudgeSettings) -> list[str]:
+    c = outcome.counts
+    who = f"{outcome.label} vs {settings.baseline}" if settings.baseline else outcome.label
+    graded = c.scored + c.unscored
+    lines = [f"judge {settings.judge_model}, mode {settings.mode}, {who}: {c.planned} items"
+             + (f" ({c.already_scored} graded before)" if c.already_scored else "")]
+    if outcome.skipped:
+        lines.append(f"not gradable: {_skipped_summary(outcome.skipped)}")
+    rate = f" ({c.unscored / graded:.1%} of graded: no readable verdict after {settings.retries + 1} tries)" if c.unscored else ""
+    lines.append(f"graded now: {graded} ({c.scored} scored, {c.unscored} unscored{rate})")
+    if c.failed:
+        top = "; ".join(f"{reason} (x{n})" for reason, n in c.failures.most_common(2))
+        lines.append(f"{c.failed} items not graded: a judge request failed ({top}); rerun the same command to retry")
+    if c.unfinished:
+        why = {"budget": "the --max-cost budget is spent", "interrupted": "interrupted",
+               "batches pending": "their batches are still running on the server"}.get(c.stopped_reason or "", "the run stopped")
+        lines.append(f"{c.unfinished} items not finished: {why}; rerun the same command to continue")
+    lines.append(f"spent {_usd(c.cost_usd)} on {c.requests} requests ({c.cached} answered from the ledger, not paid again)")
+    lines.append(f"judgments: {outcome.judgments}")
+    lines.append(f"report: python -m judge report --run {run}")
+    return lines
+
+
+__all__ = [
+    "JUDGMENTS_FILE",
+    "SECTION",
+    "STAGE",
+    "GradeError",
+    "GradeOutcome",
+    "JudgeSettings",
+    "ResolvedJudge",
+    "grade_run",
+    "summary_lines",
+]

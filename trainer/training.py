@@ -1,0 +1,44 @@
+"""A training run: the checks made before any model loads (settings, data, hardware, resume), the
+resolved settings saved in the run folder, then the loop (trainer/loop.py).
+
+The part behind `python -m trainer train` (trainer/commands/train.py) and the Python API's
+`trainer.train`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from trainer.attention import PackedAttentionError
+from trainer.errors import TrainError
+from trainer.gguf_model import GgufError
+from trainer.loop import TrainResult, check_can_resume, train
+from trainer.model import ModelLoadError
+from trainer.runtime import check_runtime
+from trainer.settings import SettingsError, TrainSettings, save_settings
+
+# The errors a user can fix; each message says what to change.
+USER_ERRORS: tuple[type[Exception], ...] = (SettingsError, TrainError, PackedAttentionError, ModelLoadError, GgufError)
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (or the only process): the one that writes config.toml and prints."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def train_run(run: Path, settings: TrainSettings, *, max_steps_this_run: int | None = None) -> TrainResult:
+    """Train (or resume) the run's adapter; every check is made before the model loads."""
+    if max_steps_this_run is not None and max_steps_this_run < 1:
+        raise TrainError("--max-steps-this-run must be at least 1")
+    data_path = Path(settings.data) if settings.data else run / "examples.jsonl"
+    if not data_path.is_file():
+        raise TrainError(
+            f"no examples at {data_path}: generate them first (just generate --run {run} ...) "
+            f"or pass --data FILE"
+        )
+    check_runtime(settings)
+    check_can_resume(settings, run)
+    if is_main_process():
+        save_settings(settings, run / "config.toml")
+    return train(settings, run, data_path=data_path, max_steps_this_run=max_steps_this_run)
