@@ -128,7 +128,7 @@ class GenerationOutcome:
 # Settings: the command's, from objects or keyword arguments
 
 
-def _settings(model: type[Any], given: Any, config: Path | None, section: str, section_only: bool,
+def settings_from(model: type[Any], given: Any, config: Path | None, section: str, section_only: bool,
               overrides: dict[str, Any]) -> Any:
     """`given` (a settings object) or the `[section]` of `config`, with `overrides` on top, validated
     as the command validates its flags."""
@@ -170,18 +170,18 @@ def resolve_call(run: str | Path, *, config: str | Path | None, settings: Genera
         gen_over["eval"] = [gen_over["eval"]]
     if progress == "none":
         engine_over["progress"] = False
-    gen = _settings(GenerateSettings, settings, config_path, "generate", True, gen_over)
-    engine_settings = _settings(EngineSettings, engine, config_path, "engine", False, engine_over)
+    gen = settings_from(GenerateSettings, settings, config_path, "generate", True, gen_over)
+    engine_settings = settings_from(EngineSettings, engine, config_path, "engine", False, engine_over)
     batch_settings = None
     if isinstance(batch, BatchSettings):
         batch_settings = batch
     elif batch:
-        batch_settings = _settings(BatchSettings, None, config_path, "batch", True, {})
+        batch_settings = settings_from(BatchSettings, None, config_path, "batch", True, {})
     return resolve(
         Path(run), gen, engine_settings,
-        dedup=_settings(DedupSettings, dedup, config_path, "dedup", True, {}),
-        filters=_settings(FilterSettings, filters, config_path, "filters", True, {}),
-        naver=_settings(NaverSettings, naver, config_path, "naver", True, {}),
+        dedup=settings_from(DedupSettings, dedup, config_path, "dedup", True, {}),
+        filters=settings_from(FilterSettings, filters, config_path, "filters", True, {}),
+        naver=settings_from(NaverSettings, naver, config_path, "naver", True, {}),
         batch=batch_settings,
     )
 
