@@ -11,6 +11,7 @@ import contextvars
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from importlib.util import find_spec
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -35,7 +36,8 @@ def wants_bar(progress: ProgressMode) -> bool:
         from factory.errors import SettingsError
 
         raise SettingsError(f"progress={progress!r}: use 'auto', 'bar', 'line' or 'none'")
-    return progress == "bar" or (progress == "auto" and in_notebook())
+    # auto falls back to the line where tqdm is not installed (the `notebook` extra brings it)
+    return progress == "bar" or (progress == "auto" and in_notebook() and find_spec("tqdm") is not None)
 
 
 def loop_running() -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -87,7 +88,8 @@ def train(run: str | Path, *, config: str | Path | None = None, settings: TrainS
     resolved = load_settings(Path(config) if config is not None else None, overrides, base=settings,
                              given_as=GIVEN_AS)
     result = train_run(Path(run), resolved, max_steps_this_run=max_steps_this_run,
-                       progress_bar=progress == "bar" or (progress == "auto" and _in_notebook()))
+                       progress_bar=progress == "bar" or (progress == "auto" and _in_notebook()
+                                                          and find_spec("tqdm") is not None))
     return TrainOutcome(run=Path(run), step=result.step, total_steps=result.total_steps,
                         adapter_dir=result.adapter_dir, losses=dict(result.losses))
 
