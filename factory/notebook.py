@@ -7,14 +7,14 @@ progress display (a bar in a notebook, the usual line elsewhere). Used by the Py
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import sys
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from importlib.util import find_spec
 from typing import Any, Literal, TypeVar
 
 import anyio
+import anyio.from_thread
 
 T = TypeVar("T")
 
@@ -48,17 +48,22 @@ def loop_running() -> bool:
     return True
 
 
-def call_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """`fn(*args, **kwargs)`, which may start its own event loop (anyio.run): here when no loop runs
-    in this thread, else in a worker thread (a loop cannot be started inside another). The worker
-    gets this thread's context variables (the progress display)."""
-    if not loop_running():
-        return fn(*args, **kwargs)
-    context = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="instruct-factory") as pool:
-        return pool.submit(context.run, fn, *args, **kwargs).result()
-
-
 def run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run the coroutine function `fn(*args)` to its end from synchronous code (see call_blocking)."""
-    return call_blocking(anyio.run, fn, *args)
+    """Run the coroutine function `fn(*args)` to its end from synchronous code: here when no event
+    loop runs in this thread (then Ctrl-C stops it as it stops a command), else in a worker thread
+    with a loop of its own, since a loop cannot be started inside another (Jupyter runs every cell
+    inside one). There an interrupt (Jupyter's stop button) cancels the run before it is re-raised:
+    nothing goes on sending in the background; what was done stays in the ledger and the files."""
+    if not loop_running():
+        return anyio.run(fn, *args)
+    with anyio.from_thread.start_blocking_portal() as portal:
+        future = portal.start_task_soon(fn, *args)
+        try:
+            return _wait(future)
+        except KeyboardInterrupt:
+            future.cancel()  # the portal's exit waits for the task to end
+            raise
+
+
+def _wait(future: Future[T]) -> T:
+    return future.result()  # where a notebook's interrupt arrives (KeyboardInterrupt in this thread)

@@ -9,27 +9,25 @@
 `grade` takes the settings `python -m judge grade` takes (`JudgeSettings`, `EngineSettings`, a
 TOML file, or keyword arguments named like their fields) and raises the errors the command prints
 (`GradeError`, `SettingsError`, `FatalAPIError`: all `FactoryError`). It runs inside a notebook's
-event loop too (in a worker thread there); `grade_async` is the awaitable form. In a notebook the
+event loop too (in a worker thread there, which the stop button cancels); `grade_async` is the
+awaitable form. In a notebook the
 engine's progress shows as a bar.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-import anyio
 
 from factory.api import GIVEN_AS, settings_from
 from factory.batch import BatchSettings
 from factory.engine.progress import ProgressBar, use_display
 from factory.engine.settings import EngineSettings
 from factory.errors import FactoryError, SettingsError
-from factory.notebook import ProgressMode, call_blocking, wants_bar
+from factory.notebook import ProgressMode, run_async, wants_bar
 from judge.grade_settings import GradeError, JudgeSettings, load_judge_settings
-from judge.grading import grade_run, summary_lines
+from judge.grading import grade_run_async, summary_lines
 from judge.overview import OverviewError, write_overview
 from schemas import JsonlError, Judgment, read_jsonl
 
@@ -99,10 +97,10 @@ def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return judge_over, engine_over
 
 
-def _grade(run: Path, settings: JudgeSettings, engine: EngineSettings, batch: BatchSettings | None,
-           bar: bool) -> GradeResult:
+async def _grade(run: Path, settings: JudgeSettings, engine: EngineSettings, batch: BatchSettings | None,
+                 bar: bool) -> GradeResult:
     with use_display(ProgressBar if bar else None):
-        outcome = grade_run(run, settings, engine, batch)
+        outcome = await grade_run_async(run, settings, engine, batch)
     c = outcome.counts
     status = 130 if c.stopped_reason == "interrupted" else 1 if c.failed or c.unfinished else 0
     return GradeResult(
@@ -158,12 +156,20 @@ def grade(run: str | Path, *, mode: Literal["single", "pair", "reference"] | Non
     """
     args = _prepare(run, mode, judge_model, model, baseline, questions, max_cost, base_url, batch, config, settings,
                     engine, progress, options)
-    return call_blocking(_grade, *args)
+    return run_async(_grade, *args)
 
 
-async def grade_async(run: str | Path, **kwargs: Any) -> GradeResult:
-    """`grade`, awaitable (in a notebook: `await judge.grade_async(...)`); it runs in a worker thread."""
-    return await anyio.to_thread.run_sync(partial(grade, run, **kwargs))
+async def grade_async(run: str | Path, *, mode: Literal["single", "pair", "reference"] | None = None,
+                      judge_model: str | None = None, model: str | None = None, baseline: str | None = None,
+                      questions: str | Path | list[str | Path] | None = None, max_cost: float | None = None,
+                      base_url: str | None = None, batch: bool | BatchSettings = False,
+                      config: str | Path | None = None, settings: JudgeSettings | None = None,
+                      engine: EngineSettings | None = None, progress: ProgressMode = "auto",
+                      **options: Any) -> GradeResult:
+    """`grade`, awaitable (in a notebook: `await judge.grade_async(...)`)."""
+    args = _prepare(run, mode, judge_model, model, baseline, questions, max_cost, base_url, batch, config, settings,
+                    engine, progress, options)
+    return await _grade(*args)
 
 
 def report(run: str | Path, *, questions: list[str | Path] | tuple[str | Path, ...] = ()) -> ReportResult:

@@ -156,3 +156,43 @@ def test_unknown_keywords_and_progress_values_are_refused(tmp_path: Path) -> Non
                          progress="fancy")  # type: ignore[arg-type]
     with pytest.raises(FactoryError, match="no examples at"):
         factory.examples(tmp_path / "nothing")
+
+
+def test_an_interrupt_in_a_notebook_cancels_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jupyter's stop button raises KeyboardInterrupt in the cell's thread while the run goes on in a
+    worker thread: the run is cancelled before the interrupt reaches the cell, so nothing goes on
+    sending in the background, and a call again continues the run."""
+    import threading
+
+    from factory import notebook
+
+    run = tmp_path / "run"
+    with run_simulator(SimConfig(seed=6, output_tokens=60, latency_base_s=0.05)) as url:
+        before = set(threading.enumerate())
+
+        def interrupted(future):
+            while served(url) < 3:  # the run is under way
+                threading.Event().wait(0.01)
+            raise KeyboardInterrupt
+
+        waits = notebook._wait
+        monkeypatch.setattr(notebook, "_wait", interrupted)
+
+        async def cell() -> None:
+            factory.generate(run, recipe="self-instruct", seeds=SEEDS_EN, n=100_000, model="gpt-4o-mini",
+                             base_url=url, progress="none", max_concurrency=2)
+
+        loop = asyncio.new_event_loop()  # as ipykernel's: no SIGINT handler of its own
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                loop.run_until_complete(cell())
+        finally:
+            loop.close()
+        assert set(threading.enumerate()) <= before, "no worker is left running"
+        stopped_at = served(url)
+        assert stopped_at >= 3 and served(url) == stopped_at
+        monkeypatch.setattr(notebook, "_wait", waits)
+        again = factory.generate(run, recipe="self-instruct", seeds=SEEDS_EN, n=10, model="gpt-4o-mini",
+                                 base_url=url, progress="none")
+    assert again.kept >= 10 and again.status == 0
+    assert len(read_jsonl(run / "examples.jsonl", Example)) == again.kept
