@@ -202,7 +202,8 @@ def plan_of(r: Resolved) -> GenerationPlan:
             stages.append(StageProjection(
                 stage=plan.stage, requests=plan.planned,
                 input_tokens=round(sum(inputs) / len(inputs) * plan.planned) if inputs else 0,
-                max_output_tokens=round(sum(q.max_output_tokens for q in sent) / len(sent) * plan.planned) if sent else 0,
+                max_output_tokens=(round(sum(q.max_output_tokens for q in sent) / len(sent) * plan.planned)
+                                   if sent else 0),
             ))
         kept = ctx.outputs.kept
     finally:
@@ -325,4 +326,5 @@ def rejected(run: str | Path) -> pl.DataFrame:
     return _frame(rows, {"id": "String", "reason": "String", "detail": "String", "text": "String"})
 
 
-__all__ = ["GenerationOutcome", "GenerationPlan", "StageProjection", "examples", "generate", "generate_async", "rejected"]
+__all__ = ["GenerationOutcome", "GenerationPlan", "StageProjection", "examples", "generate", "generate_async",
+           "rejected"]

@@ -45,7 +45,8 @@ def kernel_manager(tmp_path: Path, env: dict[str, str]) -> KernelManager:
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "instruct-factory test", "language": "python", "env": env,
     }))
-    return KernelManager(kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]))
+    specs = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+    return KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
 
 
 def text_of(cell: nbformat.NotebookNode) -> str:
