@@ -68,7 +68,7 @@ def test_the_tutorial_runs_offline_in_a_kernel(tmp_path: Path, monkeypatch: pyte
     nb = offline(nbformat.read(NOTEBOOK, as_version=4))
     client = nbclient.NotebookClient(nb, km=kernel_manager(tmp_path, env), timeout=240,
                                      resources={"metadata": {"path": str(ROOT / "notebooks")}})
-    client.execute()
+    client.execute(cleanup_kc=True)  # and shut the kernel down: nbclient leaves one it did not start
 
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
