@@ -106,3 +106,18 @@ def test_the_tutorial_runs_offline_in_a_kernel(tmp_path: Path, monkeypatch: pyte
     summary = json.loads((run / "report" / "summary.json").read_text())
     assert summary["headline"]["simulated"] is True and summary["training"]["loss_fell"] is True
     assert summary["headline"]["kept_examples"] == len(kept)
+
+
+def test_the_online_mode_without_a_key_stops_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As shipped (online), with no key anywhere, the notebook stops at its settings cell with the fix,
+    before anything is sent or written."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "INSTRUCT_FACTORY_REPO"):
+        monkeypatch.delenv(name, raising=False)
+    run = tmp_path / "runs" / "tutorial"
+    env = {"TUTORIAL_RUN": str(run), "PYTHONPATH": str(ROOT)}
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(nb, km=kernel_manager(tmp_path, env), timeout=120,
+                                     resources={"metadata": {"path": str(ROOT / "notebooks")}})
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="OPENAI_API_KEY가 없습니다"):
+        client.execute(cleanup_kc=True)
+    assert not run.exists()
