@@ -196,3 +196,18 @@ def test_an_interrupt_in_a_notebook_cancels_the_run(tmp_path: Path, monkeypatch:
                                  base_url=url, progress="none")
     assert again.kept >= 10 and again.status == 0
     assert len(read_jsonl(run / "examples.jsonl", Example)) == again.kept
+
+
+def test_batch_goes_through_the_batch_api(tmp_path: Path) -> None:
+    from factory.batch import BatchSettings
+    from factory.simulator.batches import BatchSimConfig
+
+    run = tmp_path / "run"
+    fast = BatchSettings(poll_initial_s=0.05, poll_max_s=0.1)  # the settings object the command builds
+    with run_simulator(SimConfig(seed=3, output_tokens=60), BatchSimConfig(seconds=0.2)) as url:
+        out = factory.generate(run, recipe="self-instruct", seeds=SEEDS_EN, n=20, model="gpt-4o-mini", base_url=url,
+                               batch=fast, progress="none")
+        batches = httpx.get(url.removesuffix("/v1") + "/sim/stats").json()
+    assert out.done and out.pending == 0 and "batch):" in out.summary
+    assert batches["chat_completions"] == 0, "nothing went through the online path"
+    assert "[batch]" in (run / "config.toml").read_text()
