@@ -1,5 +1,5 @@
-"""Answers to an evaluation set from a local model, batched. The part behind `python -m trainer answer`
-(trainer/commands/answer.py) and the Python API's `trainer.answer`:
+"""Answers to an evaluation set from a local model, batched (`python -m trainer answer`, and
+`trainer.answer` in Python):
 
     python -m trainer answer --run runs/NAME --questions evalsets/ko.jsonl --adapter runs/NAME/train/adapter
     python -m trainer answer --run runs/NAME --questions evalsets/ko.jsonl --model google/gemma-2b-it --label base
