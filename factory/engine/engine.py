@@ -40,7 +40,7 @@ from factory.engine.client import api_key_for, openai_client, read_reply, sdk_ar
 from factory.engine.ledger import Ledger
 from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, wait_hint
 from factory.engine.pricing import price_table_for
-from factory.engine.progress import ProgressLine, Snapshot
+from factory.engine.progress import Snapshot, progress_display
 from factory.engine.records import ChatRequest, ChatResult, OnResult, RunStats
 from factory.engine.retry import (
     DEFAULT_RATE_LIMIT_PAUSE_S,
@@ -414,7 +414,7 @@ class Engine:
                     run.workers_scope.cancel()
 
     async def _show_progress(self, run: RunState) -> None:
-        line = ProgressLine()
+        line = progress_display()
         try:
             while True:
                 await anyio.sleep(line.interval_s)
