@@ -99,10 +99,23 @@ def dry_run_text(r: Resolved) -> str:
 
 @dataclass
 class GenerationEnd:
-    """How a run ended: the closing summary and the exit status the command returns."""
+    """How a run ended: the closing summary, the exit status the command returns, and the figures."""
 
     summary: str
     status: int  # 0 done or submitted; 1 short of --n (budget, failures, yield); 130 interrupted
+    n: int
+    kept: int  # in the run folder
+    kept_now: int  # by this call
+    rejected_now: dict[str, int]  # by reason, this call
+    requests: int  # handled by this call, those given back by the ledger included
+    cached: int  # given back by the ledger (paid earlier)
+    failed: int
+    usage: Usage  # paid by this call
+    cost_usd: float | None  # paid by this call; None: a price is unknown
+    pending: int  # Batch API: requests still on the server (a rerun collects them)
+    stopped: str | None  # why the run stopped short of n (None when done or submitted)
+    examples_path: Path
+    rejected_path: Path
 
 
 def build_recipe(r: Resolved, *, dry_run: bool, naver: NaverSearch | None = None) -> tuple[Recipe, Context]:
@@ -162,11 +175,20 @@ async def run_generation(r: Resolved, credentials: tuple[str, str] | None) -> Ge
         await recipe.aclose()
         ctx.journal.close()
         ctx.outputs.close()
-    if driver.report.pending:
-        return GenerationEnd(text, 0)  # submitted: a rerun collects
-    if driver.report.engine_stopped == "interrupted":
-        return GenerationEnd(text, 130)  # Ctrl-C: in-flight requests were drained and recorded; a rerun continues
-    return GenerationEnd(text, 0 if ctx.need == 0 else 1)
+    report, out = driver.report, ctx.outputs
+    if report.pending:
+        status = 0  # submitted: a rerun collects
+    elif report.engine_stopped == "interrupted":
+        status = 130  # Ctrl-C: in-flight requests were drained and recorded; a rerun continues
+    else:
+        status = 0 if ctx.need == 0 else 1
+    stopped = None if report.pending or ctx.need == 0 else (
+        ctx.stop_reason or report.engine_stopped or "no more requests could be planned")
+    return GenerationEnd(
+        text, status, n=ctx.settings.n, kept=out.kept, kept_now=out.kept_now, rejected_now=dict(out.rejected_now),
+        requests=report.requests, cached=report.cached, failed=report.failed, usage=report.usage,
+        cost_usd=report.cost_usd, pending=report.pending, stopped=stopped, examples_path=out.examples_path,
+        rejected_path=out.rejected_path)
 
 
 def _with_hint(e: FatalAPIError, structured: bool) -> FactoryError:

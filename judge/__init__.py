@@ -1,1 +1,33 @@
-"""The judge: LLM grading through the factory engine, statistics, score report."""
+"""The judge: LLM grading through the factory engine, statistics, score report.
+
+The Python API (judge/api.py): `judge.grade(run, mode=..., judge_model=...)`, `judge.grade_async`,
+`judge.report(run)` (the whole report: index.html, summary, charts) and `judge.judgments(run)`
+(a polars DataFrame). They load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from judge.api import GradeResult, OverviewError, ReportResult, grade, grade_async, judgments, report
+    from judge.grade_settings import GradeError, JudgeSettings
+
+__all__ = ["GradeError", "GradeResult", "JudgeSettings", "OverviewError", "ReportResult", "grade", "grade_async",
+           "judgments", "report"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("GradeError", "JudgeSettings"):
+        from judge import grade_settings
+
+        return getattr(grade_settings, name)
+    if name in __all__:
+        from judge import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'judge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})  # the API's names for tab completion, before their first use

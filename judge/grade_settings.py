@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from factory.batch import BatchSettings
 from factory.errors import FactoryError
-from factory.engine.settings import EngineSettings
+from factory.engine.settings import EngineSettings, load_settings
 
 STAGE = "judge"
 SECTION = "judge"
@@ -70,3 +70,13 @@ class ResolvedJudge(JudgeSettings):
     @classmethod
     def _drop_run_record(cls, data: Any) -> Any:
         return data  # here the record is the point (overrides JudgeSettings', which drops it)
+
+
+def load_judge_settings(config: Path | None, overrides: dict[str, Any], *,
+                        given_as: str = "command line") -> JudgeSettings:
+    """The `[judge]` section of `config` with `overrides` on top (None: not given), checked."""
+    if config is None and overrides.get("mode") is None:
+        raise GradeError("no grading mode: give --mode single, pair or reference")
+    if config is None and overrides.get("judge_model") is None:
+        raise GradeError("no judge model: give --judge-model, e.g. gpt-4o")
+    return load_settings(config, overrides, model=JudgeSettings, section=SECTION, section_only=True, given_as=given_as)

@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -47,6 +48,14 @@ def grade_run(run: Path, settings: JudgeSettings, engine_settings: EngineSetting
     `http_client` (tests): the HTTP client the engine or the batch client uses. Raises GradeError
     for inputs to fix, FatalAPIError when the API refuses the key, the model or the requests.
     """
+    return anyio.run(partial(grade_run_async, run, settings, engine_settings, batch, http_client=http_client,
+                             api_key=api_key, err=err))
+
+
+async def grade_run_async(run: Path, settings: JudgeSettings, engine_settings: EngineSettings,
+                          batch: BatchSettings | None = None, *, http_client: httpx.AsyncClient | None = None,
+                          api_key: str | None = None, err: TextIO | None = None) -> GradeOutcome:
+    """`grade_run` in a running event loop."""
     err = err if err is not None else sys.stderr
     inputs = load_inputs(run, settings)
     try:
@@ -81,10 +90,9 @@ def grade_run(run: Path, settings: JudgeSettings, engine_settings: EngineSetting
             grading = Grading(todo, writer, structured=structured, retries=settings.retries,
                               max_tokens=settings.max_tokens)
             if engine is not None:
-                anyio.run(grade_online, grading, engine)
+                await grade_online(grading, engine)
             else:
-                anyio.run(grade_batch, grading, ledger, engine_settings, batch or BatchSettings(), http_client,
-                          api_key, err)
+                await grade_batch(grading, ledger, engine_settings, batch or BatchSettings(), http_client, api_key, err)
     counts = grading.finish()
     counts.planned = len(plan.items)
     counts.already_scored = todo.already_scored
@@ -139,5 +147,6 @@ __all__ = [
     "JudgeSettings",
     "ResolvedJudge",
     "grade_run",
+    "grade_run_async",
     "summary_lines",
 ]

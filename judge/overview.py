@@ -1,5 +1,5 @@
-"""The whole report of a run: `python -m judge overview --run RUN` (`just report --run RUN`, the
-command is judge/commands/overview.py) and the Python API's `judge.report`.
+"""The whole report of a run: `python -m judge overview --run RUN` (`just report --run RUN`), and
+`judge.report(run)` in Python.
 
 Runs the three parts a run can have and puts them on one page:
 

@@ -104,6 +104,19 @@ def test_the_commands_are_those_the_command_lines_register() -> None:
     assert found - {"factory.__main__", "factory.simulator.__main__"} == registered
 
 
+def test_trainer_and_judge_register_every_command_they_hold() -> None:
+    """The commands of trainer and judge (each in its commands/ folder, and judge's compare/cli.py)
+    are exactly the modules their `__main__.py` imports to build the command line."""
+    modules = sources(ROOT)
+    for package in ("trainer", "judge"):
+        main = ROOT / package / "__main__.py"
+        imported = {t for _, targets in imports(ROOT, main) for t in targets} & set(modules)
+        found = {name for name, path in modules.items()
+                 if name.startswith(f"{package}.") and path.name != "__main__.py" and is_command(path)}
+        assert found == {name for name in imported if is_command(modules[name])}
+        assert all(".commands." in name or name.endswith(".cli") for name in found), found
+
+
 # --------------------------------------------------------------------------------------------
 # The check itself: each rule, broken in a small synthetic tree, is reported
 

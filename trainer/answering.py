@@ -1,5 +1,5 @@
-"""Answers to an evaluation set from a local model, batched. The part behind `python -m trainer answer`
-(trainer/commands/answer.py) and the Python API's `trainer.answer`:
+"""Answers to an evaluation set from a local model, batched (`python -m trainer answer`, and
+`trainer.answer` in Python):
 
     python -m trainer answer --run runs/NAME --questions evalsets/ko.jsonl --adapter runs/NAME/train/adapter
     python -m trainer answer --run runs/NAME --questions evalsets/ko.jsonl --model google/gemma-2b-it --label base
@@ -272,6 +272,28 @@ def answer_questions(model: Any, tokenizer: Any, questions: Sequence[Question], 
 
 
 # --- a run ----------------------------------------------------------------------------------------
+
+ANSWER_FIELDS = ("questions", "adapter", "model", "label", "max_new_tokens", "batch_size", "sampling", "seed",
+                 "device", "dtype")
+
+
+def answer_values(config: Path | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The `[answer]` table of `config` with the given values (None: not given) on top."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        try:
+            doc = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise AnswerError(f"cannot read --config {config}: {e}") from e
+        table = doc.get(SECTION, {})
+        if not isinstance(table, dict):
+            raise AnswerError(f"{config}: [{SECTION}] must be a table")
+        values.update(table)
+    values.update({k: v for k, v in given.items() if v is not None})
+    if "questions" not in values:
+        raise AnswerError("no question file: pass --questions FILE")
+    return values
+
 
 @dataclass(frozen=True)
 class AnswerOutcome:

@@ -64,6 +64,7 @@ from trainer.loss import compile_loss, supervised_loss_sum
 from trainer.metrics import (
     MetricsLog,
     Progress,
+    ProgressBar,
     flops_per_token,
     matmul_params,
     peak_flops,
@@ -445,9 +446,11 @@ def train(
     on_setup: Callable[[torch.nn.Module], None] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     progress_stream: Any = None,
+    progress_bar: bool = False,
 ) -> TrainResult:
     """Train (or resume training) the run in `run_dir`. `max_steps_this_run` stops after that many steps
-    with a checkpoint, as a kill would but cleanly; `on_setup(model)` and `on_step(record)` are hooks."""
+    with a checkpoint, as a kill would but cleanly; `on_setup(model)` and `on_step(record)` are hooks.
+    `progress_bar`: the status as a tqdm bar (in a notebook) instead of the line on `progress_stream`."""
     from trainer.settings import trajectory_settings
 
     # ---------------------------------------------------------------------------------- setup
@@ -547,7 +550,7 @@ def train(
     peak = peak_flops(device, dtype)
     flops_token = flops_per_token(n_matmul)
     metrics = MetricsLog(train_dir / "metrics.jsonl", resume_step=start) if info.is_main else None
-    progress = Progress(total, start, progress_stream) if info.is_main else None
+    progress = (ProgressBar if progress_bar else Progress)(total, start, progress_stream) if info.is_main else None
     if info.is_main:
         print(
             f"training {settings.model} on {len(data.train)} examples ({skipped} skipped at epoch ends, "

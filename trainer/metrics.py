@@ -171,3 +171,26 @@ class Progress:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class ProgressBar(Progress):
+    """The same status as a tqdm bar (tqdm.auto: a widget in a notebook, where a line per update
+    would flood the cell). The opening line still goes to `stream`."""
+
+    def __init__(self, total_steps: int, start_step: int, stream: TextIO | None = None) -> None:
+        super().__init__(total_steps, start_step, stream)
+        from tqdm.auto import tqdm
+
+        self._bar: Any = tqdm(total=total_steps, initial=start_step, desc="training", unit="step", dynamic_ncols=True)
+
+    def update(self, step: int, record: dict[str, Any]) -> None:
+        parts = [f"loss {record['loss']:.4f}"]
+        if record.get("eval_loss") is not None:
+            parts.append(f"eval {record['eval_loss']:.4f}")
+        parts.append(f"{record['tokens_per_s']:,.0f} tok/s")
+        self._bar.n = step
+        self._bar.set_postfix_str(", ".join(parts), refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()

@@ -223,11 +223,14 @@ def read_toml_section(path: Path) -> dict[str, Any]:
     return section
 
 
-def load_settings(config: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainSettings:
-    """Defaults <- the `[train]` table of `config` <- `overrides`, validated."""
-    raw: dict[str, Any] = read_toml_section(config) if config is not None else {}
+def load_settings(config: Path | None = None, overrides: dict[str, Any] | None = None, *,
+                  base: TrainSettings | None = None, given_as: str = "the command line") -> TrainSettings:
+    """Defaults (or `base`) <- the `[train]` table of `config` <- `overrides`, validated. `given_as`
+    names where the overrides came from in an error (the command line, or the Python API's call)."""
+    raw: dict[str, Any] = base.model_dump() if base is not None else {}
+    raw = _deep_merge(raw, read_toml_section(config) if config is not None else {})
     raw = _deep_merge(raw, overrides or {})
-    where = f"{config} or the command line" if config is not None else "the command line"
+    where = f"{config} or {given_as}" if config is not None else given_as
     try:
         return TrainSettings.model_validate(raw)
     except ValidationError as e:

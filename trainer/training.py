@@ -27,7 +27,8 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def train_run(run: Path, settings: TrainSettings, *, max_steps_this_run: int | None = None) -> TrainResult:
+def train_run(run: Path, settings: TrainSettings, *, max_steps_this_run: int | None = None,
+              progress_bar: bool = False) -> TrainResult:
     """Train (or resume) the run's adapter; every check is made before the model loads."""
     if max_steps_this_run is not None and max_steps_this_run < 1:
         raise TrainError("--max-steps-this-run must be at least 1")
@@ -41,4 +42,4 @@ def train_run(run: Path, settings: TrainSettings, *, max_steps_this_run: int | N
     check_can_resume(settings, run)
     if is_main_process():
         save_settings(settings, run / "config.toml")
-    return train(settings, run, data_path=data_path, max_steps_this_run=max_steps_this_run)
+    return train(settings, run, data_path=data_path, max_steps_this_run=max_steps_this_run, progress_bar=progress_bar)

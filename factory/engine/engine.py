@@ -42,7 +42,7 @@ from factory.engine.client import api_key_for, openai_client, post_chat, read_re
 from factory.engine.ledger import AttemptRow, Ledger, Limits
 from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, wait_hint
 from factory.engine.pricing import price_table_for
-from factory.engine.progress import Goal, ProgressLine, Snapshot
+from factory.engine.progress import Goal, Snapshot, progress_display
 from factory.engine.records import ChatRequest, ChatResult, OnResult, RunStats
 from factory.engine.retry import (
     DEFAULT_RATE_LIMIT_PAUSE_S,
@@ -453,7 +453,7 @@ class Engine:
                     run.workers_scope.cancel()
 
     async def _show_progress(self, run: RunState) -> None:
-        line = ProgressLine()
+        line = progress_display()
         try:
             while True:
                 await anyio.sleep(line.interval_s)

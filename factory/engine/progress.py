@@ -14,6 +14,10 @@ the time from that yield:
 
 "held by" names what holds the pace right now: TPM reservations, RPM, a 429 pause, the budget
 (waiting for in-flight requests to settle), or the concurrency cap; absent, the server's answers do.
+
+In a notebook a line per update would flood the cell: the Python API chooses a progress bar there
+(`ProgressBar`, tqdm's notebook widget where it can draw one) with `use_display`, which every
+engine started inside it picks up through `progress_display()`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import math
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, Protocol, TextIO
 
 
 class RateMeter:
@@ -185,3 +191,63 @@ class ProgressLine:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class ProgressDisplay(Protocol):
+    interval_s: float
+
+    def show(self, snapshot: Snapshot) -> None: ...
+
+    def close(self, snapshot: Snapshot) -> None: ...
+
+
+class ProgressBar:
+    """The same figures as a tqdm bar (tqdm.auto: a widget in a notebook, text elsewhere): requests
+    finished against the total when it is known, the rest of the line as its postfix."""
+
+    interval_s = 0.5
+
+    def __init__(self, description: str = "requests") -> None:
+        from tqdm.auto import tqdm
+
+        self._bar: Any = tqdm(total=None, desc=description, unit="req", dynamic_ncols=True)
+
+    def show(self, snapshot: Snapshot) -> None:
+        if snapshot.total is not None and self._bar.total != snapshot.total:
+            self._bar.total = snapshot.total
+        self._bar.n = snapshot.finished
+        money = "$ unknown" if snapshot.spent_usd is None else f"${snapshot.spent_usd:.2f}"
+        extra = [money, f"{snapshot.req_per_min:.0f} req/min", f"failed {snapshot.failed}",
+                 f"cached {snapshot.cached}", f"429s {snapshot.rate_limited}"]
+        if (g := snapshot.goal) is not None:
+            extra.insert(0, f"{g.label} {g.done}/{g.target}")
+        if snapshot.held_by:
+            extra.append(f"held by {snapshot.held_by}")
+        if snapshot.stopping:
+            extra.append(f"stopping ({snapshot.stopping})")
+        self._bar.set_postfix_str(", ".join(extra), refresh=False)
+        self._bar.refresh()
+
+    def close(self, snapshot: Snapshot) -> None:
+        self.show(snapshot)
+        self._bar.close()
+
+
+_DISPLAY: ContextVar[Callable[[], ProgressDisplay] | None] = ContextVar("progress_display", default=None)
+
+
+def progress_display() -> ProgressDisplay:
+    """The display an engine run shows its progress on: the line on stderr, unless `use_display` chose another."""
+    make = _DISPLAY.get()
+    return make() if make is not None else ProgressLine()
+
+
+@contextmanager
+def use_display(make: Callable[[], ProgressDisplay] | None) -> Iterator[None]:
+    """Within the block (and the tasks and threads started with its context), engines show their
+    progress on `make()`; None: the usual line."""
+    token = _DISPLAY.set(make)
+    try:
+        yield
+    finally:
+        _DISPLAY.reset(token)

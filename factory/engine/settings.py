@@ -102,10 +102,12 @@ def load_settings(
     model: type[S] = EngineSettings,  # type: ignore[assignment]
     section: str | None = "engine",
     section_only: bool = False,
+    given_as: str = "command line",
 ) -> S:
     """Settings from `toml_path` (its `[section]` table if it has one, else its top level, unless
     `section_only`: a file shared by several stages, whose other keys are not this stage's), then
-    `overrides` (None values are skipped: an option not given on the command line).
+    `overrides` (None values are skipped: an option not given on the command line). `given_as`
+    names where the overrides came from in an error ("command line", or the Python API's call).
     """
     data: dict[str, Any] = {}
     where = "defaults"
@@ -129,14 +131,14 @@ def load_settings(
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise SettingsError(_describe(e, where, set(given))) from None
+        raise SettingsError(_describe(e, where, set(given), given_as)) from None
 
 
-def _describe(e: ValidationError, where: str, from_cli: set[str]) -> str:
+def _describe(e: ValidationError, where: str, from_cli: set[str], given_as: str = "command line") -> str:
     parts = []
     for err in e.errors():
         name = ".".join(str(p) for p in err["loc"]) or "settings"
-        origin = "command line" if name.split(".")[0] in from_cli else where
+        origin = given_as if name.split(".")[0] in from_cli else where
         msg = "unknown setting (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
         parts.append(f"{name}: {msg} (from {origin})")
     return "invalid settings: " + "; ".join(parts)

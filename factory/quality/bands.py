@@ -137,8 +137,9 @@ class DatasketchTables:
 def chunk_collisions(keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(later, earlier) pairs of texts of a chunk that share a key, each pair once, sorted by
     later text (keys[k] belongs to text owner[k])."""
-    order = np.lexsort((owner, keys))  # by key, then by text: equal keys in chunk order
-    ks, os_ = keys[order], owner[order].astype(np.int64)
+    # One sort of (key << 32 | text): by key, then by text, so equal keys come in chunk order.
+    both = np.sort((keys.astype(np.uint64) << np.uint64(32)) | owner.astype(np.uint64))
+    ks, os_ = both >> np.uint64(32), (both & np.uint64(0xFFFFFFFF)).astype(np.int64)
     same = np.concatenate(([False], ks[1:] == ks[:-1]))
     if not same.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)

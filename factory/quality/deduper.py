@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from factory.quality.bands import DatasketchTables, KeyIndex, SortedBands, chunk_collisions
-from factory.quality.bitmaps import bitmaps, overlap_bound
+from factory.quality.bitmaps import bitmaps, gather, overlap_bound
 from factory.quality.minhash import MinHasher
 from factory.quality.prefix import TokenOrder
 from factory.quality.settings import DedupSettings, EntryKind
@@ -84,6 +84,7 @@ class _Chunk(NamedTuple):
 # come before every non-duplicate, then the most similar first.
 Rank = tuple[bool, float]
 _NONE: Rank = (False, 0.0)
+_UNIQUE = DupCheck(False, None, 0.0)  # the verdict on a text with no candidate (frozen: shared)
 
 
 class Deduper:
@@ -99,9 +100,10 @@ class Deduper:
     def __init__(self, settings: DedupSettings | None = None, batch_size: int = 1024) -> None:
         self.settings = settings or DedupSettings()
         self.batch_size = batch_size
-        self.hasher = MinHasher(self.settings.num_perm, self.settings.seed)
         self._num, self._den = self.settings.ratio()
         bands, rows = self.settings.lsh_params()
+        # Only the permutations the bands use are computed (num_perm is the most there may be).
+        self.hasher = MinHasher(bands * rows, self.settings.seed)
         self._bands: SortedBands | DatasketchTables
         if self.settings.index == "datasketch":
             self._bands = DatasketchTables(bands, rows, self.hasher)
@@ -198,18 +200,20 @@ class Deduper:
         row_of: dict[int, int] = {}  # chunk position -> row, for the kept ones
         first_row = len(self._rows)
         verdicts = []
-        for i, s in enumerate(chunk.sets):
+        for i in range(len(chunk.items)):
             row, rank = best_row[i], best_rank[i]
             for o, o_rank in chunk.collisions.get(i, ()):
                 if o_rank > rank and o in row_of:
                     row, rank = row_of[o], o_rank
-            verdict = self._verdict(row, rank)
+            if row >= first_row and rank[0]:  # a duplicate of a text kept earlier in this chunk
+                verdict = DupCheck(True, chunk.items[kept[row - first_row]][0], rank[1], "kept")
+            else:
+                verdict = self._verdict(row, rank)
             if not verdict.is_dup:
                 row_of[i] = first_row + len(kept)
                 kept.append(i)
-                self._rows.append(chunk.items[i][0], "kept", s, chunk.bitmaps[i])
             verdicts.append(verdict)
-        self._index_rows(chunk, kept, first_row)
+        self._keep(chunk, kept, "kept")
         return verdicts
 
     def _check_one(self, chunk: _Chunk, i: int) -> DupCheck:
@@ -226,8 +230,8 @@ class Deduper:
 
     def _keep(self, chunk: _Chunk, positions: list[int], kind: EntryKind) -> None:
         first_row = len(self._rows)
-        for i in positions:
-            self._rows.append(chunk.items[i][0], kind, chunk.sets[i], chunk.bitmaps[i])
+        self._rows.extend([chunk.items[i][0] for i in positions], kind, [chunk.sets[i] for i in positions],
+                          chunk.bitmaps[positions])
         self._index_rows(chunk, positions, first_row)
 
     def _check_ids(self, chunk: _Chunk, kind: EntryKind) -> None:
@@ -292,7 +296,7 @@ class Deduper:
         if not len(rows):
             return best_row, best_rank
         query, rows = self._plausible(
-            query, rows, chunk.sizes[query], self._rows.sizes[rows], chunk.bitmaps[query], self._rows.bitmaps[rows])
+            query, rows, chunk.sizes[query], self._rows.sizes[rows], chunk.bitmaps, self._rows.bitmaps)
         if len(rows):
             pair = np.unique((query << 32) | rows)  # each pair once
             query, rows = pair >> 32, pair & 0xFFFFFFFF
@@ -306,13 +310,14 @@ class Deduper:
     def _plausible(
         self, query: np.ndarray, rows: np.ndarray, qsize: np.ndarray, csize: np.ndarray, qbits: np.ndarray, cbits: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The pairs that may reach the threshold: sizes (|A & B| / |A | B| <= min / max) and
-        the bitmap bound of the overlap let through only those; the rest cannot."""
+        """The pairs that may reach the threshold; the rest cannot. The overlap of two sets is at
+        most the smaller one and at most the bitmap bound (factory.quality.bitmaps); and
+        J >= t  <=>  |A & B| * (den + num) >= num * (|A| + |B|). (With the smaller size as the
+        overlap this is the size test |A & B| / |A | B| <= min / max.) `qbits` and `cbits` are
+        all the bitmaps `query` and `rows` index into."""
         num, den = self._num, self._den
-        keep = np.minimum(qsize, csize) * den >= num * np.maximum(qsize, csize)
-        query, rows, qsize, csize, qbits, cbits = query[keep], rows[keep], qsize[keep], csize[keep], qbits[keep], cbits[keep]
-        # J >= t  <=>  |A & B| * (den + num) >= num * (|A| + |B|)
-        keep = overlap_bound(qbits, cbits, qsize, csize) * (den + num) >= num * (qsize + csize)
+        bound = np.minimum(overlap_bound(gather(qbits, query), gather(cbits, rows), qsize, csize), np.minimum(qsize, csize))
+        keep = bound * (den + num) >= num * (qsize + csize)
         self.candidates_checked += int(keep.sum())
         return query[keep], rows[keep]
 
@@ -335,7 +340,7 @@ class Deduper:
         whether the earlier text is kept is decided as the chunk is walked)."""
         self.candidates_seen += len(later)
         later, earlier = self._plausible(
-            later, earlier, chunk.sizes[later], chunk.sizes[earlier], chunk.bitmaps[later], chunk.bitmaps[earlier])
+            later, earlier, chunk.sizes[later], chunk.sizes[earlier], chunk.bitmaps, chunk.bitmaps)
         out: dict[int, list[tuple[int, Rank]]] = {}
         if not len(later):
             return out
@@ -351,7 +356,7 @@ class Deduper:
     def _verdict(self, row: int, rank: Rank) -> DupCheck:
         if row >= 0 and rank[0]:
             return DupCheck(True, self._rows.ids[row], rank[1], self._rows.kind(row))
-        return DupCheck(False, None, rank[1])
+        return _UNIQUE if rank is _NONE else DupCheck(False, None, rank[1])
 
     def _exact(self, sizes: np.ndarray) -> np.ndarray | None:
         """Which sets are found through their prefix (None: all of them)."""
@@ -385,9 +390,7 @@ class Deduper:
             yield pending.result()
 
     def _prepare(self, items: list[tuple[str, str]]) -> _Chunk:
-        for item in items:
-            if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item)):
-                raise TypeError(f"each item must be an (id, text) pair of strings, not {item!r:.80}")
+        _check_pairs(items)
         sets = shingle_sets([t for _, t in items], self.settings.shingle_size)
         sizes = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
         flat = np.concatenate(sets)
@@ -423,6 +426,17 @@ class Deduper:
         flat = np.concatenate(chunk.sets)
         prefix = self._order.prefixes(flat, chunk.sizes, self._num, self._den, self._exact(chunk.sizes))
         return self._with_collisions(chunk._replace(prefix=prefix))
+
+
+def _check_pairs(items: list[tuple[str, str]]) -> None:
+    # The common case in a few C-level passes; the item-by-item walk only to name the bad one.
+    if set(map(type, items)) == {tuple} and set(map(len, items)) == {2}:
+        ids, texts = zip(*items)
+        if set(map(type, ids)) == {str} and set(map(type, texts)) == {str}:
+            return
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            raise TypeError(f"each item must be an (id, text) pair of strings, not {item!r:.80}")
 
 
 def _chunks(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Literal
 
@@ -37,7 +38,8 @@ class DedupSettings(BaseModel):
     )
     num_perm: int = Field(
         default=256, ge=8, le=1024,
-        description="MinHash permutations: more allow more rows per band at the same recall, so fewer chance candidates",
+        description="the most MinHash permutations per text; the band layout chosen for the threshold uses "
+        "bands * rows of them (only those are computed)",
     )
     bands: int | None = Field(default=None, ge=2, description="LSH bands; None: chosen for the threshold")
     rows: int | None = Field(default=None, ge=1, description="rows per LSH band; None: chosen for the threshold")
@@ -86,20 +88,39 @@ def candidate_probability(similarity: float, bands: int, rows: int) -> float:
     return 1.0 - (1.0 - similarity**rows) ** bands
 
 
+# The layout's cost model (bench/dedup.py's template stream, one core): a band key shared by
+# chance costs about as much as computing _HIT_COST MinHash permutations of a text, and chance
+# candidates come mostly from pairs around _BACKGROUND similarity (texts of one template).
+_HIT_COST = 500.0
+_BACKGROUND = 0.2
+
+
 def choose_lsh_params(threshold: float, num_perm: int, target: float = 0.99) -> tuple[int, int]:
-    """(bands, rows): the most rows per band (fewest chance candidates) such that a pair exactly
-    at the threshold is a candidate with probability >= `target`.
+    """(bands, rows), bands * rows <= num_perm: a pair exactly at the threshold is a candidate
+    with probability >= `target`, at the least cost.
 
     Texts made from one template sit in great numbers just below the threshold, and pairs just
     above it are as common as those far above (bench/dedup.py's template stream): a layout aimed
-    above the threshold misses most of the pairs at it. The exact check then decides every
-    candidate. Short texts do not go through this at all with index='prefix' (their join is exact).
+    above the threshold misses most of the pairs at it. For each number of rows the fewest bands
+    that reach `target` are taken; of those layouts, the one with the least cost: the
+    permutations computed per text (bands * rows) plus the chance candidates (bands *
+    _BACKGROUND ** rows, weighted). More rows mean fewer chance candidates and more permutations.
+    The exact check then decides every candidate.
     """
-    best: tuple[int, int] = (num_perm, 1)
+    best: tuple[float, tuple[int, int]] | None = None
     for rows in range(1, num_perm + 1):
-        bands = num_perm // rows
-        if bands < 2:
-            break
-        if candidate_probability(threshold, bands, rows) >= target:
-            best = (bands, rows)
-    return best
+        p = threshold**rows
+        if p <= 0.0 or p >= 1.0:
+            bands = 1 if p >= 1.0 else num_perm + 1
+        else:
+            bands = max(1, math.ceil(math.log1p(-target) / math.log1p(-p)))
+        while bands * rows <= num_perm and candidate_probability(threshold, bands, rows) < target:
+            bands += 1  # rounding in the logarithms
+        if bands * rows > num_perm:
+            continue
+        cost = bands * rows + _HIT_COST * bands * _BACKGROUND**rows
+        if best is None or cost < best[0]:
+            best = (cost, (bands, rows))
+    if best is None:  # no layout reaches the target: all permutations as single-row bands
+        return num_perm, 1
+    return best[1]

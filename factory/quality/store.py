@@ -63,21 +63,26 @@ class Rows:
     def nbytes(self) -> int:
         return self._flat.nbytes + self._starts.nbytes + self._sizes.nbytes + self._bitmaps.nbytes + len(self._kinds)
 
-    def append(self, item_id: str, kind: EntryKind, shingles: np.ndarray, bitmap: np.ndarray) -> int:
-        """Store one text (its shingles and their bitmap); returns its row."""
+    def extend(self, ids: list[str], kind: EntryKind, sets: list[np.ndarray], bitmaps: np.ndarray) -> None:
+        """Store several texts of one kind (their shingle sets and bitmaps), as rows in order."""
+        if not ids:
+            return
         row = len(self.ids)
-        n = len(shingles)
-        self._flat = _grown(self._flat, self._used + n)
-        self._flat[self._used : self._used + n] = shingles
-        self._starts = _grown(self._starts, row + 1)
-        self._sizes = _grown(self._sizes, row + 1)
-        self._bitmaps = _grown(self._bitmaps, row + 1)
-        self._starts[row], self._sizes[row], self._bitmaps[row] = self._used, n, bitmap
-        self._used += n
-        self.ids.append(item_id)
-        self._kinds.append(_KINDS.index(kind))
-        self._known[kind].add(item_id)
-        return row
+        sizes = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
+        total = int(sizes.sum())
+        self._flat = _grown(self._flat, self._used + total)
+        self._flat[self._used : self._used + total] = np.concatenate(sets)
+        end = row + len(ids)
+        self._starts = _grown(self._starts, end)
+        self._sizes = _grown(self._sizes, end)
+        self._bitmaps = _grown(self._bitmaps, end)
+        self._starts[row:end] = self._used + np.cumsum(sizes) - sizes
+        self._sizes[row:end] = sizes
+        self._bitmaps[row:end] = bitmaps
+        self._used += total
+        self.ids.extend(ids)
+        self._kinds.extend([_KINDS.index(kind)] * len(ids))
+        self._known[kind].update(ids)
 
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the sets of `rows` concatenated, their sizes)."""

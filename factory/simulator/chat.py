@@ -205,7 +205,7 @@ class ChatAnswerer:
         reasoning_model = self.is_reasoning_model(chat.model)
         if chat.response_format == "json_schema":
             assert chat.schema is not None
-            content = json.dumps(schema_json.generate(chat.schema, r, lang), ensure_ascii=False)
+            content = json.dumps(schema_json.generate(chat.schema, r, lang, cfg.duplicate_share), ensure_ascii=False)
         elif chat.response_format == "json_object":
             content = json.dumps(_generic_object(r, lang), ensure_ascii=False)
         else:

@@ -13,6 +13,7 @@ from typing import Any
 from .batch_config import BatchSimConfig, add_batch_arguments, batch_config_from_args
 from .config import API_KEY_ENV, SimConfig, SimConfigError
 from .faults import KINDS, FaultSpecError, parse_rates
+from .instructions import DEFAULT_DUPLICATE_SHARE
 from .server import BANNER, Simulator, SimulatorError
 
 DEFAULT_PORT = 8800
@@ -39,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jitter", type=float, default=None, help="extra uniform 0..JITTER seconds (default 0)")
     p.add_argument("--output-tokens", type=int, default=200, help="mean completion length of a text answer (default 200)")
     p.add_argument("--output-spread", type=float, default=0.3, help="sd of the length as a share of the mean (default 0.3)")
+    p.add_argument("--duplicate-share", type=float, default=DEFAULT_DUPLICATE_SHARE, metavar="SHARE",
+                   help="share of new-task instructions that are near-copies of a favourite task, what a "
+                   f"near-duplicate filter drops (default {DEFAULT_DUPLICATE_SHARE}; 0 = every task new)")
     p.add_argument("--reasoning-ratio", type=float, default=0.5,
                    help="reasoning tokens per visible token for o1/o3/o4/gpt-5 models (default 0.5)")
     p.add_argument("--reasoning-models", default="o1,o3,o4,gpt-5",
@@ -106,6 +110,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         jitter_s=jitter,
         output_tokens=args.output_tokens,
         output_spread=args.output_spread,
+        duplicate_share=args.duplicate_share,
         reasoning_ratio=args.reasoning_ratio,
         reasoning_prefixes=tuple(m.strip() for m in args.reasoning_models.split(",") if m.strip()),
         fault_rates=rates,

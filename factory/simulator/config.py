@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .faults import FaultSpecError, check_rates
+from .instructions import DEFAULT_DUPLICATE_SHARE
 
 HOST = "127.0.0.1"  # loopback only: the simulator is never reachable from another machine
 SIGNATURE = "instruct-factory-simulator"
@@ -38,6 +39,9 @@ class SimConfig:
     # Completion length (plain text): normal around the mean with sd = spread * mean, >= 1.
     output_tokens: int = 200
     output_spread: float = 0.3
+    # Share of new-task instructions that are near-copies of one of the model's favourite tasks
+    # (factory.simulator.instructions): what a near-duplicate filter then drops.
+    duplicate_share: float = DEFAULT_DUPLICATE_SHARE
     # Models whose name starts with one of these also report reasoning tokens, this share of
     # the visible answer (counted inside completion_tokens, as OpenAI does).
     reasoning_prefixes: tuple[str, ...] = ("o1", "o3", "o4", "gpt-5")
@@ -68,6 +72,8 @@ class SimConfig:
             raise SimConfigError(f"output_tokens is {self.output_tokens}; the mean answer length must be >= 1")
         if not 0 <= self.output_spread <= 2:
             raise SimConfigError(f"output_spread is {self.output_spread}; use 0 (fixed length) to 2")
+        if not 0 <= self.duplicate_share <= 1:
+            raise SimConfigError(f"duplicate_share is {self.duplicate_share}; use 0 (every task new) to 1")
         if self.default_reserved_output is not None and self.default_reserved_output < 0:
             raise SimConfigError("default_reserved_output must be >= 0")
         if self.reasoning_ratio < 0:
@@ -96,6 +102,7 @@ class SimConfig:
         else:
             parts.append("latency=0")
         parts.append(f"output~{self.output_tokens} tokens")
+        parts.append(f"duplicate_share={self.duplicate_share:g}")
         if self.fault_rates:
             parts.append("faults=" + ",".join(f"{k}={v}" for k, v in self.fault_rates.items()))
         if self.api_key:
@@ -116,6 +123,7 @@ class SimConfig:
             "--latency-per-token", repr(self.latency_per_token_s),
             "--jitter", repr(self.jitter_s),
             "--output-tokens", str(self.output_tokens), "--output-spread", repr(self.output_spread),
+            "--duplicate-share", repr(self.duplicate_share),
             "--fault-retry-after", repr(self.fault_retry_after_s),
             "--cache-ttl", repr(self.cache_ttl_s),
             "--reasoning-ratio", repr(self.reasoning_ratio),

@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 from . import text
+from .instructions import DEFAULT_DUPLICATE_SHARE, instruction
 from .text import MARKER, Language
 
 MAX_DEPTH = 12
@@ -40,17 +41,20 @@ class SchemaError(ValueError):
     """The schema cannot be satisfied or uses something this generator does not understand."""
 
 
-def generate(schema: Any, r: random.Random, lang: Language) -> Any:
+def generate(schema: Any, r: random.Random, lang: Language, duplicate_share: float = DEFAULT_DUPLICATE_SHARE) -> Any:
+    """A value for `schema`; `duplicate_share` of its instructions are near-copies of a favourite
+    task (factory.simulator.instructions)."""
     if not isinstance(schema, dict):
         raise SchemaError("the JSON schema must be an object")
-    return _Generator(schema, r, lang).value(schema, name="", depth=0)
+    return _Generator(schema, r, lang, duplicate_share).value(schema, name="", depth=0)
 
 
 class _Generator:
-    def __init__(self, root: dict[str, Any], r: random.Random, lang: Language) -> None:
+    def __init__(self, root: dict[str, Any], r: random.Random, lang: Language, duplicate_share: float) -> None:
         self.root = root
         self.r = r
         self.lang = lang
+        self.duplicate_share = duplicate_share
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
         if schema is True or schema == {}:
@@ -187,7 +191,7 @@ class _Generator:
             # Self-instruct tasks often have no input; give an empty one sometimes.
             return "" if r.random() < 0.4 else f"{MARKER} {text.sentence(r, lang)}"
         if words & _INSTRUCTION_NAMES:
-            return f"{MARKER} {text.instruction(r, lang)}"
+            return f"{MARKER} {instruction(r, lang, self.duplicate_share)}"
         if words & _LONG_NAMES:
             return f"{MARKER} {text.sentences(r, lang, r.randint(2, 5))}"
         if words & _SHORT_NAMES:

@@ -2,7 +2,8 @@
 
 Every function takes a `random.Random`, so the same seed gives the same text. Sentences come
 from several templates whose slots are filled from `words`; two simulated answers share little
-more than template glue, which keeps a near-duplicate filter from collapsing them.
+more than template glue, which keeps a near-duplicate filter from collapsing them. Instructions
+(new tasks) are written by factory.simulator.instructions.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from .words import (
     EN_ADVERBS,
     EN_AUDIENCES,
     EN_DOMAINS,
-    EN_GENRES,
     EN_NOUNS,
     EN_VERBS,
     KO_ADJECTIVES,
     KO_ADVERBS,
     KO_AUDIENCES,
-    KO_GENRES,
     KO_NOUNS,
 )
 
@@ -90,42 +89,6 @@ def _en_sentence(r: random.Random) -> str:
     return f"Because the {n1} is {a1}, {aud} often {v} the {n2} {adv}."
 
 
-def _en_instruction(r: random.Random) -> str:
-    n1, n2 = _pick(r, EN_NOUNS), _pick(r, EN_NOUNS)
-    a1, a2 = _pick(r, EN_ADJECTIVES), _pick(r, EN_ADJECTIVES)
-    v, adv = _pick(r, EN_VERBS), _pick(r, EN_ADVERBS)
-    dom, aud, genre = _pick(r, EN_DOMAINS), _pick(r, EN_AUDIENCES), _pick(r, EN_GENRES)
-    t = int(r.random() * 10)
-    if t == 0:
-        text = f"Explain how the {a1} {n1} affects the {n2} in {dom}."
-    elif t == 1:
-        text = f"Write a short {genre} about {_a(a1)} {n1} and its {n2}."
-    elif t == 2:
-        text = f"List three ways to {v} the {n1} in {dom}."
-    elif t == 3:
-        text = f"Compare the {n1} and the {n2}, and describe one {a1} difference."
-    elif t == 4:
-        text = f"Summarize the role of the {a1} {n1} in {dom} for {aud}."
-    elif t == 5:
-        text = f"Give an example of {_a(a1)} {n1} and explain why it matters to {aud}."
-    elif t == 6:
-        text = f"Describe how {aud} can {v} their {n1} {adv}."
-    elif t == 7:
-        text = f"What are the benefits and risks of {_a(a1)} {n1} for the {n2}?"
-    elif t == 8:
-        text = f"Suggest a plan to {v} the {a1} {n1} within one month."
-    else:
-        text = f"Classify the following {n1} as {a1} or {a2}, and justify the choice."
-    extra = int(r.random() * 6)
-    if extra == 0:
-        text += f" Use {r.randint(2, 6)} sentences."
-    elif extra == 1:
-        text += f" Keep it under {r.randint(3, 12) * 10} words."
-    elif extra == 2:
-        text += f" Include one concrete example about the {_pick(r, EN_NOUNS)}."
-    return text
-
-
 # --- Korean --------------------------------------------------------------------------------
 
 
@@ -162,42 +125,11 @@ def _ko_sentence(r: random.Random) -> str:
     return f"{_pick(r, KO_AUDIENCES)}에게 {_josa(n1, '은', '는')} {a1} {n2}의 출발점이 됩니다."
 
 
-def _ko_instruction(r: random.Random) -> str:
-    n1, n2 = _pick(r, KO_NOUNS), _pick(r, KO_NOUNS)
-    a1, aud, genre = _pick(r, KO_ADJECTIVES), _pick(r, KO_AUDIENCES), _pick(r, KO_GENRES)
-    t = int(r.random() * 9)
-    if t == 0:
-        text = f"{_josa(n1, '이', '가')} {n2}에 미치는 영향을 설명하세요."
-    elif t == 1:
-        text = f"{a1} {n1}에 대해 짧은 {_josa(genre, '을', '를')} 작성해 주세요."
-    elif t == 2:
-        text = f"{_josa(n1, '과', '와')} {n2}의 차이점을 세 가지로 정리하세요."
-    elif t == 3:
-        text = f"{a1} {_josa(n1, '을', '를')} 개선하기 위한 방법을 제안해 주세요."
-    elif t == 4:
-        text = f"{aud}에게 {_josa(n1, '을', '를')} 쉽게 설명해 주세요."
-    elif t == 5:
-        text = f"{a1} {n1}의 장점과 단점은 무엇인가요?"
-    elif t == 6:
-        text = f"{_josa(n1, '을', '를')} 주제로 한 {_josa(genre, '을', '를')} 써 주세요."
-    elif t == 7:
-        text = f"{n1}에 관한 질문 {r.randint(2, 5)}가지를 만들어 보세요."
-    else:
-        text = f"{_josa(n2, '과', '와')} 관련된 {a1} {n1}의 사례를 들어 주세요."
-    if int(r.random() * 5) == 0:
-        text += f" {r.randint(2, 6)}문장 이내로 답하세요."
-    return text
-
-
 # --- public API ----------------------------------------------------------------------------
 
 
 def sentence(r: random.Random, lang: Language) -> str:
     return _ko_sentence(r) if lang == "ko" else _en_sentence(r)
-
-
-def instruction(r: random.Random, lang: Language) -> str:
-    return _ko_instruction(r) if lang == "ko" else _en_instruction(r)
 
 
 def phrase(r: random.Random, lang: Language) -> str:

@@ -38,8 +38,8 @@ from typing import Any
 from factory.batch import add_batch_arguments, batch_settings_from_args
 from factory.errors import FactoryError, FatalAPIError
 from factory.recipes.base import wants_structured
-from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, load_settings
-from judge.grade_settings import SECTION, GradeError, JudgeSettings
+from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args
+from judge.grade_settings import JudgeSettings, load_judge_settings
 from judge.grading import grade_run, summary_lines
 from judge.plan import MODES
 
@@ -83,12 +83,7 @@ def judge_settings_from_args(args: argparse.Namespace) -> JudgeSettings:
     overrides = {name: getattr(args, flag, None) for flag, name in _FIELDS.items()}
     if getattr(args, "batch", False):
         overrides["batch"] = True
-    config = getattr(args, "config", None)
-    if config is None and overrides["mode"] is None:
-        raise GradeError("no grading mode: give --mode single, pair or reference")
-    if config is None and overrides["judge_model"] is None:
-        raise GradeError("no judge model: give --judge-model, e.g. gpt-4o")
-    return load_settings(config, overrides, model=JudgeSettings, section=SECTION, section_only=True)
+    return load_judge_settings(getattr(args, "config", None), overrides)
 
 
 def engine_settings_for(args: argparse.Namespace, judge: JudgeSettings) -> EngineSettings:

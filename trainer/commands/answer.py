@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from trainer import answering
-from trainer.answering import SECTION, AnswerError, answer_run, resolve_settings
+from trainer.answering import ANSWER_FIELDS, AnswerError, answer_run, answer_values, resolve_settings
 from trainer.gguf_model import GgufError
 
 
@@ -36,24 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-_FIELDS = ("questions", "adapter", "model", "label", "max_new_tokens", "batch_size", "sampling", "seed", "device", "dtype")
-
-
 def _values(args: argparse.Namespace) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if getattr(args, "config", None) is not None:
-        try:
-            doc = tomllib.loads(args.config.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise AnswerError(f"cannot read --config {args.config}: {e}") from e
-        table = doc.get(SECTION, {})
-        if not isinstance(table, dict):
-            raise AnswerError(f"{args.config}: [{SECTION}] must be a table")
-        values.update(table)
-    values.update({k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) is not None})
-    if "questions" not in values:
-        raise AnswerError("no question file: pass --questions FILE")
-    return values
+    return answer_values(getattr(args, "config", None), {k: getattr(args, k, None) for k in ANSWER_FIELDS})
 
 
 def main(args: argparse.Namespace) -> int:

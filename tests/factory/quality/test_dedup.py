@@ -209,10 +209,23 @@ def test_lsh_parameters(threshold: float) -> None:
     assert bands * rows <= s.num_perm
     assert candidate_probability(threshold, bands, rows) >= 0.99  # a pair AT the threshold
     assert s.lsh_params() == (bands, rows)
+    assert Deduper(s).hasher.num_perm == bands * rows  # only the permutations the bands use
     with pytest.raises(ValueError, match="exceeds num_perm"):
         DedupSettings(num_perm=64, bands=20, rows=4)
     with pytest.raises(ValueError, match="both"):
         DedupSettings(bands=8)
+
+
+def test_layout_spends_few_permutations_and_few_chance_candidates() -> None:
+    # Of the layouts that find a pair at the threshold with probability 0.99, the cheap one: at
+    # 0.5 three rows (one or two make every template sibling a candidate; four cost 288
+    # permutations), and never more permutations than needed for the target.
+    bands, rows = choose_lsh_params(0.5, 256)
+    assert rows == 3 and candidate_probability(0.5, bands - 1, rows) < 0.99
+    b64, r64 = choose_lsh_params(0.5, 64)
+    assert b64 * r64 <= 64 and candidate_probability(0.5, b64, r64) >= 0.99
+    high = choose_lsh_params(0.8, 256)
+    assert high[1] > 3 and candidate_probability(0.8, *high) >= 0.99
 
 
 def test_example_text_field() -> None:

@@ -1,0 +1,206 @@
+"""The judge's Python API: grade a run's answers, and write the run's whole report.
+
+    import judge
+    g = judge.grade("runs/ko", mode="pair", judge_model="gpt-4o", model="lora", baseline="base", max_cost=2)
+    g.scored, g.unscored, g.cost_usd, g.judgments()      # judgments: a polars DataFrame
+    r = judge.report("runs/ko")
+    r.index_html, r.summary["headline"], r.charts
+
+`grade` takes the settings `python -m judge grade` takes (`JudgeSettings`, `EngineSettings`, a
+TOML file, or keyword arguments named like their fields) and raises the errors the command prints
+(`GradeError`, `SettingsError`, `FatalAPIError`: all `FactoryError`). It runs inside a notebook's
+event loop too (in a worker thread there, which the stop button cancels); `grade_async` is the
+awaitable form. In a notebook the
+engine's progress shows as a bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from factory.api import GIVEN_AS, settings_from
+from factory.batch import BatchSettings
+from factory.engine.progress import ProgressBar, use_display
+from factory.engine.settings import EngineSettings
+from factory.errors import FactoryError, SettingsError
+from factory.notebook import ProgressMode, run_async, wants_bar
+from judge.grade_settings import GradeError, JudgeSettings, load_judge_settings
+from judge.grading import grade_run_async, summary_lines
+from judge.overview import OverviewError, write_overview
+from schemas import JsonlError, Judgment, read_jsonl
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    """What a grading call did. `str(result)` is the command's closing summary."""
+
+    run: Path
+    settings: JudgeSettings
+    label: str  # the answers graded
+    planned: int  # items the mode asks for (each question turn, or pair)
+    already_scored: int  # graded by an earlier call
+    scored: int  # graded now, with a verdict
+    unscored: int  # graded now, no readable verdict after the retries (never a number)
+    failed: int  # a request failed at the API: a call again tries them
+    unfinished: int  # the run stopped (budget, interrupt) or batches still run: a call again continues
+    requests: int
+    cached: int  # answered from the ledger, not paid again
+    cost_usd: float | None  # paid by this call; None: a price is unknown
+    judgments_path: Path
+    skipped: tuple[str, ...]  # question turns that cannot be graded in this mode, with the reason
+    status: int  # the command's exit status: 0 done, 1 failures or unfinished, 130 interrupted
+    summary: str
+
+    def judgments(self) -> pl.DataFrame:
+        """Every judgment of the run (RUN/eval/judgments.jsonl) as a polars DataFrame."""
+        return judgments(self.run)
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """The run's whole report (`just report`): index.html, summary.json and the charts."""
+
+    run: Path
+    index_html: Path  # one self-contained page (charts embedded): open it, or show it in an IFrame
+    summary_json: Path
+    summary: dict[str, Any]  # summary.json: "headline", "cost", "training", "scores", ...
+    parts: dict[str, bool]  # which parts the run had: cost, training, scores
+    charts: tuple[Path, ...]  # the PNG charts in RUN/report
+
+    def html(self) -> str:
+        return self.index_html.read_text(encoding="utf-8")
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments: JudgeSettings fields, then EngineSettings fields (the engine's `model` is the
+    judge model, so `model` here is the answers' label, as the command's --model)."""
+    judge_over: dict[str, Any] = {}
+    engine_over: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in JudgeSettings.model_fields:
+            judge_over[key] = value
+        elif key in EngineSettings.model_fields and key != "model":
+            engine_over[key] = value
+        else:
+            raise SettingsError(
+                f"unknown setting {key!r}: grade() takes the fields of JudgeSettings "
+                f"({', '.join(JudgeSettings.model_fields)}) and of EngineSettings "
+                f"({', '.join(f for f in EngineSettings.model_fields if f != 'model')})")
+    return judge_over, engine_over
+
+
+async def _grade(run: Path, settings: JudgeSettings, engine: EngineSettings, batch: BatchSettings | None,
+                 bar: bool) -> GradeResult:
+    with use_display(ProgressBar if bar else None):
+        outcome = await grade_run_async(run, settings, engine, batch)
+    c = outcome.counts
+    status = 130 if c.stopped_reason == "interrupted" else 1 if c.failed or c.unfinished else 0
+    return GradeResult(
+        run=run, settings=settings, label=outcome.label, planned=c.planned, already_scored=c.already_scored,
+        scored=c.scored, unscored=c.unscored, failed=c.failed, unfinished=c.unfinished, requests=c.requests,
+        cached=c.cached, cost_usd=c.cost_usd, judgments_path=outcome.judgments, skipped=tuple(outcome.skipped),
+        status=status, summary="\n".join(summary_lines(run, outcome, settings)))
+
+
+def _prepare(run: str | Path, mode: str | None, judge_model: str | None, model: str | None, baseline: str | None,
+             questions: str | Path | list[str | Path] | None, max_cost: float | None, base_url: str | None,
+             batch: bool | BatchSettings, config: str | Path | None, settings: JudgeSettings | None,
+             engine: EngineSettings | None, progress: ProgressMode, options: dict[str, Any],
+             ) -> tuple[Path, JudgeSettings, EngineSettings, BatchSettings | None, bool]:
+    bar = wants_bar(progress)
+    config_path = Path(config) if config is not None else None
+    judge_over, engine_over = _split(options)
+    if isinstance(questions, (str, Path)):
+        questions = [questions]
+    judge_over.update({"mode": mode, "judge_model": judge_model, "model": model, "baseline": baseline,
+                       "questions": questions, "batch": True if batch else None})
+    if settings is not None:
+        judge_settings = settings_from(JudgeSettings, settings, None, "judge", True, judge_over)
+    else:
+        judge_settings = load_judge_settings(config_path, judge_over, given_as=GIVEN_AS)
+    engine_over.update({"max_cost": max_cost, "base_url": base_url, "model": judge_settings.judge_model})
+    if progress == "none":
+        engine_over["progress"] = False
+    engine_settings = settings_from(EngineSettings, engine, config_path, "engine", False, engine_over)
+    batch_settings = None
+    if judge_settings.batch:
+        batch_settings = batch if isinstance(batch, BatchSettings) else settings_from(
+            BatchSettings, None, config_path, "batch", True, {})
+    return Path(run), judge_settings, engine_settings, batch_settings, bar
+
+
+def grade(run: str | Path, *, mode: Literal["single", "pair", "reference"] | None = None,
+          judge_model: str | None = None, model: str | None = None, baseline: str | None = None,
+          questions: str | Path | list[str | Path] | None = None, max_cost: float | None = None,
+          base_url: str | None = None, batch: bool | BatchSettings = False, config: str | Path | None = None,
+          settings: JudgeSettings | None = None, engine: EngineSettings | None = None,
+          progress: ProgressMode = "auto", **options: Any) -> GradeResult:
+    """Grade the answers in RUN/eval/answers.jsonl with an LLM judge, through the factory engine.
+
+    `mode`: "single" (1-10), "pair" (against `baseline`, both orders) or "reference" (1-10 with the
+    reference answer); `judge_model` (e.g. "gpt-4o"); `model`: the label of the answers to grade
+    (default: the only one); `questions`: question files (default: those the answers were made
+    from); `max_cost` (USD), `base_url`, `batch` (True or BatchSettings: the Batch API); `config`:
+    a TOML file with [judge] and [engine]; or the settings objects `settings` (JudgeSettings) and
+    `engine` (EngineSettings); other keyword arguments: their fields by name (`retries=`,
+    `structured=`, `rpm=`, ...). A call again grades only what is left. Raises GradeError,
+    SettingsError, FatalAPIError (all FactoryError) as the command reports them.
+    """
+    args = _prepare(run, mode, judge_model, model, baseline, questions, max_cost, base_url, batch, config, settings,
+                    engine, progress, options)
+    return run_async(_grade, *args)
+
+
+async def grade_async(run: str | Path, *, mode: Literal["single", "pair", "reference"] | None = None,
+                      judge_model: str | None = None, model: str | None = None, baseline: str | None = None,
+                      questions: str | Path | list[str | Path] | None = None, max_cost: float | None = None,
+                      base_url: str | None = None, batch: bool | BatchSettings = False,
+                      config: str | Path | None = None, settings: JudgeSettings | None = None,
+                      engine: EngineSettings | None = None, progress: ProgressMode = "auto",
+                      **options: Any) -> GradeResult:
+    """`grade`, awaitable (in a notebook: `await judge.grade_async(...)`)."""
+    args = _prepare(run, mode, judge_model, model, baseline, questions, max_cost, base_url, batch, config, settings,
+                    engine, progress, options)
+    return await _grade(*args)
+
+
+def report(run: str | Path, *, questions: list[str | Path] | tuple[str | Path, ...] = ()) -> ReportResult:
+    """Write the run's whole report (cost, training, scores): RUN/report/index.html, summary.json,
+    cost.md, scores.md and the charts, as `just report` does. `questions`: question files for the
+    categories of judgments that do not carry one. Raises OverviewError (a run with nothing to report)."""
+    out = write_overview(Path(run), questions=[Path(q) for q in questions])
+    charts = tuple(sorted(out.index_html.parent.glob("*.png")))
+    return ReportResult(run=Path(run), index_html=out.index_html, summary_json=out.summary_json,
+                        summary=out.summary, parts=out.parts, charts=charts)
+
+
+def judgments(run: str | Path) -> pl.DataFrame:
+    """RUN/eval/judgments.jsonl as a polars DataFrame: question_id, mode, turn, model, baseline,
+    judge_model, status, score, winner, rationale, cost_usd."""
+    path = Path(run) / "eval" / "judgments.jsonl"
+    if not path.is_file():
+        raise GradeError(f"no judgments at {path}: grade first (judge.grade({str(run)!r}, ...))")
+    try:
+        items = read_jsonl(path, Judgment)
+    except JsonlError as e:
+        raise GradeError(str(e)) from None
+    try:
+        import polars as pl
+    except ImportError:
+        raise FactoryError("the DataFrame needs polars: pip install 'instruct-factory[report]'") from None
+    names = ["question_id", "mode", "turn", "model", "baseline", "judge_model", "status", "score", "winner",
+             "rationale", "cost_usd"]
+    types = {"turn": pl.Int64, "score": pl.Float64, "cost_usd": pl.Float64}
+    return pl.DataFrame([{k: getattr(j, k) for k in names} for j in items],
+                        schema={k: types.get(k, pl.String) for k in names})
+
+
+__all__ = ["GradeResult", "OverviewError", "ReportResult", "grade", "grade_async", "judgments", "report"]
