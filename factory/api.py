@@ -25,16 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from factory.batch import BatchSettings
-from factory.engine.pricing import price_table_for
+from factory.dry_run import StageProjection, dry_run
 from factory.engine.progress import ProgressBar, use_display
 from factory.engine.settings import EngineSettings, load_settings
-from factory.engine.tokens import estimate_input
 from factory.errors import FactoryError, SettingsError
 from factory.generation import (
     GenerationEnd,
     Resolved,
-    build_recipe,
-    dry_run_text,
     resolve,
     run_generation,
     save_settings,
@@ -54,16 +51,6 @@ GIVEN_AS = "the call"  # where keyword arguments come from, in a settings error
 
 
 @dataclass(frozen=True)
-class StageProjection:
-    """One stage of a dry run's plan. Tokens are estimates (counted on the rendered prompts)."""
-
-    stage: str
-    requests: int
-    input_tokens: int
-    max_output_tokens: int  # the sum of max_tokens: the most the stage can be billed for
-
-
-@dataclass(frozen=True)
 class GenerationPlan:
     """What a run would send, from a dry run (nothing sent, nothing written). `str(plan)` is the
     plan as `python -m factory generate --dry-run` prints it."""
@@ -76,12 +63,19 @@ class GenerationPlan:
     n: int
     kept: int  # examples the run folder holds already
     stages: tuple[StageProjection, ...]
-    cost_max_usd: float | None  # at most (every answer at max_tokens); None: no price for the model
+    cost_max_usd: float | None  # the most requests, every answer at max_tokens; None: no price for the model
+    cost_expected_usd: float | None  # the expected requests at the expected answer length
     text: str
 
     @property
     def requests(self) -> int:
+        """Expected, at the assumed yield."""
         return sum(s.requests for s in self.stages)
+
+    @property
+    def requests_range(self) -> tuple[int, int]:
+        """The fewest and the most requests (at the high and the low end of the yield)."""
+        return sum(s.requests_low for s in self.stages), sum(s.requests_high for s in self.stages)
 
     @property
     def input_tokens(self) -> int:
@@ -192,31 +186,10 @@ def resolve_call(run: str | Path, *, config: str | Path | None, settings: Genera
 
 def plan_of(r: Resolved) -> GenerationPlan:
     """The dry run of a resolved call, with its figures; the run folder is not touched."""
-    text = dry_run_text(r)
-    recipe, ctx = build_recipe(r, dry_run=True)
-    try:
-        stages = []
-        for plan in recipe.dry_run():
-            sent = plan.requests
-            inputs = [estimate_input(q.model, q.messages, q.params).tokens for q in sent]
-            stages.append(StageProjection(
-                stage=plan.stage, requests=plan.planned,
-                input_tokens=round(sum(inputs) / len(inputs) * plan.planned) if inputs else 0,
-                max_output_tokens=(round(sum(q.max_output_tokens for q in sent) / len(sent) * plan.planned)
-                                   if sent else 0),
-            ))
-        kept = ctx.outputs.kept
-    finally:
-        ctx.journal.close()
-        ctx.outputs.close()
-    price = price_table_for(r.engine).lookup(r.model)
-    cost = None
-    if price is not None:
-        usage = Usage(input_tokens=sum(s.input_tokens for s in stages),
-                      output_tokens=sum(s.max_output_tokens for s in stages))
-        cost = price.cost(usage, batch=r.batch is not None)
+    d = dry_run(r)
     return GenerationPlan(run=r.run, recipe=r.gen.recipe, model=r.model, lang=r.lang, batch=r.batch is not None,
-                          n=r.gen.n, kept=kept, stages=tuple(stages), cost_max_usd=cost, text=text)
+                          n=r.gen.n, kept=d.kept, stages=d.stages, cost_max_usd=d.cost_max_usd,
+                          cost_expected_usd=d.cost_expected_usd, text=d.text)
 
 
 def _outcome(r: Resolved, end: GenerationEnd) -> GenerationOutcome:

@@ -16,9 +16,9 @@ from factory.quality import DedupSettings, Deduper, load_run_deduper
 from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError, SettingsError
 from factory.quality.filters import FilterSettings
-from factory.engine.ledger import Ledger, Limits, learned_limits
+from factory.engine.ledger import Ledger
 from factory.engine.pricing import price_table_for
-from factory.recipes.base import Context, Gate, Recipe, StagePlan, wants_structured
+from factory.recipes.base import Context, Gate, Recipe, wants_structured
 from factory.recipes.driver import Driver, describe_failures, usage_totals
 from factory.recipes.journal import JOURNAL_FILE, Journal
 from factory.recipes.naver import NaverSearch, NaverSettings
@@ -28,7 +28,6 @@ from factory.recipes.settings import GenerateSettings
 from factory.recipes.topics import Topics
 from factory.recipes.seeds import detect_lang, load_eval_files, load_keywords, load_seed_tasks, seed_dedup_items
 from factory.engine.settings import EngineSettings, save_resolved
-from factory.engine.tokens import estimate_input, estimator_name
 from schemas import SeedTask, Usage
 
 STATE_DIR = "generate"
@@ -85,16 +84,6 @@ def save_settings(r: Resolved) -> None:
         save_resolved(r.run, "naver", r.naver)
     if r.batch is not None:
         save_resolved(r.run, "batch", r.batch)
-
-
-def dry_run_text(r: Resolved) -> str:
-    """The plan of a run (requests, tokens, cost, duration); nothing is sent or written."""
-    recipe, ctx = build_recipe(r, dry_run=True)
-    try:
-        return dry_run_report(recipe, ctx, r.engine, batch=r.batch is not None, learned=learned_limits(r.run))
-    finally:
-        ctx.journal.close()
-        ctx.outputs.close()
 
 
 @dataclass
@@ -202,7 +191,7 @@ def _with_hint(e: FatalAPIError, structured: bool) -> FactoryError:
 # Summary
 
 
-def _usd(x: float | None) -> str:
+def usd(x: float | None) -> str:
     if x is None:
         return "unknown (no price for the model)"
     if x >= 1:
@@ -228,11 +217,11 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
     lines.append(f"  requests: {r.requests} handled ({r.cached} from the ledger, paid earlier), {r.failed} failed")
     for failure in describe_failures(r):
         lines.append(f"    failed: {failure}")
-    lines.append(f"  tokens this run: {_tokens(r.usage)}; spent {_usd(r.cost_usd)}")
+    lines.append(f"  tokens this run: {_tokens(r.usage)}; spent {usd(r.cost_usd)}")
     usage, cost, count = usage_totals(ledger, recipe.stages)
     per_kept = None if cost is None or out.kept == 0 else cost / out.kept
-    lines.append(f"  run folder total: {count} requests, {_tokens(usage)}; spent {_usd(cost)}; "
-                 f"{_usd(per_kept) if per_kept is not None else 'n/a'} per kept example")
+    lines.append(f"  run folder total: {count} requests, {_tokens(usage)}; spent {usd(cost)}; "
+                 f"{usd(per_kept) if per_kept is not None else 'n/a'} per kept example")
     prices = price_table_for(engine_settings)
     lines.append(f"  priced with {prices.dated()}")
     if warning := prices.staleness_warning():
@@ -253,116 +242,5 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------
-# Dry run
-
-
-def dry_run_report(recipe: Recipe, ctx: Context, settings: EngineSettings, *, batch: bool,
-                   learned: Limits | None = None) -> str:
-    """What the run would send, cost and take. `learned`: the limits an earlier run of the folder
-    learned from the server's headers (the duration uses them where no --rpm/--tpm is given)."""
-    model = ctx.model
-    plans: list[StagePlan] = recipe.dry_run()
-    unprocessed = ctx.journal.unprocessed()
-    est = estimator_name(model)
-    lines = [
-        "dry run: nothing is sent (the ledger and the run folder are not touched)",
-        f"recipe {recipe.name}, model {model}, language {ctx.lang}, "
-        f"{'structured output (json_schema)' if ctx.structured else 'text output, parsed'}"
-        f"{', Batch API' if batch else ''}",
-        f"examples to keep: {ctx.settings.n} ({ctx.outputs.kept} kept already, {ctx.need} to go)",
-    ]
-    if unprocessed:
-        lines.append(f"{len(unprocessed)} planned requests of an earlier run are not processed yet: they are sent "
-                     "first (free when the ledger has them done); not counted below")
-    total_req = 0
-    total_low = total_high = 0
-    total_in = 0
-    total_out_max = 0
-    total_out_expected: float | None = 0.0
-    for plan in plans:
-        low, high = plan.planned_range or (plan.planned, plan.planned)
-        low, high = min(low, plan.planned), max(high, plan.planned)  # the plan's own figure is in it
-        sent = plan.requests
-        inputs = [estimate_input(r.model, r.messages, r.params).tokens for r in sent]
-        tokens_in = round(sum(inputs) / len(inputs) * plan.planned) if inputs else 0
-        out_max = round(sum(r.max_output_tokens for r in sent) / len(sent) * plan.planned) if sent else 0
-        counted = (f"the {len(sent)} rendered prompts" if len(sent) == plan.planned
-                   else f"{len(sent)} of the {plan.planned} prompts, rendered as an even sample")
-        lines.append(f"stage {plan.stage}: {plan.planned} requests expected, between {low} and {high} "
-                     "(at the high and the low end of the yield)")
-        lines.append(f"  input tokens: {tokens_in:,} (counted on {counted} by {est}, an estimate)")
-        expected = None if plan.expected_output_tokens is None else plan.expected_output_tokens * plan.planned
-        lines.append(f"  output tokens: at most {out_max:,} (max_tokens)"
-                     + (f", expected ~{expected:,.0f}" if expected is not None else ", expected: not known before the run"))
-        for a in plan.assumptions:
-            lines.append(f"  assumes: {a}")
-        total_req += plan.planned
-        total_low += low
-        total_high += high
-        total_in += tokens_in
-        total_out_max += out_max
-        total_out_expected = None if expected is None or total_out_expected is None else total_out_expected + expected
-    lines.append(f"total: {total_req} requests expected (between {total_low} and {total_high}), "
-                 f"{total_in:,} input tokens, at most {total_out_max:,} output tokens")
-    # The expected requests' tokens scaled to the high end: what the most requests would use.
-    scale = total_high / total_req if total_req else 1.0
-
-    prices = price_table_for(settings)
-    price = prices.lookup(model)
-    if price is None:
-        lines.append(f"cost: unknown: no price for {model!r} (give --price-input/--price-output or --prices)")
-    else:
-        top = price.cost(Usage(input_tokens=round(total_in * scale), output_tokens=round(total_out_max * scale)),
-                         batch=batch)
-        mid = None if total_out_expected is None else price.cost(
-            Usage(input_tokens=total_in, output_tokens=round(total_out_expected)), batch=batch)
-        basis = f"{'batch ' if batch else ''}prices of {model} from {price.source}"
-        cost_line = f"cost: at most {_usd(top)} (the most requests, each to max_tokens)"
-        if mid is not None:
-            cost_line += f", expected ~{_usd(mid)}"
-        lines.append(f"{cost_line} ({basis}; cached-input discounts not counted)")
-        if settings.max_cost is not None and top is not None and top > settings.max_cost:
-            lines.append(f"  the worst case is over --max-cost {settings.max_cost}: the run stops when the budget is spent")
-    lines.append(f"prices: {prices.dated()}")
-    if warning := prices.staleness_warning():
-        lines.append(warning)
-    per_request = (total_in + total_out_max) / total_req if total_req else 0.0
-    lines.append(_duration_line(settings, (total_low, total_high), per_request, batch, learned))
-    return "\n".join(lines)
-
-
-def _duration_line(settings: EngineSettings, requests: tuple[int, int], reserved_per_request: float, batch: bool,
-                   learned: Limits | None) -> str:
-    """The least time the limits allow for the fewest and for the most requests (each reserving
-    its input + max_tokens against TPM, as OpenAI counts)."""
-    if batch:
-        return "duration: the Batch API finishes each stage within 24 hours (usually much sooner)"
-    rpm = settings.rpm or (learned.rpm if learned else None)
-    tpm = settings.tpm or (learned.tpm if learned else None)
-    if not rpm and not tpm:
-        return ("duration: not projected: no --rpm/--tpm given and no earlier run of this folder learned the "
-                "limits (the server's x-ratelimit headers set the pace at run time)")
-
-    def minutes(n: int) -> float:
-        return max(n / rpm if rpm else 0.0, n * reserved_per_request / tpm if tpm else 0.0)
-
-    given = [f"RPM {rpm:,}" if rpm else "", f"TPM {tpm:,}" if tpm else ""]
-    source = ("given" if (settings.rpm or not rpm) and (settings.tpm or not tpm)
-              else "learned from the server's headers in an earlier run of this folder")
-    low, high = requests
-    return (f"duration: at least {_minutes(minutes(low))} to {_minutes(minutes(high))} under the rate limits "
-            f"({' and '.join(x for x in given if x)}, {source}; {reserved_per_request:,.0f} tokens reserved per "
-            "request, input + max_tokens; latency and retries add to it)")
-
-
-def _minutes(m: float) -> str:
-    if m < 1:
-        return f"{m * 60:.0f} s"
-    if m < 120:
-        return f"{m:.1f} min"
-    return f"{m / 60:.1f} h"
-
-
-__all__ = ["GenerationEnd", "Resolved", "build_recipe", "dry_run_report", "dry_run_text", "resolve", "run_generation",
+__all__ = ["GenerationEnd", "Resolved", "build_recipe", "resolve", "run_generation", "usd",
            "save_settings", "summary"]

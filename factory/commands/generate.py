@@ -27,7 +27,8 @@ import anyio
 
 from factory.batch import add_batch_arguments, batch_settings_from_args
 from factory.engine.settings import add_engine_arguments, engine_settings_from_args, load_settings
-from factory.generation import dry_run_text, resolve, run_generation, save_settings
+from factory.dry_run import dry_run
+from factory.generation import resolve, run_generation, save_settings
 from factory.quality import DedupSettings
 from factory.quality.filters import FilterSettings
 from factory.recipes.naver import NaverSettings, credentials_from_env
@@ -183,7 +184,7 @@ def main(args: argparse.Namespace) -> int:
                 dedup=dedup_settings_from_args(args), filters=filter_settings_from_args(args),
                 naver=naver_settings_from_args(args), batch=batch_settings_from_args(args) if args.batch else None)
     if args.dry_run:
-        print(dry_run_text(r))
+        print(dry_run(r).text)
         return 0
     credentials = credentials_from_env() if r.gen.grounding == "naver" else None
     save_settings(r)

@@ -60,7 +60,22 @@ def test_a_dry_run_returns_the_plan_and_sends_nothing(tmp_path: Path, sim: str) 
     assert plan.cost_max_usd is not None and 0 < plan.cost_max_usd < 1
     # The text is the command's dry-run report, word for word.
     assert str(plan).startswith("dry run: nothing is sent")
-    assert f"total: {plan.requests} requests" in str(plan)
+    low, high = plan.requests_range
+    assert f"total: {plan.requests} requests expected (between {low} and {high})" in str(plan)
+    assert low <= plan.requests <= high and low < high
+    assert f"cost: at most ${plan.cost_max_usd:.4f}" in str(plan), "the figure is the one the text shows"
+
+
+def test_the_plans_range_holds_the_requests_the_run_then_sends(tmp_path: Path, sim: str) -> None:
+    run = tmp_path / "run"
+    plan = factory.generate(run, recipe="self-instruct", seeds=SEEDS_EN, n=40, model="gpt-4o-mini", base_url=sim,
+                            dry_run=True)
+    before = served(sim)
+    out = factory.generate(run, recipe="self-instruct", seeds=SEEDS_EN, n=40, model="gpt-4o-mini", base_url=sim,
+                           progress="none")
+    assert out.done
+    low, high = plan.requests_range
+    assert low <= served(sim) - before <= high
 
 
 def test_the_dry_run_text_is_the_commands(tmp_path: Path, sim: str, capsys: pytest.CaptureFixture[str]) -> None:
