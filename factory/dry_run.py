@@ -134,7 +134,8 @@ def _plan(recipe: Recipe, ctx: Context, settings: EngineSettings, *, batch: bool
             cost_line += f", expected ~{usd(mid)}"
         lines.append(f"{cost_line} ({basis}; cached-input discounts not counted)")
         if settings.max_cost is not None and top is not None and top > settings.max_cost:
-            lines.append(f"  the worst case is over --max-cost {settings.max_cost}: the run stops when the budget is spent")
+            lines.append(f"  the worst case is over --max-cost {settings.max_cost}: "
+                         "the run stops when the budget is spent")
     lines.append(f"prices: {prices.dated()}")
     if warning := prices.staleness_warning():
         lines.append(warning)
