@@ -44,14 +44,6 @@ class DryRun:
     cost_expected_usd: float | None  # the expected requests at the expected answer length
     text: str
 
-    @property
-    def requests(self) -> int:
-        return sum(s.requests for s in self.stages)
-
-    @property
-    def requests_range(self) -> tuple[int, int]:
-        return sum(s.requests_low for s in self.stages), sum(s.requests_high for s in self.stages)
-
 
 def dry_run(r: Resolved) -> DryRun:
     """The plan of a resolved run; nothing is sent or written."""

@@ -96,57 +96,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 # Settings
 
 
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "generate",
-        help="generate instruction data with a recipe (self-instruct, topics) until --n examples are kept",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--run", required=True, type=Path, help="run folder (ledger, examples, config)")
-    p.add_argument("--dry-run", action="store_true", help="send nothing: print the plan, tokens, cost and duration")
-    g = p.add_argument_group("what to generate (override the [generate] section of --config)")
-    g.add_argument("--recipe", choices=("self-instruct", "topics"))
-    g.add_argument("--seeds", type=Path, help="seed tasks (self-instruct, JSONL) or keywords (topics, one per line)")
-    g.add_argument("--n", type=int, help="examples to keep (after filters and dedup)")
-    g.add_argument("--lang", choices=("ko", "en"), help="language of the data (default: that of the seeds)")
-    g.add_argument("--structured", choices=("auto", "yes", "no"),
-                   help="json_schema structured output (auto: unless the model lacks it) or parsed text")
-    g.add_argument("--eval", action="append", type=Path, metavar="FILE",
-                   help="evaluation questions (JSONL, MT-Bench format) to keep out of the data; repeatable")
-    g.add_argument("--prompts", type=Path, help="folder of edited prompt templates (ko/*.txt, en/*.txt)")
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--top-p", type=float)
-    g.add_argument("--seed", type=int, help="seed of the sampling of seeds and keywords")
-    g.add_argument("--tasks-per-request", type=int, help="self-instruct: new tasks asked per request")
-    g.add_argument("--seed-examples", type=int, help="self-instruct: seed tasks shown per request")
-    g.add_argument("--generated-examples", type=int, help="self-instruct: generated tasks shown per request")
-    g.add_argument("--keywords-per-request", type=int, help="topics: keywords per questions request")
-    g.add_argument("--questions-per-keyword", type=int, help="topics: questions asked per keyword")
-    g.add_argument("--answers-per-request", type=int, help="topics: questions answered per request")
-    g.add_argument("--grounding", choices=("none", "naver"), help="topics: Naver search snippets in the answer prompt")
-    g.add_argument("--min-yield", type=float, help="stop when recent requests keep less than this share")
-    g.add_argument("--yield-window", type=int, help="requests the yield is measured over")
-    g.add_argument("--assumed-yield", type=float, help="share of asked items kept, until measured")
-    d = p.add_argument_group("near-duplicates ([dedup] section)")
-    d.add_argument("--dedup-threshold", type=float, help="Jaccard similarity at which a text is a duplicate")
-    n = p.add_argument_group("Naver grounding ([naver] section; NAVER_CLIENT_ID / NAVER_CLIENT_SECRET)")
-    n.add_argument("--naver-kinds", help="comma-separated searches: blog,news,kin,encyc,webkr")
-    n.add_argument("--naver-display", type=int, help="results per search")
-    n.add_argument("--naver-query", choices=("question", "keyword"), help="search for each question or its keyword")
-    n.add_argument("--naver-quota", type=int, help="calls allowed per day (default 25000)")
-    n.add_argument("--naver-rps", type=float, help="calls per second")
-    add_engine_arguments(p)
-    add_batch_arguments(p)
-    p.set_defaults(func=main)
-    return p
-
-
-# --------------------------------------------------------------------------------------------
-# Settings
-
-
 def generate_settings_from_args(args: argparse.Namespace) -> GenerateSettings:
     overrides = {field: getattr(args, flag, None) for flag, field in _FIELDS.items()}
     config = getattr(args, "config", None)
