@@ -37,7 +37,13 @@ def wants_bar(progress: ProgressMode) -> bool:
 
         raise SettingsError(f"progress={progress!r}: use 'auto', 'bar', 'line' or 'none'")
     # auto falls back to the line where tqdm is not installed (the `notebook` extra brings it)
-    return progress == "bar" or (progress == "auto" and in_notebook() and find_spec("tqdm") is not None)
+    has_tqdm = find_spec("tqdm") is not None
+    if progress == "bar" and not has_tqdm:
+        from factory.errors import SettingsError
+
+        raise SettingsError("progress='bar' needs tqdm: pip install 'instruct-factory[notebook]' "
+                            "(or progress='line')")
+    return progress == "bar" or (progress == "auto" and in_notebook() and has_tqdm)
 
 
 def loop_running() -> bool:

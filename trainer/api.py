@@ -75,8 +75,8 @@ def train(run: str | Path, *, config: str | Path | None = None, settings: TrainS
           **overrides: Any) -> TrainOutcome:
     """Train (or resume) a LoRA adapter on RUN/examples.jsonl (or `data=`) with the hand-written loop.
 
-    Settings: `settings` (TrainSettings) or the `[train]` table of `config`, with keyword arguments
-    named like TrainSettings' fields on top (`model=`, `max_steps=`, `lr=`, `lora={"r": 8}`, ...).
+    Settings: `settings` (TrainSettings; it stands for the `[train]` table of `config`) or that table,
+    with keyword arguments named like TrainSettings' fields on top (`model=`, `max_steps=`, `lr=`, `lora={"r": 8}`, ...).
     `max_steps_this_run` stops with a checkpoint after that many steps; a call again continues.
     `progress`: "auto" (a bar in a notebook, the line on stderr elsewhere), "bar" or "line".
     Raises SettingsError, TrainError, ModelLoadError, ... before any model loads when a setting is wrong.
@@ -85,8 +85,11 @@ def train(run: str | Path, *, config: str | Path | None = None, settings: TrainS
 
     if progress not in ("auto", "bar", "line"):
         raise SettingsError(f"progress={progress!r}: use 'auto', 'bar' or 'line'")
-    resolved = load_settings(Path(config) if config is not None else None, overrides, base=settings,
-                             given_as=GIVEN_AS)
+    if progress == "bar" and find_spec("tqdm") is None:
+        raise SettingsError("progress='bar' needs tqdm: pip install 'instruct-factory[notebook]' (or progress='line')")
+    # As in factory.generate and judge.grade: a settings object stands for the config's table.
+    table = Path(config) if config is not None and settings is None else None
+    resolved = load_settings(table, overrides, base=settings, given_as=GIVEN_AS)
     result = train_run(Path(run), resolved, max_steps_this_run=max_steps_this_run,
                        progress_bar=progress == "bar" or (progress == "auto" and _in_notebook()
                                                           and find_spec("tqdm") is not None))
@@ -109,8 +112,8 @@ def answer(run: str | Path, *, questions: str | Path | None = None, adapter: str
     if unknown:
         raise AnswerError(f"unknown setting {unknown[0]!r}: answer() takes {', '.join(ANSWER_FIELDS)}")
     base = settings.model_dump(exclude_none=True) if settings is not None else {}
-    values = answer_values(Path(config) if config is not None else None,
-                           {**base, **{k: v for k, v in given.items() if v is not None}})
+    table = Path(config) if config is not None and settings is None else None  # the object stands for it
+    values = answer_values(table, {**base, **{k: v for k, v in given.items() if v is not None}})
     return answer_run(Path(run), resolve_settings(Path(run), values))
 
 

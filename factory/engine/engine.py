@@ -147,8 +147,8 @@ class Engine:
                 helpers.cancel_scope.cancel()
         finally:
             run.writer.close()  # commits the attempts closed since the last commit
-            if learned := self.rate.learned:  # for a later dry run of this folder
-                self.ledger.save_limits(Limits(learned.get("requests"), learned.get("tokens")))
+        if learned := self.rate.learned:  # for a later dry run of this folder
+            self.ledger.save_limits(Limits(learned.get("requests"), learned.get("tokens")))
         run.stats.stopped_reason = run.stop_reason
         run.stats.elapsed_s = time.monotonic() - run.started
         log.info("run finished: %s", run.stats.summary())

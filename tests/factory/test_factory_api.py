@@ -226,3 +226,16 @@ def test_batch_goes_through_the_batch_api(tmp_path: Path) -> None:
     assert out.done and out.pending == 0 and "batch):" in out.summary
     assert batches["chat_completions"] == 0, "nothing went through the online path"
     assert "[batch]" in (run / "config.toml").read_text()
+
+
+def test_a_bar_without_tqdm_is_a_settings_error_before_anything_is_sent(tmp_path: Path, sim: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import factory.notebook
+
+    real = factory.notebook.find_spec
+    monkeypatch.setattr(factory.notebook, "find_spec", lambda name: None if name == "tqdm" else real(name))
+    before = served(sim)
+    with pytest.raises(SettingsError, match=r"needs tqdm: pip install 'instruct-factory\[notebook\]'"):
+        factory.generate(tmp_path / "run", recipe="self-instruct", seeds=SEEDS_EN, n=5, model="gpt-4o-mini",
+                         base_url=sim, progress="bar")
+    assert served(sim) == before

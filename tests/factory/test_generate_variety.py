@@ -6,26 +6,29 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from factory.__main__ import main
 from factory.simulator import SimConfig, run_simulator
 from schemas import Example, Rejected, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS_EN = ROOT / "examples" / "seed_tasks_en.jsonl"
+SEEDS = {lang: ROOT / "examples" / f"seed_tasks_{lang}.jsonl" for lang in ("en", "ko")}
 
 
-def _run(tmp_path: Path, name: str, n: int, share: float) -> tuple[int, Counter]:
+def _run(tmp_path: Path, name: str, n: int, share: float, lang: str = "en") -> tuple[int, Counter]:
     run = tmp_path / name
     with run_simulator(SimConfig(seed=4, output_tokens=40, duplicate_share=share)) as url:
         code = main(["generate", "--run", str(run), "--base-url", url, "--model", "gpt-4o-mini", "--no-progress",
-                     "--recipe", "self-instruct", "--seeds", str(SEEDS_EN), "--n", str(n)])
+                     "--recipe", "self-instruct", "--seeds", str(SEEDS[lang]), "--n", str(n)])
     assert code == 0
     kept = sum(1 for _ in read_jsonl(run / "examples.jsonl", Example))
     return kept, Counter(r.reason for r in read_jsonl(run / "rejected.jsonl", Rejected))
 
 
-def test_a_run_of_thousands_reaches_its_target(tmp_path: Path) -> None:
-    kept, reasons = _run(tmp_path, "long", 2500, SimConfig().duplicate_share)
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_run_of_thousands_reaches_its_target(tmp_path: Path, lang: str) -> None:
+    kept, reasons = _run(tmp_path, "long", 2500, SimConfig().duplicate_share, lang)
     assert kept >= 2500
     assert reasons["duplicate"] < 0.2 * (kept + sum(reasons.values()))
 

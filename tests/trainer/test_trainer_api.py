@@ -63,7 +63,10 @@ def test_a_settings_object_with_keywords_on_top(tmp_path: Path, tiny_model_dir: 
     run = tmp_path / "run"
     write_examples(run / "examples.jsonl", 20)
     settings = TrainSettings(model=str(tiny_model_dir), **{**SMALL, "max_steps": 3})
-    out = trainer.train(run, settings=settings, lora={"r": 4}, max_steps_this_run=2, progress="bar")
+    # The object stands for the config's [train] table (as in factory.generate and judge.grade).
+    config = tmp_path / "other.toml"
+    config.write_text("[train]\nlr = -1\n")
+    out = trainer.train(run, settings=settings, config=config, lora={"r": 4}, max_steps_this_run=2, progress="bar")
     assert out.step == 2 and not out.finished and out.adapter_dir is None
     assert "step 1/3" not in capsys.readouterr().err, "the bar replaces the per-step lines"
     assert trainer.train(run, settings=settings, lora={"r": 4}, progress="line").finished, "a call again resumes"
