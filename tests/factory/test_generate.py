@@ -157,7 +157,7 @@ def test_dry_run_sends_nothing_and_projects_tokens_cost_and_duration(tmp_path, s
     assert "Naver snippets" in out and "duration: not projected" in out
 
 
-def test_dry_run_after_a_run_uses_the_measured_yield(tmp_path, sim, capsys):
+def test_a_resumed_runs_dry_run_uses_the_measured_yield_and_its_range_holds(tmp_path, sim, capsys):
     run = tmp_path / "run"
     args = ["--recipe", "self-instruct", "--seeds", str(SEEDS_EN)]
     assert generate(run, sim, *args, "--n", "30") == 0
@@ -168,6 +168,11 @@ def test_dry_run_after_a_run_uses_the_measured_yield(tmp_path, sim, capsys):
     assert "measured in this run folder" in out
     assert re.search(r"examples to keep: 300 \(3\d kept already, \d+ to go\)", out)
     assert ledger_rows(run) == rows
+    # The range from the folder's own yield holds what the resumed run then sends.
+    low, high = map(int, re.search(r"total: \d+ requests expected \(between (\d+) and (\d+)\)", out).groups())
+    before = served(sim)
+    assert generate(run, sim, *args, "--n", "300") == 0
+    assert low <= served(sim) - before <= high
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "malformed"])
