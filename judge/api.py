@@ -10,8 +10,7 @@
 TOML file, or keyword arguments named like their fields) and raises the errors the command prints
 (`GradeError`, `SettingsError`, `FatalAPIError`: all `FactoryError`). It runs inside a notebook's
 event loop too (in a worker thread there, which the stop button cancels); `grade_async` is the
-awaitable form. In a notebook the
-engine's progress shows as a bar.
+awaitable form. In a notebook the engine's progress shows as a bar.
 """
 
 from __future__ import annotations
