@@ -42,7 +42,8 @@ from factory.quality.filters import FilterSettings
 from factory.recipes.naver import NaverSettings, credentials_from_env
 from factory.recipes.outputs import EXAMPLES_FILE, REJECTED_FILE
 from factory.recipes.settings import GenerateSettings
-from schemas import Example, JsonlError, Rejected, Usage, read_jsonl
+from schemas import Example, Rejected, Usage
+from schemas.frames import frame, read_records
 
 if TYPE_CHECKING:
     import polars as pl
@@ -262,41 +263,26 @@ async def _generate_call(run: str | Path, dry_run: bool, kwargs: dict[str, Any])
 # The run's data as DataFrames
 
 
-def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
-    try:
-        import polars as pl
-    except ImportError:
-        raise FactoryError("the DataFrame needs polars: pip install 'instruct-factory[report]'") from None
-    return pl.DataFrame(rows, schema={k: getattr(pl, v) for k, v in schema.items()})
-
-
 def examples(run: str | Path) -> pl.DataFrame:
     """The kept examples of `run` (examples.jsonl) as a polars DataFrame: id, instruction, input,
     output, lang, and from the provenance recipe, model and cost_usd (this example's share)."""
     path = Path(run) / EXAMPLES_FILE
-    if not path.is_file():
-        raise FactoryError(f"no examples at {path}: generate them first (factory.generate({str(run)!r}, ...))")
-    try:
-        items = read_jsonl(path, Example)
-    except JsonlError as e:
-        raise FactoryError(str(e)) from None
+    items = read_records(path, Example, FactoryError,
+                         f"no examples at {path}: generate them first (factory.generate({str(run)!r}, ...))")
     rows = [{"id": e.id, "instruction": e.instruction, "input": e.input, "output": e.output, "lang": e.lang,
              "recipe": e.provenance.recipe if e.provenance else None,
              "model": e.provenance.model if e.provenance else None,
              "cost_usd": e.provenance.cost_usd if e.provenance else None} for e in items]
-    return _frame(rows, {"id": "String", "instruction": "String", "input": "String", "output": "String",
-                         "lang": "String", "recipe": "String", "model": "String", "cost_usd": "Float64"})
+    return frame(rows, {"id": "String", "instruction": "String", "input": "String", "output": "String",
+                        "lang": "String", "recipe": "String", "model": "String", "cost_usd": "Float64"},
+                 FactoryError)
 
 
 def rejected(run: str | Path) -> pl.DataFrame:
     """The dropped items of `run` (rejected.jsonl) as a polars DataFrame: id, reason, detail, text."""
-    path = Path(run) / REJECTED_FILE
-    try:
-        items = read_jsonl(path, Rejected) if path.is_file() else []
-    except JsonlError as e:
-        raise FactoryError(str(e)) from None
+    items = read_records(Path(run) / REJECTED_FILE, Rejected, FactoryError, None)
     rows = [{"id": r.id, "reason": r.reason, "detail": r.detail, "text": r.text} for r in items]
-    return _frame(rows, {"id": "String", "reason": "String", "detail": "String", "text": "String"})
+    return frame(rows, {"id": "String", "reason": "String", "detail": "String", "text": "String"}, FactoryError)
 
 
 __all__ = ["GenerationOutcome", "GenerationPlan", "StageProjection", "examples", "generate", "generate_async",

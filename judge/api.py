@@ -28,7 +28,8 @@ from factory.notebook import ProgressMode, run_async, wants_bar
 from judge.grade_settings import GradeError, JudgeSettings, load_judge_settings
 from judge.grading import grade_run_async, summary_lines
 from judge.overview import OverviewError, write_overview
-from schemas import JsonlError, Judgment, read_jsonl
+from schemas import Judgment
+from schemas.frames import frame, read_records
 
 if TYPE_CHECKING:
     import polars as pl
@@ -185,21 +186,13 @@ def judgments(run: str | Path) -> pl.DataFrame:
     """RUN/eval/judgments.jsonl as a polars DataFrame: question_id, mode, turn, model, baseline,
     judge_model, status, score, winner, rationale, cost_usd."""
     path = Path(run) / "eval" / "judgments.jsonl"
-    if not path.is_file():
-        raise GradeError(f"no judgments at {path}: grade first (judge.grade({str(run)!r}, ...))")
-    try:
-        items = read_jsonl(path, Judgment)
-    except JsonlError as e:
-        raise GradeError(str(e)) from None
-    try:
-        import polars as pl
-    except ImportError:
-        raise FactoryError("the DataFrame needs polars: pip install 'instruct-factory[report]'") from None
+    items = read_records(path, Judgment, GradeError,
+                         f"no judgments at {path}: grade first (judge.grade({str(run)!r}, ...))")
     names = ["question_id", "mode", "turn", "model", "baseline", "judge_model", "status", "score", "winner",
              "rationale", "cost_usd"]
-    types = {"turn": pl.Int64, "score": pl.Float64, "cost_usd": pl.Float64}
-    return pl.DataFrame([{k: getattr(j, k) for k in names} for j in items],
-                        schema={k: types.get(k, pl.String) for k in names})
+    types = {"turn": "Int64", "score": "Float64", "cost_usd": "Float64"}
+    return frame([{k: getattr(j, k) for k in names} for j in items], {k: types.get(k, "String") for k in names},
+                 GradeError)
 
 
 __all__ = ["GradeResult", "OverviewError", "ReportResult", "grade", "grade_async", "judgments", "report"]

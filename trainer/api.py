@@ -23,6 +23,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from schemas.frames import frame, read_records
 from trainer.answering import (
     ANSWER_FIELDS,
     AnswerError,
@@ -133,43 +134,31 @@ def merge(run: str | Path, *, model: str | None = None, out: str | Path | None =
 # The run's files as DataFrames
 
 
-def _frame(rows: list[dict[str, Any]], schema: dict[str, str]) -> pl.DataFrame:
-    try:
-        import polars as pl
-    except ImportError:
-        raise TrainError("the DataFrame needs polars: pip install 'instruct-factory[report]'") from None
-    return pl.DataFrame(rows, schema={k: getattr(pl, v) for k, v in schema.items()})
-
-
 def train_metrics(run: str | Path) -> pl.DataFrame:
     """RUN/train/metrics.jsonl (one row per logged step: step, loss, eval_loss, lr, tokens_per_s, ...)."""
-    import json
+    from trainer.metrics import read_metrics
 
     path = Path(run) / "train" / "metrics.jsonl"
     if not path.is_file():
         raise TrainError(f"no training metrics at {path}: train the run first (trainer.train({str(run)!r}, ...))")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_metrics(path)  # a torn last line (a run killed mid-write) is skipped
     names = {"step": "Int64", "epoch": "Int64", "loss": "Float64", "eval_loss": "Float64", "lr": "Float64",
              "grad_norm": "Float64", "tokens": "Int64", "tokens_per_s": "Float64", "peak_gib": "Float64"}
-    return _frame([{k: r.get(k) for k in names} for r in rows], names)
+    return frame([{k: r.get(k) for k in names} for r in rows], names, TrainError)
 
 
 def answers(run: str | Path) -> pl.DataFrame:
     """RUN/eval/answers.jsonl, one row per turn: question_id, model (the label), turn, text, tokens."""
-    from schemas import Answer, JsonlError, read_jsonl
+    from schemas import Answer
 
     path = Path(run) / "eval" / "answers.jsonl"
-    if not path.is_file():
-        raise AnswerError(f"no answers at {path}: answer first (trainer.answer({str(run)!r}, questions=...))")
-    try:
-        items = read_jsonl(path, Answer)
-    except JsonlError as e:
-        raise AnswerError(str(e)) from None
+    items = read_records(path, Answer, AnswerError,
+                         f"no answers at {path}: answer first (trainer.answer({str(run)!r}, questions=...))")
     rows = [{"question_id": a.question_id, "model": a.model, "turn": i + 1, "text": text,
              "tokens": a.tokens[i] if i < len(a.tokens) else None}
             for a in items for i, text in enumerate(a.turns)]
-    return _frame(rows, {"question_id": "String", "model": "String", "turn": "Int64", "text": "String",
-                         "tokens": "Int64"})
+    return frame(rows, {"question_id": "String", "model": "String", "turn": "Int64", "text": "String",
+                        "tokens": "Int64"}, AnswerError)
 
 
 __all__ = ["AnswerOutcome", "TrainOutcome", "answer", "answers", "merge", "train", "train_metrics"]

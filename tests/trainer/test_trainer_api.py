@@ -111,3 +111,12 @@ def test_the_progress_bar_draws_the_steps(tmp_path: Path) -> None:
     bar.update(4, {"loss": 1.25, "eval_loss": 1.3, "tokens_per_s": 100.0})
     assert bar._bar.n == 4 and "loss 1.2500" in str(bar._bar) and "eval 1.3000" in str(bar._bar)
     bar.close()
+
+
+def test_metrics_with_a_torn_last_line_read_up_to_it(tmp_path: Path) -> None:
+    """A run killed while writing its metrics leaves a torn last line: the complete rows still read."""
+    path = tmp_path / "train" / "metrics.jsonl"
+    path.parent.mkdir()
+    path.write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.1}\n{"step": 3, "lo', encoding="utf-8")
+    df = trainer.train_metrics(tmp_path)
+    assert df["step"].to_list() == [1, 2] and df["loss"].to_list() == [2.5, 2.1]
