@@ -40,10 +40,9 @@ from factory.notebook import ProgressMode, run_async, wants_bar
 from factory.quality import DedupSettings
 from factory.quality.filters import FilterSettings
 from factory.recipes.naver import NaverSettings, credentials_from_env
-from factory.recipes.outputs import EXAMPLES_FILE, REJECTED_FILE
+
 from factory.recipes.settings import GenerateSettings
-from schemas import Example, Rejected, Usage
-from schemas.frames import frame, read_records
+from schemas import Example, Rejected, RunFolder, Usage, frame, read_records
 
 if TYPE_CHECKING:
     import polars as pl
@@ -266,7 +265,7 @@ async def _generate_call(run: str | Path, dry_run: bool, kwargs: dict[str, Any])
 def examples(run: str | Path) -> pl.DataFrame:
     """The kept examples of `run` (examples.jsonl) as a polars DataFrame: id, instruction, input,
     output, lang, and from the provenance recipe, model and cost_usd (this example's share)."""
-    path = Path(run) / EXAMPLES_FILE
+    path = RunFolder(run).examples
     items = read_records(path, Example, FactoryError,
                          f"no examples at {path}: generate them first (factory.generate({str(run)!r}, ...))")
     rows = [{"id": e.id, "instruction": e.instruction, "input": e.input, "output": e.output, "lang": e.lang,
@@ -280,7 +279,7 @@ def examples(run: str | Path) -> pl.DataFrame:
 
 def rejected(run: str | Path) -> pl.DataFrame:
     """The dropped items of `run` (rejected.jsonl) as a polars DataFrame: id, reason, detail, text."""
-    items = read_records(Path(run) / REJECTED_FILE, Rejected, FactoryError, None)
+    items = read_records(RunFolder(run).rejected, Rejected, FactoryError, None)
     rows = [{"id": r.id, "reason": r.reason, "detail": r.detail, "text": r.text} for r in items]
     return frame(rows, {"id": "String", "reason": "String", "detail": "String", "text": "String"}, FactoryError)
 

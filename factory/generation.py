@@ -20,17 +20,17 @@ from factory.engine.ledger import Ledger
 from factory.engine.pricing import price_table_for
 from factory.recipes.base import Context, Gate, Recipe, wants_structured
 from factory.recipes.driver import Driver, describe_failures, usage_totals
-from factory.recipes.journal import JOURNAL_FILE, Journal
+from factory.recipes.journal import Journal
 from factory.recipes.naver import NaverSearch, NaverSettings
 from factory.recipes.outputs import Outputs
 from factory.recipes.self_instruct import SelfInstruct
 from factory.recipes.settings import GenerateSettings
 from factory.recipes.topics import Topics
 from factory.recipes.seeds import detect_lang, load_eval_files, load_keywords, load_seed_tasks, seed_dedup_items
-from factory.engine.settings import EngineSettings, save_resolved
-from schemas import SeedTask, Usage
+from factory.engine.settings import EngineSettings
+from schemas import RunFolder, SeedTask, Usage
 
-STATE_DIR = "generate"
+
 
 # --------------------------------------------------------------------------------------------
 # Resolving and running
@@ -78,12 +78,13 @@ def resolve(run: Path, gen: GenerateSettings, engine: EngineSettings, *, dedup: 
 
 def save_settings(r: Resolved) -> None:
     """The resolved settings of each section into the run's config.toml (before the first request)."""
+    folder = RunFolder(r.run)
     for section, value in (("generate", r.gen), ("engine", r.engine), ("dedup", r.dedup), ("filters", r.filters)):
-        save_resolved(r.run, section, value)
+        folder.write_config_section(section, value)
     if r.gen.grounding == "naver":
-        save_resolved(r.run, "naver", r.naver)
+        folder.write_config_section("naver", r.naver)
     if r.batch is not None:
-        save_resolved(r.run, "batch", r.batch)
+        folder.write_config_section("batch", r.batch)
 
 
 @dataclass
@@ -110,15 +111,15 @@ class GenerationEnd:
 def build_recipe(r: Resolved, *, dry_run: bool, naver: NaverSearch | None = None) -> tuple[Recipe, Context]:
     """The recipe and its context for a run folder, its state restored (journal, kept examples,
     dedup index with seeds and eval questions, measured yields). `dry_run`: nothing is written."""
-    state_dir = r.run / STATE_DIR
-    journal = Journal(state_dir / JOURNAL_FILE, write=not dry_run)
+    folder = RunFolder(r.run)
+    journal = Journal(folder.requests, write=not dry_run)
     outputs = Outputs(r.run, write=not dry_run)
     seed_items = seed_dedup_items([s for s in r.seeds if isinstance(s, SeedTask)], r.dedup.text)
     # Seeds, eval questions, and every example this run folder kept before (a resumed run dedups
     # against them too).
     deduper = load_run_deduper(r.run, r.dedup, seeds=seed_items, eval_items=r.eval_items)
-    ctx = Context(settings=r.gen, model=r.model, lang=r.lang, structured=r.structured, run_dir=r.run,
-                  state_dir=state_dir, journal=journal, outputs=outputs, deduper=deduper,
+    ctx = Context(settings=r.gen, model=r.model, lang=r.lang, structured=r.structured, folder=folder,
+                  journal=journal, outputs=outputs, deduper=deduper,
                   gate=Gate(r.filters, deduper, r.lang), dry_run=dry_run)
     recipe: Recipe
     if r.gen.recipe == "self-instruct":
@@ -136,7 +137,7 @@ async def run_generation(r: Resolved, credentials: tuple[str, str] | None) -> Ge
     """Send what the run still needs; `credentials`: Naver's (id, secret) for grounding, else None."""
     naver = None
     if credentials is not None:
-        naver = NaverSearch(r.run / STATE_DIR, r.naver, client_id=credentials[0], client_secret=credentials[1])
+        naver = NaverSearch(r.run, r.naver, client_id=credentials[0], client_secret=credentials[1])
     try:
         recipe, ctx = build_recipe(r, dry_run=False, naver=naver)
     except BaseException:

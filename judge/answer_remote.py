@@ -4,22 +4,19 @@ part behind `python -m judge answer` (judge/commands/answer_remote.py, whose hel
 
 from __future__ import annotations
 
-import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 import httpx
-import tomli_w
 from pydantic import BaseModel, ConfigDict, Field
 
 from factory.engine import ChatRequest, ChatResult, Engine
 from factory.errors import FactoryError
 from factory.engine.ledger import Ledger
 from factory.engine.settings import EngineSettings
-from schemas import Answer, JsonlWriter, Question
+from schemas import Answer, JsonlWriter, Question, RunFolder
 from schemas.evalset import (
     EvalSetError,
     fully_answered,
@@ -29,7 +26,6 @@ from schemas.evalset import (
 
 STAGE = "eval-answers"
 SECTION = "answer"
-ANSWERS_FILE = Path("eval") / "answers.jsonl"
 # MT-Bench's sampling temperature per category, as trainer/answering.py uses it (judge may not
 # import trainer; a test holds the two tables equal), so local and served answers compare.
 
@@ -58,29 +54,6 @@ class RemoteAnswerSettings(BaseModel):
 
 # --------------------------------------------------------------------------------------------
 # Inputs and the record of settings
-
-
-def save_settings(run: Path, settings: RemoteAnswerSettings, engine: EngineSettings) -> Path:
-    """`[answer.LABEL]` of RUN/config.toml (other sections and labels kept), with the engine's
-    settings under it. Nothing secret: the API key is never a setting."""
-    path = run / "config.toml"
-    doc: dict[str, Any] = {}
-    if path.exists():
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise AnswerError(f"{path} is not valid TOML ({e}); fix or remove it") from None
-    table = doc.setdefault(SECTION, {})
-    if not isinstance(table, dict):
-        raise AnswerError(f"{path}: [{SECTION}] is not a table; fix or remove it")
-    entry = settings.model_dump(mode="json", exclude_none=True)
-    entry["engine"] = engine.model_dump(mode="json", exclude_none=True)
-    table[settings.label] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,7 +162,7 @@ def answer_run(run: Path, settings: RemoteAnswerSettings, engine_settings: Engin
                http_client: httpx.AsyncClient | None = None, api_key: str | None = None) -> tuple[AnswerCounts, int]:
     """Answer what `settings.label` has not answered yet; returns the counts and how many were
     answered before. Raises AnswerError for inputs to fix, FatalAPIError when the endpoint refuses."""
-    out = run / ANSWERS_FILE
+    out = RunFolder(run).answers
     try:
         questions = load_questions(settings.questions)
         done = fully_answered(out, settings.label, questions)
@@ -201,7 +174,8 @@ def answer_run(run: Path, settings: RemoteAnswerSettings, engine_settings: Engin
     conversations = [_Conversation(q, temperature_for(q.category, settings.sampling)) for q in todo]
     with Ledger.for_run(run) as ledger:
         engine = Engine(engine_settings, ledger, api_key=api_key, http_client=http_client)
-        save_settings(run, settings, engine_settings)
+        # [answer.LABEL] with the engine's settings under it; nothing secret: the key is never a setting
+        RunFolder(run).write_config_section((SECTION, settings.label), {**settings.model_dump(mode="json", exclude_none=True), "engine": engine_settings})
         with JsonlWriter(out) as writer:
             answering = Answering(conversations, writer, settings)
             anyio.run(_answer, answering, engine, max(len(q.turns) for q in todo))

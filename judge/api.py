@@ -23,13 +23,13 @@ from factory.api import GIVEN_AS, settings_from
 from factory.batch import BatchSettings
 from factory.engine.progress import ProgressBar, use_display
 from factory.engine.settings import EngineSettings
-from factory.errors import FactoryError, SettingsError
+from factory.errors import SettingsError
 from factory.notebook import ProgressMode, run_async, wants_bar
 from judge.grade_settings import GradeError, JudgeSettings, load_judge_settings
 from judge.grading import grade_run_async, summary_lines
 from judge.overview import OverviewError, write_overview
 from schemas import Judgment
-from schemas.frames import frame, read_records
+from schemas import RunFolder, frame, read_records
 
 if TYPE_CHECKING:
     import polars as pl
@@ -185,7 +185,7 @@ def report(run: str | Path, *, questions: list[str | Path] | tuple[str | Path, .
 def judgments(run: str | Path) -> pl.DataFrame:
     """RUN/eval/judgments.jsonl as a polars DataFrame: question_id, mode, turn, model, baseline,
     judge_model, status, score, winner, rationale, cost_usd."""
-    path = Path(run) / "eval" / "judgments.jsonl"
+    path = RunFolder(run).judgments
     items = read_records(path, Judgment, GradeError,
                          f"no judgments at {path}: grade first (judge.grade({str(run)!r}, ...))")
     names = ["question_id", "mode", "turn", "model", "baseline", "judge_model", "status", "score", "winner",

@@ -3,15 +3,14 @@ is left to grade after an earlier run (a rerun grades only items without a score
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from judge.grade_settings import ANSWERS_FILE, GradeError, JudgeSettings
+from judge.grade_settings import GradeError, JudgeSettings
 from judge.plan import GradingItem
 from judge.verdicts import judgment_key
-from schemas import Answer, JsonlError, Judgment, Question, read_jsonl
+from schemas import Answer, JsonlError, Judgment, Question, RunFolder, RunFolderError, read_jsonl
 from schemas.evalset import EvalSetError, load_questions
 
 
@@ -26,10 +25,9 @@ class Inputs:
 def _recorded_question_files(run: Path, labels: Sequence[str]) -> list[Path]:
     """The question files the answer commands recorded for `labels` ([answer.LABEL].questions)."""
     try:
-        doc = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        table = RunFolder(run).config_section("answer")
+    except RunFolderError:
         return []
-    table = doc.get("answer")
     files: list[Path] = []
     for label in labels:
         entry = table.get(label) if isinstance(table, dict) else None
@@ -43,7 +41,7 @@ def _recorded_question_files(run: Path, labels: Sequence[str]) -> list[Path]:
 def read_answers(run: Path, *, or_else: str = "") -> list[Answer]:
     """The run's answers; a missing, unreadable or empty file is one GradeError line that says what to do
     (`or_else`: another way out, e.g. leaving the run out of a comparison)."""
-    path = run / ANSWERS_FILE
+    path = RunFolder(run).answers
     make = (f"make them first with `python -m trainer answer --run {run} ...` "
             f"or `python -m judge answer --run {run} ...`{or_else}")
     if not path.is_file():
@@ -59,7 +57,7 @@ def read_answers(run: Path, *, or_else: str = "") -> list[Answer]:
 
 def load_inputs(run: Path, settings: JudgeSettings) -> Inputs:
     """Answers, labels and questions, checked; every problem is one GradeError line."""
-    path = run / ANSWERS_FILE
+    path = RunFolder(run).answers
     answers = read_answers(run)
     labels = sorted({a.model for a in answers})
     label = settings.model

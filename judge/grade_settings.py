@@ -1,4 +1,4 @@
-"""What `python -m judge grade` grades and how: the `[judge]` settings, and the names of its files."""
+"""What `python -m judge grade` grades and how: the `[judge]` settings."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from factory.engine.settings import EngineSettings, load_settings
 
 STAGE = "judge"
 SECTION = "judge"
-ANSWERS_FILE = Path("eval") / "answers.jsonl"
-JUDGMENTS_FILE = Path("eval") / "judgments.jsonl"
 
 
 class GradeError(FactoryError):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import anyio
 import httpx
@@ -24,12 +24,12 @@ from factory.batch import BatchSettings
 from factory.engine import Engine
 from factory.engine.ledger import Ledger
 from factory.recipes.base import wants_structured
-from factory.engine.settings import EngineSettings, save_resolved
+from factory.engine.settings import EngineSettings
 from judge.grade_inputs import load_inputs, left_to_grade
 from judge.grade_rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
-from judge.grade_settings import JUDGMENTS_FILE, SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
+from judge.grade_settings import SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
 from judge.plan import plan_items
-from schemas import JsonlError, JsonlWriter, Judgment, read_jsonl
+from schemas import JsonlError, JsonlWriter, Judgment, RunFolder, read_jsonl
 
 @dataclass
 class GradeOutcome:
@@ -66,7 +66,7 @@ async def grade_run_async(run: Path, settings: JudgeSettings, engine_settings: E
         raise GradeError(str(e)) from None
     if not plan.items:
         raise GradeError(f"nothing to grade in mode {settings.mode}: {_skipped_summary(plan.skipped)}")
-    out_path = run / JUDGMENTS_FILE
+    out_path = RunFolder(run).judgments
     try:
         done = read_jsonl(out_path, Judgment)
     except JsonlError as e:
@@ -78,14 +78,14 @@ async def grade_run_async(run: Path, settings: JudgeSettings, engine_settings: E
                              engine=engine_settings, batch_api=batch if settings.batch else None)
     check_prompts(todo.items, todo.first_attempt)
     if not todo.items:
-        save_resolved(run, SECTION, resolved)
+        RunFolder(run).write_config_section(SECTION, resolved)
         return GradeOutcome(GradeCounts(planned=len(plan.items), already_scored=todo.already_scored), out_path,
                             plan.skipped, inputs.label, structured)
 
     with Ledger.for_run(run) as ledger:
         # Built before anything is sent: the engine refuses a missing key or a budget without a price.
         engine = None if settings.batch else Engine(engine_settings, ledger, api_key=api_key, http_client=http_client)
-        save_resolved(run, SECTION, resolved)
+        RunFolder(run).write_config_section(SECTION, resolved)
         with JsonlWriter(out_path) as writer:
             grading = Grading(todo, writer, structured=structured, retries=settings.retries,
                               max_tokens=settings.max_tokens)
@@ -139,7 +139,6 @@ def summary_lines(run: Path, outcome: GradeOutcome, settings: JudgeSettings) -> 
 
 
 __all__ = [
-    "JUDGMENTS_FILE",
     "SECTION",
     "STAGE",
     "GradeError",

@@ -29,13 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-from factory.engine.ledger import LEDGER_FILE
-from factory.recipes.outputs import EXAMPLES_FILE, REJECTED_FILE
 from factory.cost import (
-    REPORT_DIR,
-    SUMMARY_FILE,
-    merge_summary,
-    read_config,
     seconds,
     usd,
     write_cost_report,
@@ -44,8 +38,8 @@ from factory.simulator.text import MARKER as SIMULATED_MARKER
 from judge import grade_settings as grade
 from judge import scores_report as score_report
 from judge.training_report import TrainingReportError, write_training_report
+from schemas import RunFolder, RunFolderError
 
-INDEX_FILE = "index.html"
 
 
 class OverviewError(Exception):
@@ -67,33 +61,34 @@ class OverviewOutput:
 def write_overview(run: Path, *, questions: Sequence[Path] = ()) -> OverviewOutput:
     if not run.is_dir():
         raise OverviewError(f"no run folder {run}; pass --run runs/NAME of an existing run")
-    out_dir = run / REPORT_DIR
+    folder = RunFolder(run)
+    out_dir = folder.report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary_path = out_dir / SUMMARY_FILE
+    summary_path = folder.summary
     parts = {"cost": False, "training": False, "scores": False}
     try:
-        if any((run / name).exists() for name in (LEDGER_FILE, EXAMPLES_FILE, REJECTED_FILE)):
+        if any(path.exists() for path in (folder.ledger, folder.examples, folder.rejected)):
             write_cost_report(run)
             parts["cost"] = True
         training = write_training_report(run, out_dir)
         if training is not None:
-            merge_summary(summary_path, "training", training)
+            folder.merge_summary("training", training)
             parts["training"] = True
-        if (run / "eval" / "judgments.jsonl").exists() or (run / "eval" / "answers.jsonl").exists():
+        if folder.judgments.exists() or folder.answers.exists():
             score_report.write_report(run, questions=questions)
             parts["scores"] = True
-    except (FactoryError, score_report.ReportError, TrainingReportError) as e:
+    except (FactoryError, RunFolderError, score_report.ReportError, TrainingReportError) as e:
         raise OverviewError(str(e)) from None
     if not any(parts.values()):
         raise OverviewError(f"{run} has nothing to report yet: no ledger or examples, no train/metrics.jsonl, "
                             f"no eval/ answers; start with `just generate --run {run} ...`")
     for name, present in parts.items():
         if not present:  # a part of an earlier report whose inputs are gone is not this run's
-            merge_summary(summary_path, name, None)
+            folder.merge_summary(name, None)
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    summary["headline"] = headline(summary, read_config(run), simulated=_is_simulated(run, summary.get("cost")))
-    merge_summary(summary_path, "headline", summary["headline"])
-    index = out_dir / INDEX_FILE
+    summary["headline"] = headline(summary, folder.read_config(), simulated=_is_simulated(run, summary.get("cost")))
+    folder.merge_summary("headline", summary["headline"])
+    index = folder.index_html
     index.write_text(render_html(run, summary, out_dir), encoding="utf-8")
     return OverviewOutput(index_html=index, summary_json=summary_path, summary=summary, parts=parts)
 
@@ -103,7 +98,7 @@ def _is_simulated(run: Path, cost: dict[str, Any] | None) -> bool:
     and the judge's rationales). The endpoint's address says nothing: a local vLLM is real."""
     if cost and cost["source"].get("simulated"):
         return True
-    judgments = run / grade.JUDGMENTS_FILE
+    judgments = RunFolder(run).judgments
     if not judgments.exists():
         return False
     with judgments.open(encoding="utf-8", errors="replace") as f:

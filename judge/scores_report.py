@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.cost import ReportError, merge_summary
+from factory.cost import ReportError
 from judge import stats
-from schemas import Answer, JsonlError, Judgment, Question, read_jsonl
+from schemas import Answer, JsonlError, Judgment, Question, RunFolder, read_jsonl
 
 MODE_TITLES = {"single": "Single-answer grading (1-10)", "reference": "Reference-guided grading (1-10)"}
 
@@ -279,7 +279,8 @@ def write_report(run: Path, *, questions: Sequence[Path] = (), n_resamples: int 
                  confidence: float = stats.DEFAULT_CONFIDENCE, seed: int = stats.DEFAULT_SEED) -> ReportOutput:
     if not run.is_dir():
         raise ReportError(f"no run folder {run}; pass --run runs/NAME of an existing run")
-    judgments_path, answers_path = run / "eval" / "judgments.jsonl", run / "eval" / "answers.jsonl"
+    folder = RunFolder(run)
+    judgments_path, answers_path = folder.judgments, folder.answers
     if not judgments_path.exists() and not answers_path.exists():
         raise ReportError(f"{run}/eval has neither judgments.jsonl nor answers.jsonl; generate answers and grade them first")
     try:
@@ -291,12 +292,9 @@ def write_report(run: Path, *, questions: Sequence[Path] = (), n_resamples: int 
 
     scores = build_scores(judgments, answers, categories=categories, n_resamples=n_resamples,
                           confidence=confidence, seed=seed)
-    out_dir = run / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    charts = draw_charts(scores, out_dir)
+    folder.report_dir.mkdir(parents=True, exist_ok=True)
+    charts = draw_charts(scores, folder.report_dir)
     scores["charts"] = [c.name for c in charts]
-    md = out_dir / "scores.md"
-    md.write_text(render_markdown(scores, run.name, charts), encoding="utf-8")
-    summary = out_dir / "summary.json"
-    merge_summary(summary, "scores", scores)
-    return ReportOutput(scores_md=md, summary_json=summary, charts=charts)
+    folder.scores_md.write_text(render_markdown(scores, run.name, charts), encoding="utf-8")
+    summary = folder.merge_summary("scores", scores)
+    return ReportOutput(scores_md=folder.scores_md, summary_json=summary, charts=charts)

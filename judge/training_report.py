@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import tomllib
 from pathlib import Path
 from typing import Any
 
-METRICS_FILE = Path("train") / "metrics.jsonl"
+from schemas import RunFolder, RunFolderError
+
 CHART_FILE = "training.png"
 
 
@@ -46,12 +46,9 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def _train_settings(run: Path) -> dict[str, Any]:
     """The few trainer settings a reader needs beside the curves, from the run's config.toml."""
-    path = run / "config.toml"
-    if not path.exists():
-        return {}
     try:
-        train = tomllib.loads(path.read_text(encoding="utf-8")).get("train", {})
-    except tomllib.TOMLDecodeError:
+        train = RunFolder(run).config_section("train")
+    except RunFolderError:
         return {}  # the cost report names a broken config.toml; the curves do not need it
     lora = train.get("lora", {})
     wanted = {"model": train.get("model"), "lr": train.get("lr"), "max_steps": train.get("max_steps"),
@@ -62,7 +59,7 @@ def _train_settings(run: Path) -> dict[str, Any]:
 
 def build_training(run: Path) -> dict[str, Any] | None:
     """Headline figures of the training run, or None when the run has not been trained."""
-    records = read_metrics(run / METRICS_FILE)
+    records = read_metrics(RunFolder(run).metrics)
     losses = [(r["step"], float(r["loss"])) for r in records if r.get("loss") is not None]
     if not losses:
         return None

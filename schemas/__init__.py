@@ -8,6 +8,7 @@ from schemas.jsonl import (
     read_jsonl,
     write_jsonl,
 )
+from schemas.frames import frame, read_records
 from schemas.records import (
     Answer,
     Example,
@@ -20,8 +21,10 @@ from schemas.records import (
     SeedTask,
     Usage,
 )
+from schemas.run import CompareFolder, RunFolder, RunFolderError
 
 __all__ = [
-    "Answer", "Example", "Instance", "Judgment", "JsonlError", "JsonlWriter", "LLMCall", "Provenance",
-    "Question", "ReadReport", "Rejected", "SeedTask", "Usage", "iter_jsonl", "read_jsonl", "write_jsonl",
+    "Answer", "CompareFolder", "Example", "Instance", "Judgment", "JsonlError", "JsonlWriter", "LLMCall", "Provenance",
+    "Question", "ReadReport", "Rejected", "RunFolder", "RunFolderError", "SeedTask", "Usage", "frame", "iter_jsonl",
+    "read_jsonl", "read_records", "write_jsonl",
 ]

@@ -44,9 +44,9 @@ if str(ROOT) not in sys.path:  # run from a clone as `python scripts/demo.py`
 
 import httpx
 
-from factory.cost import merge_summary
 from factory.simulator.config import SimConfig
 from factory.simulator.server import run_simulator_process
+from schemas import RunFolder
 
 # Marks a run folder as the demo's own, so that a second `just demo` may replace it (and never a
 # folder the user made).
@@ -189,7 +189,7 @@ class Demo:
         common = ["--run", self.run, "--questions", self.evalset, "--model", self.model_dir,
                   "--max-new-tokens", str(self.plan.max_new_tokens), "--batch-size", "8" if self.real_model else "64"]
         self.sh("python", "-m", "trainer", "answer", *common, "--label", "base")
-        self.sh("python", "-m", "trainer", "answer", *common, "--adapter", self.run / "train" / "adapter",
+        self.sh("python", "-m", "trainer", "answer", *common, "--adapter", RunFolder(self.run).adapter,
                 "--label", "lora")
 
     def judge(self, base_url: str) -> None:
@@ -203,7 +203,7 @@ class Demo:
         """The simulator's own counters: the 429s and faults it served (the server's side)."""
         root = base_url.removesuffix("/v1")
         stats = httpx.get(f"{root}/sim/stats", timeout=10).json()
-        merge_summary(self.run / "report" / "summary.json", "simulator", {
+        RunFolder(self.run).merge_summary("simulator", {
             "requests": stats["requests"], "rate_limited": stats["rate_limited"], "faults": stats["faults"],
             "by_status": stats["by_status"], "fault_rates": SIM_FAULTS, "rpm": SIM_RPM, "tpm": SIM_TPM,
         })
@@ -213,7 +213,7 @@ class Demo:
         self.sh("python", "-m", "judge", "overview", "--run", self.run, "--questions", self.evalset)
 
     def check_training(self) -> dict:
-        summary = json.loads((self.run / "report" / "summary.json").read_text(encoding="utf-8"))
+        summary = json.loads(RunFolder(self.run).summary.read_text(encoding="utf-8"))
         t = summary.get("training")
         if not t:
             raise DemoError(f"no training figures in {self.run}/report/summary.json")
@@ -228,7 +228,7 @@ def side_by_side(run: Path, evalset: Path, n: int = 3, width: int = 300) -> str:
     def rows(path: Path) -> list[dict]:
         return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
-    by = {(r["model"], r["question_id"]): r["turns"][0] for r in rows(run / "eval" / "answers.jsonl")}
+    by = {(r["model"], r["question_id"]): r["turns"][0] for r in rows(RunFolder(run).answers)}
     questions = {q["question_id"]: q["turns"][0] for q in rows(evalset)}
     lines = []
     for qid in [q for (m, q) in by if m == "base"][:n]:

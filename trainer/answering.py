@@ -24,7 +24,6 @@ The resolved settings go to `RUN/config.toml` under `[answer.LABEL]`.
 from __future__ import annotations
 
 import json
-import os
 import time
 import tomllib
 from collections.abc import Callable, Sequence
@@ -34,14 +33,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas import Answer, JsonlWriter, Question
+from schemas import Answer, JsonlWriter, Question, RunFolder, RunFolderError
 from schemas.evalset import (
     EvalSetError,
     fully_answered,
     load_questions,
     temperature_for,
 )
-from trainer.gguf_model import GgufError, record_model
+from trainer.gguf_model import record_model
 from trainer.model import (
     ModelLoadError,
     default_device,
@@ -85,8 +84,8 @@ def _adapter_base(adapter: Path) -> str | None:
 
 def _trained_base(run: Path) -> str | None:
     try:
-        return tomllib.loads((run / "config.toml").read_text(encoding="utf-8")).get("train", {}).get("model")
-    except (OSError, tomllib.TOMLDecodeError):
+        return RunFolder(run).config_section("train").get("model")
+    except (OSError, RunFolderError):
         return None
 
 
@@ -107,24 +106,6 @@ def resolve_settings(run: Path, values: dict[str, Any]) -> AnswerSettings:
         raise AnswerError("no model to load: pass --model (a hub id or a local folder)")
     label = settings.label or ("lora" if settings.adapter else "base")
     return settings.model_copy(update={"model": model, "label": label})
-
-
-def save_settings(settings: AnswerSettings, path: Path) -> None:
-    """Write the settings under [answer.LABEL] of the run's config.toml, keeping other sections."""
-    import tomli_w
-
-    doc: dict[str, Any] = {}
-    if path.exists():
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise AnswerError(f"{path} is not valid TOML ({e}); fix or remove it") from e
-    section = doc.setdefault(SECTION, {})
-    section[str(settings.label)] = settings.model_dump(mode="json", exclude_none=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --- model ----------------------------------------------------------------------------------------
@@ -308,7 +289,7 @@ class AnswerOutcome:
 def answer_run(run: Path, settings: AnswerSettings) -> AnswerOutcome:
     """Answer the questions `settings.label` has not answered yet in `run` (settings from
     `resolve_settings`), appending to RUN/eval/answers.jsonl after every batch."""
-    out = run / "eval" / "answers.jsonl"
+    out = RunFolder(run).answers
     label = str(settings.label)
     try:
         questions = load_questions(settings.questions)
@@ -318,13 +299,13 @@ def answer_run(run: Path, settings: AnswerSettings) -> AnswerOutcome:
     todo = [q for q in questions if q.question_id not in done]
     if not todo:
         return AnswerOutcome(label, 0, len(done), len(questions), out, 0.0)
-    save_settings(settings, run / "config.toml")
+    RunFolder(run).write_config_section((SECTION, label), settings)
     import torch
 
     torch.manual_seed(settings.seed)
     model, tokenizer = load_for_answers(str(settings.model), settings.adapter,
                                         device=settings.device, dtype=settings.dtype)
-    record_model(run / "config.toml", f"{SECTION}-{label}", str(settings.model))
+    record_model(run, f"{SECTION}-{label}", str(settings.model))
     t0 = time.perf_counter()
     with JsonlWriter(out) as writer:
         n = answer_questions(model, tokenizer, todo, label=label, max_new_tokens=settings.max_new_tokens,

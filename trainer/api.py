@@ -23,7 +23,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from schemas.frames import frame, read_records
+from schemas import RunFolder, frame, read_records
 from trainer.answering import (
     ANSWER_FIELDS,
     AnswerError,
@@ -64,7 +64,7 @@ class TrainOutcome:
 
     @property
     def metrics_path(self) -> Path:
-        return self.run / "train" / "metrics.jsonl"
+        return RunFolder(self.run).metrics
 
     def metrics(self) -> pl.DataFrame:
         """The logged steps of the run (train/metrics.jsonl) as a polars DataFrame."""
@@ -138,7 +138,7 @@ def train_metrics(run: str | Path) -> pl.DataFrame:
     """RUN/train/metrics.jsonl (one row per logged step: step, loss, eval_loss, lr, tokens_per_s, ...)."""
     from trainer.metrics import read_metrics
 
-    path = Path(run) / "train" / "metrics.jsonl"
+    path = RunFolder(run).metrics
     if not path.is_file():
         raise TrainError(f"no training metrics at {path}: train the run first (trainer.train({str(run)!r}, ...))")
     rows = read_metrics(path)  # a torn last line (a run killed mid-write) is skipped
@@ -151,7 +151,7 @@ def answers(run: str | Path) -> pl.DataFrame:
     """RUN/eval/answers.jsonl, one row per turn: question_id, model (the label), turn, text, tokens."""
     from schemas import Answer
 
-    path = Path(run) / "eval" / "answers.jsonl"
+    path = RunFolder(run).answers
     items = read_records(path, Answer, AnswerError,
                          f"no answers at {path}: answer first (trainer.answer({str(run)!r}, questions=...))")
     rows = [{"question_id": a.question_id, "model": a.model, "turn": i + 1, "text": text,

@@ -185,23 +185,10 @@ def describe_model(name: str) -> dict[str, Any]:
     return info
 
 
-def record_model(config_path: Path, stage: str, name: str, **extra: str) -> dict[str, Any]:
+def record_model(run: str | Path, stage: str, name: str, **extra: str) -> dict[str, Any]:
     """Write `describe_model(name)` (and `extra`) under `[loaded.STAGE]` of the run's config.toml, keeping
     its other tables."""
-    import tomllib
-
-    import tomli_w
-
+    from schemas import RunFolder  # not at the top: bench/train_gpu.py runs where pydantic may be missing
     info = {**describe_model(name), **extra}
-    doc: dict[str, Any] = {}
-    if config_path.exists():
-        try:
-            doc = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise GgufError(f"{config_path} is not valid TOML ({e}); fix or remove it") from e
-    doc.setdefault("loaded", {})[stage] = info
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = config_path.with_name(f".{config_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
-    os.replace(tmp, config_path)
+    RunFolder(run).write_config_section(("loaded", stage), info)
     return info

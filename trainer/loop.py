@@ -386,9 +386,10 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def check_can_resume(settings: TrainSettings, run_dir: Path) -> None:
     """If the run has a checkpoint, it must come from the same settings (those that change the losses)."""
+    from schemas import RunFolder
     from trainer.settings import trajectory_settings
 
-    ckpt = latest_checkpoint(run_dir / "train" / "checkpoints")
+    ckpt = latest_checkpoint(RunFolder(run_dir).checkpoints)
     if ckpt is None:
         return
     then = _flatten(read_state(ckpt).get("settings", {}))
@@ -451,6 +452,9 @@ def train(
     """Train (or resume training) the run in `run_dir`. `max_steps_this_run` stops after that many steps
     with a checkpoint, as a kill would but cleanly; `on_setup(model)` and `on_step(record)` are hooks.
     `progress_bar`: the status as a tqdm bar (in a notebook) instead of the line on `progress_stream`."""
+    # Imported here, not at the top: bench/train_gpu.py uses this module's parts on a machine that has
+    # only torch, transformers, peft and accelerate.
+    from schemas import RunFolder
     from trainer.settings import trajectory_settings
 
     # ---------------------------------------------------------------------------------- setup
@@ -459,14 +463,14 @@ def train(
     dtype = resolve_dtype(settings.dtype, device)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
-    train_dir = run_dir / "train"
-    ckpt_root = train_dir / "checkpoints"
+    folder = RunFolder(run_dir)
+    ckpt_root = folder.checkpoints
     check_can_resume(settings, run_dir)  # before any loading: a mismatch is the user's to resolve
 
-    examples = read_examples(data_path or run_dir / "examples.jsonl")  # before any model loads
+    examples = read_examples(data_path or folder.examples)  # before any model loads
     tokenizer = load_tokenizer(settings.model)
     if info.is_main:
-        record_model(run_dir / "config.toml", "train", settings.model)
+        record_model(folder, "train", settings.model)
     data = prepare_data(settings, examples, tokenizer)
     lengths = [len(ex.input_ids) for ex in data.train]
     supervised = [supervised_count(ex) for ex in data.train]
@@ -549,7 +553,7 @@ def train(
     ]
     peak = peak_flops(device, dtype)
     flops_token = flops_per_token(n_matmul)
-    metrics = MetricsLog(train_dir / "metrics.jsonl", resume_step=start) if info.is_main else None
+    metrics = MetricsLog(folder.metrics, resume_step=start) if info.is_main else None
     progress = (ProgressBar if progress_bar else Progress)(total, start, progress_stream) if info.is_main else None
     if info.is_main:
         print(
@@ -676,7 +680,7 @@ def train(
                     )
                     # Redraw loss.png with checkpoints, at most every PLOT_EVERY_S (drawing takes ~0.2 s).
                     if stopping or time.monotonic() - last_plot >= PLOT_EVERY_S:
-                        plot_losses(train_dir / "metrics.jsonl", train_dir / "loss.png")
+                        plot_losses(folder.metrics, folder.loss_chart)
                         last_plot = time.monotonic()
             t_last = time.perf_counter()  # evaluation and checkpoints do not count as training time
             if stopping:
@@ -688,9 +692,9 @@ def train(
     if metrics is not None:
         metrics.close()
     if result.finished and info.is_main:  # (loss.png was drawn with the last checkpoint)
-        result.adapter_dir = save_adapter(model, train_dir / "adapter")
+        result.adapter_dir = save_adapter(model, folder.adapter)
     elif result.finished:
-        result.adapter_dir = train_dir / "adapter"
+        result.adapter_dir = folder.adapter
     leave_distributed(info)
     return result
 

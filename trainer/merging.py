@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from schemas import RunFolder
+
 from trainer.checkpoint import TMP_PREFIX, publish_dir
 from trainer.gguf_model import converted_folder, is_gguf, record_model
 from trainer.model import load_model, load_tokenizer
@@ -68,11 +70,12 @@ def merge_run(run: Path, *, model: str | None = None, out: Path | None = None, d
 
     base = model
     if base is None:
-        config = run / "config.toml"
+        config = RunFolder(run).config
         if not config.is_file():
             raise MergeError(f"{config} does not exist: train the run first, or pass --model")
         base = load_settings(config).model
-    out = out or run / "merged"
-    merge_adapter(base, run / "train" / "adapter", out, dtype=dtype)
-    record_model(run / "config.toml", "merge", base, adapter=str(run / "train" / "adapter"), merged=str(out))
+    out = out or RunFolder(run).merged
+    adapter = RunFolder(run).adapter
+    merge_adapter(base, adapter, out, dtype=dtype)
+    record_model(run, "merge", base, adapter=str(adapter), merged=str(out))
     return out

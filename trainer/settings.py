@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainer.model import ALL_PROJECTIONS
@@ -257,23 +255,3 @@ def _explain(e: ValidationError, where: str) -> str:
 def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     model: type[BaseModel] = LoraSettings if len(loc) > 1 and loc[0] == "lora" else TrainSettings
     return list(model.model_fields)
-
-
-# --------------------------------------------------------------------------------------------------
-# Saving: the resolved settings go to runs/NAME/config.toml under [train], beside other stages' sections.
-
-
-def save_settings(settings: TrainSettings, path: Path) -> None:
-    """Write `settings` under `[train]` of `path`, keeping the file's other sections (atomic replace)."""
-    doc: dict[str, Any] = {}
-    if path.exists():
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise SettingsError(f"{path} is not valid TOML ({e}): fix or remove it") from e
-    # TOML has no null: unset optional settings are left out and come back as their defaults.
-    doc[SECTION] = settings.model_dump(mode="json", exclude_none=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)

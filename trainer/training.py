@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from schemas import RunFolder
+
 from trainer.attention import PackedAttentionError
 from trainer.errors import TrainError
 from trainer.gguf_model import GgufError
 from trainer.loop import TrainResult, check_can_resume, train
 from trainer.model import ModelLoadError
 from trainer.runtime import check_runtime
-from trainer.settings import SettingsError, TrainSettings, save_settings
+from trainer.settings import SECTION, SettingsError, TrainSettings
 
 # The errors a user can fix; each message says what to change.
 USER_ERRORS: tuple[type[Exception], ...] = (SettingsError, TrainError, PackedAttentionError, ModelLoadError, GgufError)
@@ -32,7 +34,7 @@ def train_run(run: Path, settings: TrainSettings, *, max_steps_this_run: int | N
     """Train (or resume) the run's adapter; every check is made before the model loads."""
     if max_steps_this_run is not None and max_steps_this_run < 1:
         raise TrainError("--max-steps-this-run must be at least 1")
-    data_path = Path(settings.data) if settings.data else run / "examples.jsonl"
+    data_path = Path(settings.data) if settings.data else RunFolder(run).examples
     if not data_path.is_file():
         raise TrainError(
             f"no examples at {data_path}: generate them first (just generate --run {run} ...) "
@@ -41,5 +43,5 @@ def train_run(run: Path, settings: TrainSettings, *, max_steps_this_run: int | N
     check_runtime(settings)
     check_can_resume(settings, run)
     if is_main_process():
-        save_settings(settings, run / "config.toml")
+        RunFolder(run).write_config_section(SECTION, settings)
     return train(settings, run, data_path=data_path, max_steps_this_run=max_steps_this_run, progress_bar=progress_bar)

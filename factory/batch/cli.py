@@ -38,8 +38,8 @@ from factory.engine.settings import (
     EngineSettings,
     add_engine_arguments,
     engine_settings_from_args,
-    save_resolved,
 )
+from schemas import RunFolder
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -71,8 +71,9 @@ def main(args: argparse.Namespace) -> int:
     if args.input is None:
         raise SettingsError("give --input requests.jsonl (or --status, or --cancel)")
     requests = read_requests(args.input, args.stage, settings.model)
-    save_resolved(args.run, args.stage, settings)
-    save_resolved(args.run, "batch", batch)
+    folder = RunFolder(args.run)
+    folder.write_config_section(args.stage, settings)
+    folder.write_config_section("batch", batch)
     with Ledger.for_run(args.run) as ledger, responses_writer(args.run) as on_result:
 
         async def go() -> Any:
@@ -88,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _status(run: Path, settings: EngineSettings) -> int:
-    if not (run / "ledger.sqlite").exists():
+    if not RunFolder(run).ledger.exists():
         raise SettingsError(f"no ledger in {run}: nothing was submitted there")
     with Ledger.for_run(run) as ledger, BatchLedger(ledger) as books:
         async with batch_client(settings) as client:

@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from factory.quality import DedupSettings
 from factory.errors import FactoryError, SettingsError
 from factory.recipes.imported import RECIPE, ImportSettings, run_import
-from factory.engine.settings import load_settings, save_resolved
+from factory.engine.settings import load_settings
+from schemas import RunFolder
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -65,13 +66,13 @@ def settings_from_args(args: argparse.Namespace) -> ImportSettings:
 def main(args: argparse.Namespace) -> int:
     try:
         s = settings_from_args(args)
-        save_resolved(args.run, "import", s)
+        RunFolder(args.run).write_config_section("import", s)
         counts = run_import(args.run, s)
     except FactoryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     reasons = {k: v for k, v in counts.items() if k not in {"read", "kept", "skipped"}}
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"
-    print(f"imported {s.source} into {args.run / 'examples.jsonl'}: read {counts['read']}, kept {counts['kept']}, "
+    print(f"imported {s.source} into {RunFolder(args.run).examples}: read {counts['read']}, kept {counts['kept']}, "
           f"skipped {counts['skipped']} (already imported), dropped {sum(reasons.values())} ({dropped})")
     return 0

@@ -25,11 +25,10 @@ from factory.engine.ledger import Ledger
 from factory.engine.settings import (
     add_engine_arguments,
     engine_settings_from_args,
-    save_resolved,
-)
-from schemas import JsonlWriter, LLMCall, iter_jsonl, write_jsonl
 
-RESPONSES_FILE = "responses.jsonl"
+)
+from schemas import JsonlWriter, LLMCall, RunFolder, iter_jsonl, write_jsonl
+
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -83,7 +82,7 @@ def responses_writer(run: Path) -> Iterator[Callable[[ChatResult], None]]:
     success, or another error), appended at once so a kill loses nothing, and the file is
     rewritten atomically with the latest record of each key when the writer closes. Readers that
     meet a key twice (a run killed before that) take its last record."""
-    out_path = run / RESPONSES_FILE
+    out_path = RunFolder(run).responses
     records = list(iter_jsonl(out_path, LLMCall))
     latest = {call.key: call for call in records}  # later lines win
     superseded = len(records) - len(latest)
@@ -108,7 +107,7 @@ def responses_writer(run: Path) -> Iterator[Callable[[ChatResult], None]]:
 def main(args: argparse.Namespace) -> int:
     settings = engine_settings_from_args(args)
     requests = read_requests(args.input, args.stage, settings.model)
-    save_resolved(args.run, args.stage, settings)
+    RunFolder(args.run).write_config_section(args.stage, settings)
     with Ledger.for_run(args.run) as ledger, responses_writer(args.run) as on_result:
         engine = Engine(settings, ledger)
         stats = anyio.run(engine.run, requests, on_result, len(requests))

@@ -15,25 +15,21 @@ price is "unknown", never $0.
 - totals.py    the figures as plain data (summary.json's "cost")
 - markdown.py  cost.md, and `usd()` / `seconds()` for every report that shows money and latency
 - charts.py    cost_spend.png, cost_tokens.png, cost_funnel.png
-- files.py     writes them all; `merge_summary` keeps the keys other reports wrote
+- files.py     writes them all (summary.json through the run folder's `merge_summary`)
 """
 
 from factory.cost.charts import draw_cost_charts
-from factory.cost.files import REPORT_DIR, SUMMARY_FILE, CostReport, merge_summary, write_cost_report
+from factory.cost.files import CostReport, write_cost_report
 from factory.cost.markdown import render_cost_markdown, seconds, usd
-from factory.cost.reading import ReportError, read_config
+from factory.cost.reading import ReportError
 from factory.cost.totals import GENERATION_STAGES, build_cost
 
 __all__ = [
     "GENERATION_STAGES",
-    "REPORT_DIR",
-    "SUMMARY_FILE",
     "CostReport",
     "ReportError",
     "build_cost",
     "draw_cost_charts",
-    "merge_summary",
-    "read_config",
     "render_cost_markdown",
     "seconds",
     "usd",

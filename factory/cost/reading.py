@@ -4,7 +4,6 @@ examples, and the resolved settings. Read only: a report never writes into what 
 from __future__ import annotations
 
 import sqlite3
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,8 @@ from typing import Any
 import polars as pl
 
 from factory.errors import FactoryError
-from factory.engine.ledger import LEDGER_FILE
-from factory.recipes.outputs import EXAMPLES_FILE, REJECTED_FILE
-from factory.engine.settings import CONFIG_FILE
 from factory.simulator.text import MARKER as SIMULATED_MARKER
-from schemas import Example, JsonlError, Rejected, iter_jsonl
+from schemas import Example, JsonlError, Rejected, RunFolder, iter_jsonl
 
 TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
 
@@ -38,7 +34,7 @@ def read_requests(run: Path) -> tuple[pl.DataFrame, bool]:
 
     Opened read-only: a report may run while a stage is still writing (WAL lets it read a
     consistent snapshot) and must never create a ledger where there was none."""
-    path = run / LEDGER_FILE
+    path = RunFolder(run).ledger
     if not path.exists():
         return pl.DataFrame(schema=_REQUEST_SCHEMA), False
     try:
@@ -67,7 +63,7 @@ def read_requests(run: Path) -> tuple[pl.DataFrame, bool]:
 def read_possibly_billed(run: Path) -> dict[str, Any]:
     """Attempts sent and never settled (in flight when a run was killed): the server may have billed
     them. Counted at their worst case (prompt estimate + max_tokens at the model's price)."""
-    path = run / LEDGER_FILE
+    path = RunFolder(run).ledger
     none = {"attempts": 0, "worst_usd": 0.0}
     if not path.exists():
         return none
@@ -93,10 +89,10 @@ def read_outputs(run: Path) -> Outputs:
     kept = 0
     simulated = False
     try:
-        for ex in iter_jsonl(run / EXAMPLES_FILE, Example):
+        for ex in iter_jsonl(RunFolder(run).examples, Example):
             kept += 1
             simulated = simulated or SIMULATED_MARKER in ex.output
-        reasons = [r.reason for r in iter_jsonl(run / REJECTED_FILE, Rejected)]
+        reasons = [r.reason for r in iter_jsonl(RunFolder(run).rejected, Rejected)]
     except JsonlError as e:
         raise ReportError(f"{e}; fix or remove that line, then rerun the report") from None
     counts = (
@@ -106,12 +102,3 @@ def read_outputs(run: Path) -> Outputs:
     )
     return Outputs(kept, dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True)), simulated)
 
-
-def read_config(run: Path) -> dict[str, Any]:
-    path = run / CONFIG_FILE
-    if not path.exists():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ReportError(f"{path} is not valid TOML ({e}); fix or remove it") from None

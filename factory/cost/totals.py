@@ -12,7 +12,6 @@ from factory.cost.reading import (
     TOKEN_KINDS,
     Outputs,
     ReportError,
-    read_config,
     read_outputs,
     read_possibly_billed,
     read_requests,
@@ -23,7 +22,7 @@ from factory.engine.pricing import PriceTable
 from factory.recipes.self_instruct import STAGE as SELF_INSTRUCT_STAGE
 from factory.recipes.topics import ANSWERS as TOPICS_ANSWERS
 from factory.recipes.topics import QUESTIONS as TOPICS_QUESTIONS
-from schemas import Usage
+from schemas import RunFolder, Usage
 
 # The ledger stages whose spend buys examples: "$ per kept example" divides their cost only
 # (a judge's grading requests are in the same ledger but buy no training data).
@@ -160,7 +159,7 @@ def build_cost(run: Path) -> dict[str, Any]:
     outputs = read_outputs(run)
     if requests.is_empty() and outputs.kept == 0 and not outputs.reasons:
         raise ReportError(f"{run} has no ledger requests and no examples yet; run `just generate --run {run} ...` first")
-    config = read_config(run)
+    config = RunFolder(run).read_config()
     generation = requests.filter(pl.col("stage").is_in(list(GENERATION_STAGES)))
     gen_totals = overall_totals(generation, has_429) if not generation.is_empty() else None
     gen_cost = gen_totals["cost_usd"] if gen_totals else 0.0

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schemas import LLMCall, Usage
+from schemas import LLMCall, RunFolder, Usage
 
-LEDGER_FILE = "ledger.sqlite"
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -131,7 +131,7 @@ class Limits:
 
 def learned_limits(run_dir: str | Path) -> Limits | None:
     """The limits an earlier run of `run_dir` learned, or None; reads only (never creates a ledger)."""
-    path = Path(run_dir) / LEDGER_FILE
+    path = RunFolder(run_dir).ledger
     if not path.exists():
         return None
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -192,7 +192,7 @@ class Ledger:
 
     @classmethod
     def for_run(cls, run_dir: str | Path) -> Ledger:
-        return cls(Path(run_dir) / LEDGER_FILE)
+        return cls(RunFolder(run_dir).ledger)
 
     def close(self) -> None:
         self._db.close()

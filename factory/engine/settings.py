@@ -2,8 +2,9 @@
 
 A stage's settings are a pydantic model. `load_settings` reads a TOML file (the stage's section, or
 the whole file), lays command-line overrides on top, and validates; any mistake becomes one
-`SettingsError` line naming the setting and what to change. `save_resolved` writes the result to
-`runs/NAME/config.toml` under the stage's section. The API key is never a setting: it comes from
+`SettingsError` line naming the setting and what to change; the run folder's owner
+(`schemas.RunFolder.write_config_section`) writes the result to `runs/NAME/config.toml` under the
+stage's section. The API key is never a setting: it comes from
 the environment (or `.env`) through `resolve_api_key` and is handed to the engine directly.
 """
 
@@ -17,13 +18,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
-import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from factory.errors import SettingsError, register_secret
 
 OPENAI_API_URL = "https://api.openai.com/v1"
-CONFIG_FILE = "config.toml"
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -142,39 +141,6 @@ def _describe(e: ValidationError, where: str, from_cli: set[str], given_as: str 
         msg = "unknown setting (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
         parts.append(f"{name}: {msg} (from {origin})")
     return "invalid settings: " + "; ".join(parts)
-
-
-_SECRET_NAMES = ("api_key", "secret", "password", "token_value")
-
-
-def save_resolved(run_dir: str | Path, section: str, settings: BaseModel) -> Path:
-    """Write `settings` as `[section]` of `run_dir/config.toml`, keeping the other stages' sections.
-
-    Values that are None are left out (TOML has no null: absent means "not set"). Refuses to write
-    anything secret-shaped, so a future field cannot leak a key into the run folder.
-    """
-    path = Path(run_dir) / CONFIG_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {}
-    if path.exists():
-        with path.open("rb") as f:
-            doc = tomllib.load(f)
-    for name, value in settings:
-        if isinstance(value, SecretStr) or any(s in name.lower() for s in _SECRET_NAMES):
-            raise SettingsError(f"refusing to save secret-looking setting {name!r} to {path}")
-    doc[section] = _toml_ready(settings.model_dump(mode="json", exclude_none=True))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(tomli_w.dumps(doc).encode())
-    os.replace(tmp, path)
-    return path
-
-
-def _toml_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_toml_ready(v) for v in value if v is not None]
-    return value
 
 
 # ---------------------------------------------------------------------------------------------

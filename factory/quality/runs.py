@@ -9,7 +9,7 @@ from typing import Literal
 
 from factory.quality.deduper import Deduper, DupCheck
 from factory.quality.settings import REASON_CONTAMINATION, REASON_DUPLICATE, DedupSettings
-from schemas import Example, Rejected, iter_jsonl
+from schemas import Example, Rejected, RunFolder, iter_jsonl
 
 
 def example_text(example: Example, text: Literal["instruction", "prompt"] = "instruction") -> str:
@@ -26,12 +26,12 @@ def rejection(example_id: str, verdict: DupCheck, text: str = "", request_key: s
 
 
 def load_run_deduper(
-    run_dir: str | Path,
+    run: str | Path | RunFolder,
     settings: DedupSettings | None = None,
     *,
     seeds: Iterable[tuple[str, str]] = (),
     eval_items: Iterable[tuple[str, str]] = (),
-    examples_file: str = "examples.jsonl",
+
 ) -> Deduper:
     """A deduper holding the seeds, the eval questions and every example already kept in the run.
 
@@ -41,7 +41,7 @@ def load_run_deduper(
     deduper = Deduper(settings)
     deduper.add_many(seeds, kind="seed")
     deduper.add_many(eval_items, kind="eval")
-    path = Path(run_dir) / examples_file
+    path = RunFolder(run).examples
     field = deduper.settings.text
     deduper.add_many(((ex.id, example_text(ex, field)) for ex in iter_jsonl(path, Example)), kind="kept")
     return deduper

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,7 +25,7 @@ from factory.recipes.journal import Journal, JournalEntry
 from factory.recipes.outputs import Outputs
 from factory.recipes.settings import GenerateSettings
 from factory.recipes.templates import Template
-from schemas import Example, Provenance, Rejected
+from schemas import Example, Provenance, Rejected, RunFolder
 
 # Reasons of rejections made here; the others are filters.py's names and dedup's.
 REASON_PARSE = filters.REASON_PARSE
@@ -145,8 +144,7 @@ class Context:
     model: str
     lang: str
     structured: bool
-    run_dir: Path
-    state_dir: Path  # runs/NAME/generate: the journal and each recipe's own state
+    folder: RunFolder  # the run: its kept examples, the journal and each recipe's own state
     journal: Journal
     outputs: Outputs
     deduper: Deduper

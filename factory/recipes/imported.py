@@ -22,7 +22,7 @@ from factory.quality import DedupSettings, example_text, load_run_deduper, rejec
 from factory.errors import FactoryError
 from factory.quality.filters import REASON_LENGTH, FilterSettings, check, encoding_rejection
 from factory.recipes.seeds import load_eval_items
-from schemas import Example, JsonlWriter, Provenance, Rejected, iter_jsonl
+from schemas import Example, JsonlWriter, Provenance, Rejected, RunFolder, iter_jsonl
 
 RECIPE = "import"
 
@@ -156,7 +156,8 @@ def _record_id(where: str, record: dict[str, Any], stem: str, ordinal: int) -> s
 def run_import(run_dir: Path, s: ImportSettings) -> Counter:
     """Import `s.source` into `run_dir`; returns counts: read, kept, skipped, and one per reason."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    examples_path, rejected_path = run_dir / "examples.jsonl", run_dir / "rejected.jsonl"
+    folder = RunFolder(run_dir)
+    examples_path, rejected_path = folder.examples, folder.rejected
     done = {ex.id for ex in iter_jsonl(examples_path, Example)} | {r.id for r in iter_jsonl(rejected_path, Rejected)}
     # Read everything first: a malformed record fails the import before anything is written.
     stem = s.source.stem

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import JsonlWriter, iter_jsonl
 
-JOURNAL_FILE = "requests.jsonl"
 
 
 class JournalEntry(BaseModel):

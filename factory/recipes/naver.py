@@ -1,6 +1,6 @@
 """Grounding snippets from the Naver Search API (blog, news, kin, encyc, webkr).
 
-    search = NaverSearch.from_env(run_dir / "generate", NaverSettings(kinds=["blog"]))
+    search = NaverSearch.from_env(RunFolder("runs/NAME"), NaverSettings(kinds=["blog"]))
     snippets = await search.search("blog", "전세 보증금 반환 보증")
 
 GET https://openapi.naver.com/v1/search/{kind}.json?query=...&display=N with the headers
@@ -33,14 +33,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from factory.errors import FactoryError, SettingsError, register_secret
-from schemas import JsonlWriter, iter_jsonl
+from schemas import JsonlWriter, RunFolder, iter_jsonl
 
 log = logging.getLogger(__name__)
 
 API_ROOT = "https://openapi.naver.com/v1/search"
 KINDS = ("blog", "news", "kin", "encyc", "webkr")
-CACHE_FILE = "naver_cache.jsonl"
-QUOTA_FILE = "naver_quota.json"
+
 DAILY_QUOTA = 25_000  # Naver's default for the Search API
 QUOTA_TZ = ZoneInfo("Asia/Seoul")  # the quota resets at midnight in Korea
 Kind = Literal["blog", "news", "kin", "encyc", "webkr"]
@@ -142,7 +141,7 @@ class NaverSearch:
 
     def __init__(
         self,
-        folder: str | Path,
+        run: str | Path | RunFolder,
         settings: NaverSettings,
         *,
         client_id: str,
@@ -152,8 +151,8 @@ class NaverSearch:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        folder = RunFolder(run)
+        folder.generate_dir.mkdir(parents=True, exist_ok=True)
         register_secret(client_id)
         register_secret(client_secret)
         self._http = httpx.AsyncClient(
@@ -161,11 +160,11 @@ class NaverSearch:
             headers={"X-Naver-Client-Id": client_id, "X-Naver-Client-Secret": client_secret},
             timeout=httpx.Timeout(settings.timeout_s),
         )
-        self.quota = _Quota(self.folder / QUOTA_FILE, settings.daily_quota, today)
+        self.quota = _Quota(folder.naver_quota, settings.daily_quota, today)
         self._cache: dict[str, list[Snippet]] = {}
-        for line in iter_jsonl(self.folder / CACHE_FILE, _CacheLine):
+        for line in iter_jsonl(folder.naver_cache, _CacheLine):
             self._cache[line.key] = line.items
-        self._cache_writer = JsonlWriter(self.folder / CACHE_FILE)
+        self._cache_writer = JsonlWriter(folder.naver_cache)
         self._clock = clock
         self._pace = anyio.Lock()
         self._next_call_at = 0.0
@@ -173,9 +172,9 @@ class NaverSearch:
         self.cache_hits = 0
 
     @classmethod
-    def from_env(cls, folder: str | Path, settings: NaverSettings, **kwargs: Any) -> NaverSearch:
+    def from_env(cls, run: str | Path | RunFolder, settings: NaverSettings, **kwargs: Any) -> NaverSearch:
         client_id, secret = credentials_from_env()
-        return cls(folder, settings, client_id=client_id, client_secret=secret, **kwargs)
+        return cls(run, settings, client_id=client_id, client_secret=secret, **kwargs)
 
     async def __aenter__(self) -> NaverSearch:
         return self

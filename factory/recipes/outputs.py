@@ -6,20 +6,17 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from schemas import Example, JsonlWriter, Rejected, iter_jsonl
-
-EXAMPLES_FILE = "examples.jsonl"
-REJECTED_FILE = "rejected.jsonl"
+from schemas import Example, JsonlWriter, Rejected, RunFolder, iter_jsonl
 
 
 class Outputs:
     """Appends kept examples and rejections; an id already in either file is not written again
     (a request processed again after a kill gives the same ids)."""
 
-    def __init__(self, run_dir: str | Path, *, write: bool = True) -> None:
-        run_dir = Path(run_dir)
-        self.examples_path = run_dir / EXAMPLES_FILE
-        self.rejected_path = run_dir / REJECTED_FILE
+    def __init__(self, run: str | Path | RunFolder, *, write: bool = True) -> None:
+        folder = RunFolder(run)
+        self.examples_path = folder.examples
+        self.rejected_path = folder.rejected
         self.kept_ids: set[str] = set()
         self.rejected_ids: set[str] = set()
         self.rejected_before: Counter[str] = Counter()

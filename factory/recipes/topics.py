@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 QUESTIONS = "questions"
 ANSWERS = "answers"
-QUESTIONS_FILE = "questions.jsonl"
+
 # Dry run only: answer prompts are rendered with placeholder questions of this many characters
 # (no question exists before the run), and grounding snippets of this many characters each.
 PLACEHOLDER_QUESTION_CHARS = 60
@@ -122,7 +122,7 @@ class Topics(Recipe):
         self.order = order
 
         # Kept questions: restored from the run folder; the dedup index holds them and the eval set.
-        self.questions_path = ctx.state_dir / QUESTIONS_FILE
+        self.questions_path = ctx.folder.questions
         self.kept: dict[str, KeptQuestion] = {q.id: q for q in iter_jsonl(self.questions_path, KeptQuestion)}
         self.by_keyword: dict[str, list[str]] = defaultdict(list)
         for q in self.kept.values():

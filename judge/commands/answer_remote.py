@@ -33,7 +33,8 @@ from pydantic import ValidationError
 
 from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args
 from factory.errors import FactoryError
-from judge.answer_remote import ANSWERS_FILE, AnswerError, RemoteAnswerSettings, answer_run
+from judge.answer_remote import AnswerError, RemoteAnswerSettings, answer_run
+from schemas import RunFolder
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -79,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to continue", file=sys.stderr)
         return 130
-    out = args.run / ANSWERS_FILE
+    out = RunFolder(args.run).answers
     label = settings.label
     if counts.answered == counts.failed == counts.unfinished == 0:
         print(f"{label}: every question of {settings.questions} already answered in {out}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from factory.cost import ReportError
 from judge import stats
 from judge.scores_report import write_report
+from schemas import RunFolderError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         out = write_report(args.run, questions=args.questions, n_resamples=args.resamples,
                            confidence=args.confidence, seed=args.seed)
-    except ReportError as e:
+    except (ReportError, RunFolderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out.scores_md}, {out.summary_json}" + "".join(f", {c}" for c in out.charts))

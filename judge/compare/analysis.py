@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from factory.engine.ledger import LEDGER_FILE, Ledger
+from factory.engine.ledger import Ledger
 from judge.compare.bt import CONFIDENCE, STRONG_WEIGHT, Game, bootstrap, fit, game_from_preference, win_probability
 from judge.compare.cost import RunCost, ledger_costs, model_cost
 from judge.compare.inputs import CompareInputs
@@ -27,7 +27,7 @@ from judge.compare.language import HANGUL_THRESHOLD, wrong_language
 from judge.compare.strength import StrengthItem
 from judge.compare.winrate import win_rates
 from judge.verdicts import judgment_key
-from schemas import Answer, Judgment
+from schemas import Answer, CompareFolder, Judgment
 
 MIN_ROUNDS = 100
 
@@ -55,10 +55,11 @@ def _compare_judging_usd(out: Path, judgments: Sequence[Judgment]) -> dict[str, 
     keys: dict[str, set[str]] = defaultdict(set)
     for j in judgments:
         keys[j.model].update(j.request_keys)
-    if not (out / LEDGER_FILE).exists():
+    ledger_path = CompareFolder(out).ledger
+    if not ledger_path.exists():
         return {m: 0.0 for m in keys}
     spent: dict[str, float | None] = {}
-    with Ledger(out / LEDGER_FILE) as ledger:
+    with Ledger(ledger_path) as ledger:
         for model, ks in keys.items():
             total: float | None = 0.0
             for k in ks:

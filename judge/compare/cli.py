@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from factory.batch import BatchSettings, add_batch_arguments, batch_settings_from_args
 from factory.errors import FactoryError, FatalAPIError
 from factory.recipes.base import wants_structured
-from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args, save_resolved
+from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args
 from judge.compare.analysis import MIN_ROUNDS, AnalysisOptions, analyse
 from judge.compare.grading import grade_comparisons, plan_comparisons, read_judgments
 from judge.compare.inputs import load_compare_inputs
@@ -39,6 +39,7 @@ from judge.compare.language import HANGUL_THRESHOLD
 from judge.compare.page import write_reports
 from judge.grade_rounds import GradeCounts
 from judge.grade_settings import GradeError
+from schemas import CompareFolder
 
 SECTION = "compare"
 
@@ -127,7 +128,7 @@ def run_compare(out: Path, settings: CompareSettings, engine_settings: EngineSet
     options = AnalysisOptions(settings.wrong_language, settings.hangul_threshold, settings.bootstrap_rounds,
                               settings.seed, settings.gpu_hour_usd, settings.gpus)
     counts = GradeCounts(planned=len(plan.items))
-    save_resolved(out, SECTION, settings)
+    CompareFolder(out).write_config_section(SECTION, settings)
     if settings.grade:
         counts = grade_comparisons(out, plan.items, engine_settings=engine_settings,
                                    structured=wants_structured(settings.structured, settings.judge_model),
@@ -168,5 +169,5 @@ def main(args: argparse.Namespace) -> int:
               "rerun the same command to continue")
     for note in result["notes"]:
         print(f"note: {note}")
-    print(f"report: {args.out / 'compare.html'} (and compare.md, compare.json)")
+    print(f"report: {CompareFolder(args.out).reports['html']} (and compare.md, compare.json)")
     return 1 if counts.failed or counts.unfinished else 0

@@ -20,11 +20,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.engine.ledger import LEDGER_FILE, Ledger
+from factory.engine.ledger import Ledger
+from schemas import RunFolder
 
 JUDGE_STAGE = "judge"
 ANSWER_STAGE = "eval-answers"
-METRICS = Path("train") / "metrics.jsonl"
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,13 @@ def ledger_costs(run: Path) -> RunCost:
     answers: float | None = 0.0
     judging: float | None = 0.0
     unpriced = 0
-    if (run / LEDGER_FILE).exists():
+    ledger_path = RunFolder(run).ledger
+    if ledger_path.exists():
         try:
-            with Ledger(run / LEDGER_FILE) as ledger:
+            with Ledger(ledger_path) as ledger:
                 totals = ledger.totals_by_stage_model()
         except sqlite3.DatabaseError as e:
-            raise ValueError(f"{run / LEDGER_FILE} cannot be read ({e}); move it away to compare without its costs") from None
+            raise ValueError(f"{ledger_path} cannot be read ({e}); move it away to compare without its costs") from None
         for t in totals:
             unpriced += t.unpriced
             if t.stage == JUDGE_STAGE:
@@ -73,7 +74,7 @@ def ledger_costs(run: Path) -> RunCost:
 
 def training_compute(run: Path) -> TrainingCompute | None:
     """Tokens and seconds of training from the metrics file; None without one."""
-    path = run / METRICS
+    path = RunFolder(run).metrics
     if not path.exists():
         return None
     records = []

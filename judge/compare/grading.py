@@ -27,9 +27,8 @@ from judge.grade_inputs import left_to_grade
 from judge.grade_rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
 from judge.grade_settings import GradeError
 from judge.plan import plan_items
-from schemas import JsonlError, JsonlWriter, Judgment, read_jsonl
+from schemas import CompareFolder, JsonlError, JsonlWriter, Judgment, read_jsonl
 
-JUDGMENTS = "judgments.jsonl"
 
 
 @dataclass
@@ -52,7 +51,7 @@ def plan_comparisons(inputs: CompareInputs, *, judge_model: str, pair_reference:
 
 def read_judgments(out: Path) -> list[Judgment]:
     try:
-        return read_jsonl(out / JUDGMENTS, Judgment)
+        return read_jsonl(CompareFolder(out).judgments, Judgment)
     except JsonlError as e:
         raise GradeError(f"{e}; fix or move the file, then rerun") from None
 
@@ -70,7 +69,7 @@ def grade_comparisons(out: Path, items: Sequence[StrengthItem], *, engine_settin
     with Ledger.for_run(out) as ledger:
         # Built before anything is sent: the engine refuses a missing key or a budget without a price.
         engine = None if batch is not None else Engine(engine_settings, ledger, api_key=api_key, http_client=http_client)
-        with JsonlWriter(out / JUDGMENTS) as writer:
+        with JsonlWriter(CompareFolder(out).judgments) as writer:
             grading = Grading(todo, writer, structured=structured, retries=retries, max_tokens=max_tokens)
             if engine is not None:
                 anyio.run(grade_online, grading, engine)

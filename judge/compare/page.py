@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from judge.compare.report_md import fmt, markdown
+from schemas import CompareFolder
 
 _CSS = """
 body{font:13.5px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1280px;color:#1d2330;padding:0 16px}
@@ -200,11 +201,12 @@ def html_page(result: dict[str, Any]) -> str:
 
 def write_reports(out: Path, result: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("compare.json", json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n"),
-                       ("compare.md", markdown(result)), ("compare.html", html_page(result))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / name)
+    texts = {"json": json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+             "md": markdown(result), "html": html_page(result)}
+    for kind, path in CompareFolder(out).reports.items():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(texts[kind], encoding="utf-8")
+        tmp.replace(path)
 
 
 def parse_figure(text: str) -> float | None:

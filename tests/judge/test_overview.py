@@ -172,12 +172,13 @@ def test_missing_parts_say_which_command_makes_them(tmp_path: Path, capsys: pyte
 
 def test_a_local_server_is_not_taken_for_the_simulator(tmp_path: Path) -> None:
     """A run against a local vLLM (a loopback address) with real texts is not labelled simulated."""
-    from factory.engine.settings import EngineSettings, save_resolved
+    from factory.engine.settings import EngineSettings
+    from schemas import RunFolder
     from schemas import Example
 
     run = tmp_path / "run"
     write_jsonl(run / "examples.jsonl", [Example(id="e1", instruction="Say hi.", output="Hi!")])
-    save_resolved(run, "engine", EngineSettings(model="google/gemma-2b-it", base_url="http://localhost:8000/v1"))
+    RunFolder(run).write_config_section("engine", EngineSettings(model="google/gemma-2b-it", base_url="http://localhost:8000/v1"))
     assert judge_main(["overview", "--run", str(run)]) == 0
     summary = json.loads((run / "report" / "summary.json").read_text())
     assert summary["headline"]["simulated"] is False

@@ -43,7 +43,7 @@ def test_the_sha256_is_of_the_file_and_changes_with_it(tmp_path: Path) -> None:
 def test_the_record_keeps_other_tables_and_describes_a_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[train]\nmodel = "x"\n\n[loaded.answer-base]\nkind = "hub"\n')
-    gm.record_model(config, "train", str(tiny_model_dir))
+    gm.record_model(tmp_path, "train", str(tiny_model_dir))
     doc = tomllib.loads(config.read_text())
     assert doc["train"] == {"model": "x"} and doc["loaded"]["answer-base"] == {"kind": "hub"}
     assert doc["loaded"]["train"] == {"model": str(tiny_model_dir), "kind": "folder", "folder": str(tiny_model_dir),

@@ -12,7 +12,8 @@ import torch
 from schemas import Example, write_jsonl
 from trainer.__main__ import main
 from trainer.loop import train
-from trainer.settings import TrainSettings, save_settings
+from schemas import RunFolder
+from trainer.settings import TrainSettings
 from trainer_examples import WORDS
 
 
@@ -26,7 +27,7 @@ def trained_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     ])
     settings = TrainSettings(model=str(tiny_model_dir), max_len=64, token_budget=128, max_steps=4, lr=2e-2,
                              warmup_steps=0, eval_fraction=0.0, checkpoint_every=0)
-    save_settings(settings, run / "config.toml")  # as the CLI does
+    RunFolder(run).write_config_section("train", settings)  # as the CLI does
     train(settings, run, progress_stream=io.StringIO())
     return run
 

@@ -13,7 +13,8 @@ from factory.__main__ import main as factory_main
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import PriceTable
 from factory.cost import build_cost, write_cost_report
-from factory.engine.settings import EngineSettings, save_resolved
+from factory.engine.settings import EngineSettings
+from schemas import RunFolder
 from schemas import Example, LLMCall, Rejected, Usage, write_jsonl
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -49,7 +50,7 @@ def make_run(run: Path, *, kept: int = 40, reasons: dict[str, int] | None = None
     write_jsonl(run / "examples.jsonl", [Example(id=f"e{i}", instruction=f"Task {i}", output=text) for i in range(kept)])
     rejected = [Rejected(id=f"{r}{k}", reason=r) for r, n in reasons.items() for k in range(n)]
     write_jsonl(run / "rejected.jsonl", rejected)
-    save_resolved(run, "engine", EngineSettings(model="gpt-4o-mini", max_cost=max_cost, base_url="https://api.openai.com/v1"))
+    RunFolder(run).write_config_section("engine", EngineSettings(model="gpt-4o-mini", max_cost=max_cost, base_url="https://api.openai.com/v1"))
     return calls
 
 
@@ -257,6 +258,6 @@ def test_the_report_names_the_price_tables_date_and_warns_when_it_is_old(tmp_pat
     # the run's own --prices file: its date instead of ours
     own = tmp_path / "mine.toml"
     own.write_text('[meta]\nas_of = "2019-05-01"\n\n[models."gpt-4o-mini"]\ninput = 0.15\noutput = 0.6\n')
-    save_resolved(run, "engine", EngineSettings(model="gpt-4o-mini", prices_file=str(own)))
+    RunFolder(run).write_config_section("engine", EngineSettings(model="gpt-4o-mini", prices_file=str(own)))
     md = write_cost_report(run).cost_md.read_text()
     assert f"Priced with {own} dated 2019-05-01" in md and "2019-05-01): prices may have changed" in md

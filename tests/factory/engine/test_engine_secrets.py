@@ -8,7 +8,8 @@ import pytest
 from engine_fakes import FakeAPI, request, run
 
 from factory.errors import FatalAPIError, SecretFilter, redact, register_secret
-from factory.engine.settings import EngineSettings, save_resolved
+from factory.engine.settings import EngineSettings
+from schemas import RunFolder, RunFolderError
 
 SECRET = "sk-proj-SeCrEt012345"
 
@@ -27,7 +28,7 @@ def test_the_key_is_in_no_file_and_no_log_line(make_engine, run_dir, caplog):
     fake = FakeAPI(_echo_the_key, key=SECRET)
     engine = make_engine(fake, api_key=SECRET)
     stats, results = run(engine, [request(i) for i in range(5)])
-    save_resolved(run_dir, "engine", engine.settings)
+    RunFolder(run_dir).write_config_section("engine", engine.settings)
 
     assert stats.done == 4 and stats.failed == 1  # the run really went through the echoing paths
     assert any(c.headers["authorization"] == f"Bearer {SECRET}" for c in fake.calls)  # the key was used
@@ -67,7 +68,5 @@ def test_settings_hold_no_key_and_saving_refuses_secret_fields(run_dir):
     class Leaky(BaseModel):
         api_key: SecretStr
 
-    from factory.errors import SettingsError
-
-    with pytest.raises(SettingsError, match="secret"):
-        save_resolved(run_dir, "leaky", Leaky(api_key=SecretStr("x")))
+    with pytest.raises(RunFolderError, match="secret"):
+        RunFolder(run_dir).write_config_section("leaky", Leaky(api_key=SecretStr("x")))

@@ -4,7 +4,6 @@ the resolved settings saved per stage in the run folder; the key only from the e
 from __future__ import annotations
 
 import argparse
-import tomllib
 
 import pytest
 from pydantic import BaseModel
@@ -17,7 +16,6 @@ from factory.engine.settings import (
     engine_settings_from_args,
     load_settings,
     resolve_api_key,
-    save_resolved,
 )
 
 
@@ -73,16 +71,6 @@ def test_another_stage_reuses_the_loaders(tmp_path):
     config.write_text("[train]\nlr = 0.001\n")
     s = load_settings(config, {"epochs": 3}, model=TrainSettings, section="train")
     assert (s.lr, s.epochs) == (0.001, 3)
-
-
-def test_sections_are_saved_side_by_side_without_none(tmp_path):
-    run = tmp_path / "run"
-    save_resolved(run, "generate", EngineSettings(model="gpt-4o", max_cost=5.0))
-    save_resolved(run, "judge", EngineSettings(model="gpt-4o-mini"))
-    save_resolved(run, "generate", EngineSettings(model="gpt-4.1"))
-    doc = tomllib.loads((run / "config.toml").read_text())
-    assert doc["generate"]["model"] == "gpt-4.1" and "max_cost" not in doc["generate"]
-    assert doc["judge"]["model"] == "gpt-4o-mini"
 
 
 def test_the_command_line_flags_map_onto_the_settings(tmp_path):

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from factory.errors import SettingsError
+from schemas import RunFolder
 from factory.recipes.naver import (
     NaverError,
     NaverQuotaExceeded,
@@ -89,7 +90,7 @@ def test_answers_are_cached_in_the_run_folder(tmp_path):
             return await naver.gather("청약")
 
     assert anyio.run(later) == first and len(fake.calls) == 2
-    assert CLIENT_ID not in (tmp_path / "naver_cache.jsonl").read_text()
+    assert CLIENT_ID not in RunFolder(tmp_path).naver_cache.read_text()
 
 
 def test_the_daily_quota_is_persisted_and_respected_by_a_rerun(tmp_path):
@@ -101,7 +102,7 @@ def test_the_daily_quota_is_persisted_and_respected_by_a_rerun(tmp_path):
                 await naver.search("news", q)
 
     anyio.run(ask, ["a", "b"])
-    assert json.loads((tmp_path / "naver_quota.json").read_text())["calls"] == 2
+    assert json.loads(RunFolder(tmp_path).naver_quota.read_text())["calls"] == 2
     with pytest.raises(NaverQuotaExceeded, match="quota of 3 calls for 2024-01-01"):
         anyio.run(ask, ["a", "c", "d"])  # "a" is cached; "c" is the third call; "d" is over
     assert len(fake.calls) == 3
@@ -122,7 +123,7 @@ def test_a_new_day_starts_a_new_count(tmp_path):
         anyio.run(ask, "b")
     day[0] = "2024-01-02"
     anyio.run(ask, "b")
-    assert json.loads((tmp_path / "naver_quota.json").read_text()) ["day"] == "2024-01-02"
+    assert json.loads(RunFolder(tmp_path).naver_quota.read_text()) ["day"] == "2024-01-02"
 
 
 def test_calls_are_paced(tmp_path):
@@ -216,7 +217,7 @@ def test_topics_answers_carry_naver_snippets(tmp_path, monkeypatch, capsys):
     examples = read_jsonl(run / "examples.jsonl", Example)
     assert len(examples) >= 12
     assert all(e.provenance.sources == ["https://example.com/news/0", "https://example.com/news/1"] for e in examples)
-    quota = json.loads((run / "generate" / "naver_quota.json").read_text())
+    quota = json.loads(RunFolder(run).naver_quota.read_text())
     assert quota["calls"] == len(fake.calls) == len({c.url.params["query"] for c in fake.calls})
     files = "".join(p.read_text(errors="replace") for p in run.rglob("*") if p.is_file() and p.suffix != ".sqlite")
     assert SECRET not in files and CLIENT_ID not in files
