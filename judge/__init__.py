@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from judge.api import GradeResult, OverviewError, ReportResult, grade, grade_async, judgments, report
-    from judge.grade_settings import GradeError, JudgeSettings
+    from judge.grading.settings import GradeError, JudgeSettings
 
 __all__ = ["GradeError", "GradeResult", "JudgeSettings", "OverviewError", "ReportResult", "grade", "grade_async",
            "judgments", "report"]
@@ -19,7 +19,7 @@ __all__ = ["GradeError", "GradeResult", "JudgeSettings", "OverviewError", "Repor
 
 def __getattr__(name: str) -> Any:
     if name in ("GradeError", "JudgeSettings"):
-        from judge import grade_settings
+        from judge.grading import settings as grade_settings
 
         return getattr(grade_settings, name)
     if name in __all__:

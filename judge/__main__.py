@@ -10,10 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from judge.commands import answer_remote, grade, overview, report
-from judge.compare import cli as compare
+from judge.commands import answer, compare, grade, overview, report
 
-COMMANDS = [report, grade, answer_remote, overview, compare]
+COMMANDS = [report, grade, answer, overview, compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

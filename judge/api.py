@@ -25,9 +25,9 @@ from factory.engine.progress import ProgressBar, use_display
 from factory.engine.settings import EngineSettings
 from factory.errors import SettingsError
 from factory.notebook import ProgressMode, run_async, wants_bar
-from judge.grade_settings import GradeError, JudgeSettings, load_judge_settings
-from judge.grading import grade_run_async, summary_lines
-from judge.overview import OverviewError, write_overview
+from judge.grading.settings import GradeError, JudgeSettings, load_judge_settings
+from judge.grading.run import grade_run_async, summary_lines
+from judge.reports.overview import OverviewError, write_overview
 from schemas import Judgment
 from schemas import RunFolder, frame, read_records
 

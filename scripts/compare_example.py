@@ -32,7 +32,7 @@ import httpx  # noqa: E402
 
 from factory.engine.ledger import Ledger  # noqa: E402
 from factory.engine.settings import EngineSettings  # noqa: E402
-from judge.compare.cli import CompareSettings, run_compare  # noqa: E402
+from judge.compare.run import CompareSettings, run_compare  # noqa: E402
 from judge.compare.planted import PlantedJudge  # noqa: E402
 from schemas import Answer, LLMCall, Question, Usage, read_jsonl, write_jsonl  # noqa: E402
 

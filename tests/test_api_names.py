@@ -33,7 +33,7 @@ def test_the_readmes_python_example_calls_the_api_as_it_takes(monkeypatch: pytes
 
     from factory.engine.settings import EngineSettings
     from factory.recipes.settings import GenerateSettings
-    from judge.grade_settings import JudgeSettings
+    from judge.grading.settings import JudgeSettings
     from trainer.answering import ANSWER_FIELDS
     from trainer.settings import TrainSettings
 

@@ -160,7 +160,7 @@ def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
     ("factory/engine/ledger.py", "def f():\n    from factory.__main__ import main\n", "imports the command factory.__main__"),
     ("judge/commands/grade.py", "from factory.commands.send import read_requests\n" + COMMAND, "of another package"),
     ("judge/stats.py", "from factory.commands.send import read_requests\n", "a part never imports a command"),
-    ("factory/engine/core.py", "from judge.grading import grade_run\n", "factory may import only ['schemas']"),
+    ("factory/engine/core.py", "from judge.grading.run import grade_run\n", "factory may import only ['schemas']"),
     ("trainer/loop.py", "import factory.engine\n", "trainer may import only ['schemas']"),
     ("schemas/records.py", "from trainer.loop import train\n", "schemas may import only nothing of ours"),
 ])

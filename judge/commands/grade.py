@@ -6,7 +6,7 @@
 
 Reads `RUN/eval/answers.jsonl` and the question files (`--questions`; by default the files the
 answers were made from, as `trainer answer` and `judge answer` record them in `RUN/config.toml`),
-plans the gradings (judge/plan.py), and sends them as stage "judge" through the factory engine
+plans the gradings (judge/grading/plan.py), and sends them as stage "judge" through the factory engine
 (rate limits, retries, ledger, cost, `--max-cost`), or with `--batch` through the Batch API.
 Every reply is parsed strictly; one that has no readable verdict is asked again (`--retries`,
 each retry a new request: plan.py changes the delimiter nonce with the attempt), and after the
@@ -23,9 +23,9 @@ Exit status: 0 done; 1 requests failed, the budget stopped the run, or batches a
 (rerun to finish); 2 an input or a setting to fix, or the API refused (bad key, unknown model);
 130 interrupted.
 
-This module is the command; the grading is judge/grading.py (the settings in grade_settings.py, the
-inputs and what is left to grade in grade_inputs.py, the rounds of requests and replies in
-grade_rounds.py).
+This module is the command; the grading is judge/grading/ (run.py puts together the settings
+in settings.py, the inputs and what is left to grade in inputs.py, and the rounds of requests and
+replies in rounds.py).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from factory.batch import add_batch_arguments, batch_settings_from_args
 from factory.errors import FactoryError, FatalAPIError
 from factory.recipes.base import wants_structured
 from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args
-from judge.grade_settings import JudgeSettings, load_judge_settings
-from judge.grading import grade_run, summary_lines
-from judge.plan import MODES
+from judge.grading.settings import JudgeSettings, load_judge_settings
+from judge.grading.run import grade_run, summary_lines
+from judge.grading.plan import MODES
 
 # Command-line flag -> JudgeSettings field (None: not given, the TOML file's value stays).
 _FIELDS = {

@@ -1,4 +1,4 @@
-"""`python -m judge overview --run RUN` (`just report --run RUN`): the whole report of a run (judge/overview.py)."""
+"""`python -m judge overview --run RUN` (`just report --run RUN`): the whole report of a run (judge/reports/overview.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from judge import overview
-from judge.overview import OverviewError, write_overview
+from judge.reports import overview
+from judge.reports.overview import OverviewError, write_overview
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from factory.cost import ReportError
-from judge import stats
-from judge.scores_report import write_report
+from judge.reports import stats
+from judge.reports.scores import write_report
 from schemas import RunFolderError
 
 

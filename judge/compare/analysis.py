@@ -26,7 +26,7 @@ from judge.compare.inputs import CompareInputs
 from judge.compare.language import HANGUL_THRESHOLD, wrong_language
 from judge.compare.strength import StrengthItem
 from judge.compare.winrate import win_rates
-from judge.verdicts import judgment_key
+from judge.grading.verdicts import judgment_key
 from schemas import Answer, CompareFolder, Judgment
 
 MIN_ROUNDS = 100

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judge.grade_inputs import _recorded_question_files, read_answers
-from judge.grade_settings import GradeError
+from judge.grading.inputs import _recorded_question_files, read_answers
+from judge.grading.settings import GradeError
 from schemas import Answer, Question
 from schemas.evalset import EvalSetError, load_questions
 

@@ -1,11 +1,11 @@
 """Pairwise verdicts with a strength: A>>B, A>B, A=B, B>A, B>>A (Arena-Hard-Auto's labels).
 
 The prompts are `judge/prompts/<lang>/pair_strength*.txt`: the pair templates with a five-label
-verdict. The material is fenced exactly as in `judge.prompts` (same nonce, same tags). A reply is
-read as strictly as `judge.parse` reads an A/B/tie verdict: the whole reply as JSON, else JSON
+verdict. The material is fenced exactly as in `judge.grading.prompts` (same nonce, same tags). A reply is
+read as strictly as `judge.grading.parse` reads an A/B/tie verdict: the whole reply as JSON, else JSON
 objects in prose that all agree, else `[[A>B]]` / `Verdict: A>B` markers that all agree; anything
 else is `Unparsed`, never a guess. `StrengthItem` is a pair `GradingItem` that asks for, parses
-and records such verdicts, so the grading machinery of `judge.grading` runs it unchanged.
+and records such verdicts, so the grading machinery of `judge.grading.run` runs it unchanged.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from judge.parse import Unparsed, Verdict
-from judge.plan import GradingItem, Outcome
-from judge.prompts import (
+from judge.grading.parse import Unparsed, Verdict
+from judge.grading.plan import GradingItem, Outcome
+from judge.grading.prompts import (
     GradingPrompt,
     _answer_turns,
     _build,

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from judge.prompts import GradingPrompt
+from judge.grading.prompts import GradingPrompt
 from schemas import Answer, Question, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from judge_fakes import EVALSETS
 
-from judge.plan import REFERENCE_CATEGORIES
-from judge.prompts import pair_prompts, single_prompt
+from judge.grading.plan import REFERENCE_CATEGORIES
+from judge.grading.prompts import pair_prompts, single_prompt
 from schemas import Answer, Question, read_jsonl
 
 CATEGORIES = {"writing", "roleplay", "extraction", "reasoning", "math", "coding", "stem", "humanities", "real_estate"}

@@ -10,7 +10,7 @@ from compare_fakes import make_runs, some_questions
 from factory.engine.ledger import Ledger
 from judge.compare.cost import ledger_costs, model_cost
 from judge.compare.inputs import load_compare_inputs
-from judge.grade_settings import GradeError
+from judge.grading.settings import GradeError
 from schemas import LLMCall, Usage
 
 

@@ -16,7 +16,7 @@ from factory.engine.ledger import Ledger
 from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
-from judge.compare.cli import CompareSettings, run_compare
+from judge.compare.run import CompareSettings, run_compare
 from judge.compare.page import parse_figure
 from judge.compare.planted import PlantedJudge
 from schemas import LLMCall, Usage

@@ -8,8 +8,8 @@ import pytest
 from judge_fakes import fenced, load_questions, make_answers
 
 from judge.compare.strength import StrengthItem, parse_strength, preference
-from judge.parse import Unparsed
-from judge.plan import plan_items
+from judge.grading.parse import Unparsed
+from judge.grading.plan import plan_items
 
 
 @pytest.mark.parametrize(("reply", "label"), [

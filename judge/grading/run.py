@@ -2,8 +2,8 @@
 `python -m judge grade` (judge/commands/grade.py, whose help tells the whole story) and the Python
 API's `judge.grade`.
 
-The settings are in grade_settings.py, the inputs and what is left to grade in grade_inputs.py, the
-rounds of requests and replies in grade_rounds.py; this module puts them together and says what was
+The settings are in settings.py, the inputs and what is left to grade in inputs.py, the rounds of
+requests and replies in rounds.py; this module puts them together and says what was
 done.
 """
 
@@ -25,10 +25,10 @@ from factory.engine import Engine
 from factory.engine.ledger import Ledger
 from factory.recipes.base import wants_structured
 from factory.engine.settings import EngineSettings
-from judge.grade_inputs import load_inputs, left_to_grade
-from judge.grade_rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
-from judge.grade_settings import SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
-from judge.plan import plan_items
+from judge.grading.inputs import load_inputs, left_to_grade
+from judge.grading.rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
+from judge.grading.settings import SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
+from judge.grading.plan import plan_items
 from schemas import JsonlError, JsonlWriter, Judgment, RunFolder, read_jsonl
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from judge_fakes import ROOT, always_position_a, garbage, load_questions, make_answers, prefers_longer
 
 from judge.__main__ import main
-from judge.plan import grade_sync, plan_items
+from judge.grading.plan import grade_sync, plan_items
 from schemas import JsonlWriter, write_jsonl
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

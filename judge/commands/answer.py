@@ -19,7 +19,7 @@ at max_tokens, and `temperature`), one line per question once all its turns are 
 A rerun skips the questions this label has answered in full; the ledger gives back any turn it
 already has, so a killed run pays for nothing twice. The settings go to `RUN/config.toml` under
 `[answer.LABEL]`, where `python -m judge grade` finds the question file.
-The answering is judge/answer_remote.py.
+The answering is judge/answering.py.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args
 from factory.errors import FactoryError
-from judge.answer_remote import AnswerError, RemoteAnswerSettings, answer_run
+from judge.answering import AnswerError, RemoteAnswerSettings, answer_run
 from schemas import RunFolder
 
 

@@ -17,7 +17,7 @@ from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main as judge_main
 from schemas import Answer, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEEDS_EN = ROOT / "examples" / "seed_tasks_en.jsonl"
 EVAL_EN = ROOT / "evalsets" / "en.jsonl"
 

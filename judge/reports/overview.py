@@ -35,9 +35,9 @@ from factory.cost import (
     write_cost_report,
 )
 from factory.simulator.text import MARKER as SIMULATED_MARKER
-from judge import grade_settings as grade
-from judge import scores_report as score_report
-from judge.training_report import TrainingReportError, write_training_report
+from judge.grading import settings as grade
+from judge.reports import scores as score_report
+from judge.reports.training import TrainingReportError, write_training_report
 from schemas import RunFolder, RunFolderError
 
 

@@ -1,7 +1,7 @@
 """Parsed judge replies -> `schemas.Judgment` records.
 
 A pairwise comparison is asked twice, once with the model's answer in position A and once in
-position B (`judge.prompts.pair_prompts`). Both verdicts are mapped from positions to models; if the
+position B (`judge.grading.prompts.pair_prompts`). Both verdicts are mapped from positions to models; if the
 two orders disagree, the comparison counts as a tie and is marked inconsistent, as in MT-Bench.
 A judge that always prefers position A therefore produces only ties and a consistency rate of 0.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from judge.parse import Score, Unparsed, Verdict
+from judge.grading.parse import Score, Unparsed, Verdict
 from schemas import Judgment, Question
 
 Winner = Literal["model", "baseline", "tie"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from judge_fakes import always_position_a, garbage, load_questions, make_answers, prefers_longer
 
-from judge.plan import REFERENCE_CATEGORIES, grade_sync, pending, plan_items
-from judge.prompts import GradingPrompt
+from judge.grading.plan import REFERENCE_CATEGORIES, grade_sync, pending, plan_items
+from judge.grading.prompts import GradingPrompt
 from schemas import Question
 
 

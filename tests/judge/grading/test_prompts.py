@@ -8,8 +8,8 @@ import re
 import pytest
 from judge_fakes import fenced, graded_answers
 
-from judge.parse import Score, Unparsed, Verdict, parse_score, parse_verdict
-from judge.prompts import (
+from judge.grading.parse import Score, Unparsed, Verdict, parse_score, parse_verdict
+from judge.grading.prompts import (
     LANGS,
     PROMPTS_DIR,
     SCORE_SCHEMA,

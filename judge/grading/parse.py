@@ -166,7 +166,7 @@ def parse_score(reply: str | None) -> Score | Unparsed:
 
 
 def parse_verdict(reply: str | None) -> Verdict | Unparsed:
-    """'A', 'B' or 'tie' from a pairwise grading reply (positions, not models: see judge.verdicts)."""
+    """'A', 'B' or 'tie' from a pairwise grading reply (positions, not models: see judge.grading.verdicts)."""
     return _parse(reply, _verdict_field, _text_verdict, Verdict)  # type: ignore[return-value]
 
 

@@ -26,7 +26,7 @@ from test_grade_support import (
 from factory.engine.ledger import Ledger
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
-from judge.verdicts import judgment_key
+from judge.grading.verdicts import judgment_key
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

@@ -24,8 +24,8 @@ from test_grade_support import (
 from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
-from judge.grading import JudgeSettings, grade_run
-from judge.verdicts import judgment_key
+from judge.grading.run import JudgeSettings, grade_run
+from judge.grading.verdicts import judgment_key
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.cost import ReportError
-from judge import stats
+from judge.reports import stats
 from schemas import Answer, JsonlError, Judgment, Question, RunFolder, read_jsonl
 
 MODE_TITLES = {"single": "Single-answer grading (1-10)", "reference": "Reference-guided grading (1-10)"}

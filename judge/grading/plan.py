@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from judge.parse import Score, Unparsed, Verdict, parse_score, parse_verdict
-from judge.prompts import GradingPrompt, pair_prompt, single_prompt
-from judge.verdicts import judgment_key, pair_judgment, single_judgment
+from judge.grading.parse import Score, Unparsed, Verdict, parse_score, parse_verdict
+from judge.grading.prompts import GradingPrompt, pair_prompt, single_prompt
+from judge.grading.verdicts import judgment_key, pair_judgment, single_judgment
 from schemas import Answer, Judgment, Question
 
 Mode = Literal["single", "pair", "reference"]

@@ -15,11 +15,11 @@ from factory.batch import BatchSettings, batch_client, run_batch
 from factory.engine import ChatRequest, ChatResult, Engine
 from factory.engine.ledger import Ledger
 from factory.engine.settings import EngineSettings
-from judge.grade_inputs import Todo
-from judge.grade_settings import STAGE, GradeError
-from judge.parse import Unparsed
-from judge.plan import GradingItem, Outcome
-from judge.prompts import PromptError
+from judge.grading.inputs import Todo
+from judge.grading.settings import STAGE, GradeError
+from judge.grading.parse import Unparsed
+from judge.grading.plan import GradingItem, Outcome
+from judge.grading.prompts import PromptError
 from schemas import JsonlWriter, Judgment
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from judge.parse import Score, Unparsed, Verdict, parse_score, parse_verdict
+from judge.grading.parse import Score, Unparsed, Verdict, parse_score, parse_verdict
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from test_grade_support import (
 from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
-from judge.answer_remote import RemoteAnswerSettings, answer_run
+from judge.answering import RemoteAnswerSettings, answer_run
 from schemas.evalset import DEFAULT_TEMPERATURE, MT_BENCH_TEMPERATURE
 from schemas import Answer, read_jsonl, write_jsonl
 

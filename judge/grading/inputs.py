@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from judge.grade_settings import GradeError, JudgeSettings
-from judge.plan import GradingItem
-from judge.verdicts import judgment_key
+from judge.grading.settings import GradeError, JudgeSettings
+from judge.grading.plan import GradingItem
+from judge.grading.verdicts import judgment_key
 from schemas import Answer, JsonlError, Judgment, Question, RunFolder, RunFolderError, read_jsonl
 from schemas.evalset import EvalSetError, load_questions
 

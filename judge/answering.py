@@ -1,5 +1,5 @@
 """Answers to an evaluation set from any OpenAI-compatible endpoint, through the factory engine: the
-part behind `python -m judge answer` (judge/commands/answer_remote.py, whose help tells the story).
+part behind `python -m judge answer` (judge/commands/answer.py, whose help tells the story).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from schemas import Answer, Question
 
-PROMPTS_DIR = Path(__file__).with_name("prompts")
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"  # judge/prompts/<lang>/<name>.txt
 LANGS = ("en", "ko")
 Expects = Literal["score", "verdict"]
 
@@ -268,7 +268,7 @@ def pair_prompts(question: Question, model_answer: Answer, baseline_answer: Answ
                  ) -> tuple[GradingPrompt, GradingPrompt]:
     """Both orders of one comparison: (model as A, baseline as B), then (baseline as A, model as B).
 
-    Feed the two parsed verdicts, in this order, to `judge.verdicts.pair_judgment`.
+    Feed the two parsed verdicts, in this order, to `judge.grading.verdicts.pair_judgment`.
     """
     return (pair_prompt(question, model_answer, baseline_answer, **kwargs),
             pair_prompt(question, baseline_answer, model_answer, **kwargs))

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from judge.parse import Score, Unparsed, Verdict
-from judge.stats import (
+from judge.grading.parse import Score, Unparsed, Verdict
+from judge.reports.stats import (
     bootstrap_mean,
     bootstrap_rates,
     judgments_frame,
@@ -19,7 +19,7 @@ from judge.stats import (
     unscored_rows,
     verbosity_rows,
 )
-from judge.verdicts import pair_judgment, single_judgment
+from judge.grading.verdicts import pair_judgment, single_judgment
 from schemas import Answer, Question
 
 SCORES = [7, 8, 3, 9, 6, 6, 10, 2, 8, 7, 5, 9, 4, 8, 7, 6, 9, 3, 7, 8, 1, 6]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from judge.parse import Score, Unparsed, Verdict
-from judge.verdicts import judgment_key, order_winner, pair_judgment, single_judgment
+from judge.grading.parse import Score, Unparsed, Verdict
+from judge.grading.verdicts import judgment_key, order_winner, pair_judgment, single_judgment
 from schemas import Question
 
 Q = Question(question_id="q7", category="coding", lang="ko", turns=["t1", "t2"])

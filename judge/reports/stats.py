@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from judge.verdicts import judgment_key
+from judge.grading.verdicts import judgment_key
 from schemas import Answer, Judgment
 
 DEFAULT_RESAMPLES = 5000

@@ -23,50 +23,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field
 
-from factory.batch import BatchSettings, add_batch_arguments, batch_settings_from_args
+from factory.batch import add_batch_arguments, batch_settings_from_args
 from factory.errors import FactoryError, FatalAPIError
-from factory.recipes.base import wants_structured
-from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args
-from judge.compare.analysis import MIN_ROUNDS, AnalysisOptions, analyse
-from judge.compare.grading import grade_comparisons, plan_comparisons, read_judgments
-from judge.compare.inputs import load_compare_inputs
+from factory.engine.settings import add_engine_arguments, engine_settings_from_args
+from judge.compare.analysis import MIN_ROUNDS
+from judge.compare.run import CompareSettings, run_compare
 from judge.compare.language import HANGUL_THRESHOLD
-from judge.compare.page import write_reports
-from judge.grade_rounds import GradeCounts
-from judge.grade_settings import GradeError
+from judge.grading.settings import GradeError
 from schemas import CompareFolder
-
-SECTION = "compare"
-
-
-class CompareSettings(BaseModel):
-    """The comparison as resolved; saved as [compare] of OUT/config.toml."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    runs: list[Path] = Field(min_length=1)
-    baseline: str = Field(min_length=1)
-    judge_model: str = Field(min_length=1)
-    questions: list[Path] = Field(default_factory=list)
-    structured: Literal["auto", "yes", "no"] = "auto"
-    retries: int = Field(default=2, ge=0, le=10)
-    lang: Literal["en", "ko"] | None = None
-    pair_reference: bool = True
-    max_tokens: int = Field(default=512, ge=16, le=32768)
-    batch: bool = False
-    wrong_language: Literal["flag", "loss"] = "flag"
-    hangul_threshold: float = Field(default=HANGUL_THRESHOLD, gt=0, lt=1)
-    bootstrap_rounds: int = Field(default=200, ge=MIN_ROUNDS, le=100_000)
-    seed: int = 0
-    gpu_hour_usd: float | None = Field(default=None, ge=0)
-    gpus: int = Field(default=1, ge=1)
-    grade: bool = True
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -114,30 +81,6 @@ def settings_from_args(args: argparse.Namespace) -> CompareSettings:
             gpu_hour_usd=args.gpu_hour_usd, gpus=args.gpus, grade=args.grade)
     except ValueError as e:
         raise GradeError(f"a setting to fix: {e}") from None
-
-
-def run_compare(out: Path, settings: CompareSettings, engine_settings: EngineSettings,
-                batch: BatchSettings | None = None, *, http_client: httpx.AsyncClient | None = None,
-                api_key: str | None = None) -> tuple[GradeCounts, dict[str, Any], list[str]]:
-    """Grade what is missing, then write the reports; (counts, compare.json's content, skipped)."""
-    inputs = load_compare_inputs(settings.runs, settings.baseline, settings.questions)
-    plan = plan_comparisons(inputs, judge_model=settings.judge_model, pair_reference=settings.pair_reference,
-                            lang=settings.lang)
-    if not plan.items:
-        raise GradeError(f"nothing to compare: {plan.skipped[0] if plan.skipped else 'no questions'}")
-    options = AnalysisOptions(settings.wrong_language, settings.hangul_threshold, settings.bootstrap_rounds,
-                              settings.seed, settings.gpu_hour_usd, settings.gpus)
-    counts = GradeCounts(planned=len(plan.items))
-    CompareFolder(out).write_config_section(SECTION, settings)
-    if settings.grade:
-        counts = grade_comparisons(out, plan.items, engine_settings=engine_settings,
-                                   structured=wants_structured(settings.structured, settings.judge_model),
-                                   retries=settings.retries, max_tokens=settings.max_tokens,
-                                   batch=(batch or BatchSettings()) if settings.batch else None,
-                                   http_client=http_client, api_key=api_key)
-    result = analyse(out, inputs, plan.items, read_judgments(out), judge_model=settings.judge_model, options=options)
-    write_reports(out, result)
-    return counts, result, plan.skipped
 
 
 def main(args: argparse.Namespace) -> int:
