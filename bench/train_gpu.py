@@ -220,7 +220,9 @@ class LoraSpec:
 
 def run_ours(setup: Setup, examples: list[Sample], variant: Variant) -> dict[str, Any]:
     from trainer.attention import use_packed_attention
-    from trainer.loop import apply_speed_options, build_optimizer, build_scheduler, plan_steps, train_step
+    from trainer.loop import build_optimizer, build_scheduler, train_step
+    from trainer.model import apply_speed_options
+    from trainer.packing import plan_steps
     from trainer.loss import compile_loss
     from trainer.metrics import flops_per_token, matmul_params, peak_flops
     from trainer.model import add_lora, fuse_lora_adds

@@ -18,14 +18,14 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from factory.errors import FactoryError, SecretFilter
+from factory.errors import SecretFilter, UserError
 
 COMMANDS: tuple[str, ...] = (
     "factory.commands.generate",  # generate: instruction data with a recipe
     "factory.commands.importer",  # import: existing data sets into the run's format
-    "factory.batch.cli",  # batch: the Batch API path
+    "factory.commands.batch",  # batch: the Batch API path
     "factory.commands.send",  # send: a JSONL file of chat requests through the engine
-    "factory.simulator.cli",  # simulate: the local OpenAI-compatible simulator
+    "factory.commands.simulate",  # simulate: the local OpenAI-compatible simulator
     "factory.commands.report",  # report: what a run cost and kept (report/cost.md)
 )
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.log_level)
     try:
         return int(args.func(args))
-    except FactoryError as e:
+    except UserError as e:  # the factory's tree (factory/errors.py) and the errors it shares with the others
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

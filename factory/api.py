@@ -12,7 +12,7 @@
 `generate` takes the settings the command takes (`python -m factory generate`), as the same
 settings objects (`GenerateSettings`, `EngineSettings`, `DedupSettings`, `FilterSettings`) or as
 keyword arguments named like their fields, over an optional TOML file (`config`), and raises the
-same errors (`SettingsError`, `FatalAPIError`, ... all `FactoryError`). It runs inside a notebook's
+same errors (`SettingsError`, `FatalAPIError`, ... all `schemas.UserError`). It runs inside a notebook's
 event loop too (`generate` runs the requests in a worker thread there; `generate_async` is the
 awaitable form). The API key comes from the environment (OPENAI_API_KEY) or `.env`, as for the
 commands.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from factory.batch import BatchSettings
 from factory.dry_run import StageProjection, dry_run
 from factory.engine.progress import ProgressBar, use_display
-from factory.engine.settings import EngineSettings, load_settings
+from factory.engine.settings import EngineSettings, settings_from
 from factory.errors import FactoryError, SettingsError
 from factory.generation import (
     GenerationEnd,
@@ -36,7 +36,7 @@ from factory.generation import (
     run_generation,
     save_settings,
 )
-from factory.notebook import ProgressMode, run_async, wants_bar
+from factory.engine.notebook import ProgressMode, run_async, wants_bar
 from factory.quality import DedupSettings
 from factory.quality.filters import FilterSettings
 from factory.recipes.naver import NaverSettings, credentials_from_env
@@ -47,7 +47,6 @@ from schemas import Example, Rejected, RunFolder, Usage, frame, read_records
 if TYPE_CHECKING:
     import polars as pl
 
-GIVEN_AS = "the call"  # where keyword arguments come from, in a settings error
 
 
 @dataclass(frozen=True)
@@ -120,20 +119,6 @@ class GenerationOutcome:
 
 # --------------------------------------------------------------------------------------------
 # Settings: the command's, from objects or keyword arguments
-
-
-def settings_from(model: type[Any], given: Any, config: Path | None, section: str, section_only: bool,
-              overrides: dict[str, Any]) -> Any:
-    """`given` (a settings object) or the `[section]` of `config`, with `overrides` on top, validated
-    as the command validates its flags."""
-    if given is not None:
-        if not isinstance(given, model):
-            raise SettingsError(f"expected {model.__name__} settings, got a {type(given).__name__}")
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        if not overrides:
-            return given
-        return load_settings(None, {**given.model_dump(), **overrides}, model=model, section=None, given_as=GIVEN_AS)
-    return load_settings(config, overrides, model=model, section=section, section_only=section_only, given_as=GIVEN_AS)
 
 
 def _route(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -248,7 +233,7 @@ def generate(run: str | Path, *, dry_run: bool = False, **kwargs: Any) -> Genera
 
     A call again with the same run continues where the last one stopped, as the command does.
     Raises SettingsError (a setting to change), FatalAPIError (the API refused the key, the model
-    or the requests), all FactoryError. Works inside a running event loop (a notebook's) by
+    or the requests), all schemas.UserError. Works inside a running event loop (a notebook's) by
     running in a worker thread; see also `generate_async`.
     """
     return run_async(_generate_call, run, dry_run, kwargs)

@@ -14,7 +14,8 @@ from factory.engine.ledger import Limits, learned_limits
 from factory.engine.pricing import price_table_for
 from factory.engine.settings import EngineSettings
 from factory.engine.tokens import estimate_input, estimator_name
-from factory.generation import Resolved, build_recipe, usd
+from factory.engine.money import usd
+from factory.generation import Resolved, build_recipe
 from factory.recipes.base import Context, Recipe
 from schemas import Usage
 

@@ -1,60 +1,45 @@
-"""The factory's exception tree, and the redaction every error text passes through.
+"""The factory's exception tree. Every error a user can act on is one of these, or one of the errors
+the packages share (schemas.errors); `python -m factory` prints its message as one line and exits 2.
 
-`FactoryError` is what a user can act on: the CLI prints its message as one line and exits 2.
+    schemas.UserError
+      SettingsError            a setting missing or invalid (schemas'; the trainer raises it too)
+        PriceUnknownError      a budget was set but a model has no known price
+        TemplateError          a prompt template that cannot be used
+      FactoryError
+        RequestError           a ChatRequest that cannot be sent as it is
+        FatalAPIError          the API refused in a way every further request would repeat
+        SeedFileError          a seed, keyword or evaluation file that cannot be used
+        ImportFormatError      an input file of `import` that is not instruction data
+        NaverError             the Naver Search API refused or failed
+          NaverQuotaExceeded   today's quota of calls is used up
+        BatchBudgetError       a batch's worst case does not fit --max-cost
+        BatchFailedError       the API refused a whole batch
+        ReportError            a run folder the cost report cannot read
+
 Errors from the `openai` SDK and `httpx` are translated into this tree at one place
 (`factory.engine.retry.classify`), so the rest of the engine never sees a transport exception.
+Every message is redacted (schemas.errors.redact): no key reaches an error line.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 
-_SECRETS: set[str] = set()
-# OpenAI keys ("sk-...", "sk-proj-...") and bearer tokens; servers echo a masked key in 401 bodies.
-_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
+from schemas import SecretFilter, SettingsError, UserError, redact, register_secret
 
 
-def register_secret(secret: str | None) -> None:
-    """Remember a secret (the API key) so that `redact` removes it from any text."""
-    if secret and len(secret) >= 4:
-        _SECRETS.add(secret)
-
-
-def redact(text: str) -> str:
-    """`text` without any registered secret or anything shaped like an API key."""
-    for secret in _SECRETS:
-        text = text.replace(secret, "***")
-    return _KEY_PATTERN.sub("***", text)
-
-
-class SecretFilter(logging.Filter):
-    """Redacts secrets from log records (installed on the CLI's handler as a safety net)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-class FactoryError(Exception):
+class FactoryError(UserError):
     """An error the user can fix; the message says what to change."""
 
     stats: Any = None  # the run's RunStats, when Engine.run raised it after draining
 
-    def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
 
-
-class SettingsError(FactoryError):
-    """A setting is missing or invalid (checked before any request is sent)."""
-
-
-class PriceUnknownError(SettingsError):
+class PriceUnknownError(FactoryError, SettingsError):
     """A budget was set but a model has no known price."""
+
+
+class TemplateError(FactoryError, SettingsError):
+    """A prompt template that cannot be used; the message names the file and what to fix."""
 
 
 class RequestError(FactoryError):
@@ -71,3 +56,43 @@ class FatalAPIError(FactoryError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class SeedFileError(FactoryError):
+    """A seed, keyword or evaluation file that cannot be used as it is."""
+
+
+class ImportFormatError(FactoryError):
+    """An input file that cannot be read as instruction data; the message names file and line."""
+
+
+class NaverError(FactoryError):
+    """The Naver Search API refused or failed; the message says what to change."""
+
+
+class NaverQuotaExceeded(NaverError):
+    """Today's quota of calls is used up."""
+
+
+class BatchBudgetError(FactoryError):
+    """The worst case of the batch does not fit `--max-cost`: nothing was submitted.
+    `too_small`: not even one request fits an unspent budget, so no rerun can continue."""
+
+    def __init__(self, message: str, *, too_small: bool = False) -> None:
+        super().__init__(message)
+        self.too_small = too_small
+
+
+class BatchFailedError(FactoryError):
+    """The API refused a whole batch (its input file failed validation)."""
+
+
+class ReportError(FactoryError):
+    """A run folder the report cannot read; the message says what to do."""
+
+
+__all__ = [
+    "BatchBudgetError", "BatchFailedError", "FactoryError", "FatalAPIError", "ImportFormatError", "NaverError",
+    "NaverQuotaExceeded", "PriceUnknownError", "ReportError", "RequestError", "SecretFilter", "SeedFileError",
+    "SettingsError", "TemplateError", "UserError", "redact", "register_secret",
+]

@@ -16,9 +16,11 @@ from factory.quality import DedupSettings, Deduper, load_run_deduper
 from factory.engine import Engine
 from factory.errors import FactoryError, FatalAPIError, SettingsError
 from factory.quality.filters import FilterSettings
+from factory.engine.money import usd
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import price_table_for
-from factory.recipes.base import Context, Gate, Recipe, wants_structured
+from factory.engine.structured import wants_structured
+from factory.recipes.base import Context, Gate, Recipe
 from factory.recipes.driver import Driver, describe_failures, usage_totals
 from factory.recipes.journal import Journal
 from factory.recipes.naver import NaverSearch, NaverSettings
@@ -192,17 +194,14 @@ def _with_hint(e: FatalAPIError, structured: bool) -> FactoryError:
 # Summary
 
 
-def usd(x: float | None) -> str:
-    if x is None:
-        return "unknown (no price for the model)"
-    if x >= 1:
-        return f"${x:.2f}"
-    return f"${x:.4f}" if x >= 0.01 else f"${x:.6f}"
-
 
 def _tokens(u: Usage) -> str:
     cached = f" ({u.cached_input_tokens:,} cached)" if u.cached_input_tokens else ""
     return f"{u.input_tokens:,} input{cached} + {u.output_tokens:,} output"
+
+
+def _spent(amount: float | None) -> str:
+    return "an unknown amount (no price for the model)" if amount is None else usd(amount)
 
 
 def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine_settings: EngineSettings) -> str:
@@ -218,10 +217,10 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
     lines.append(f"  requests: {r.requests} handled ({r.cached} from the ledger, paid earlier), {r.failed} failed")
     for failure in describe_failures(r):
         lines.append(f"    failed: {failure}")
-    lines.append(f"  tokens this run: {_tokens(r.usage)}; spent {usd(r.cost_usd)}")
+    lines.append(f"  tokens this run: {_tokens(r.usage)}; spent {_spent(r.cost_usd)}")
     usage, cost, count = usage_totals(ledger, recipe.stages)
     per_kept = None if cost is None or out.kept == 0 else cost / out.kept
-    lines.append(f"  run folder total: {count} requests, {_tokens(usage)}; spent {usd(cost)}; "
+    lines.append(f"  run folder total: {count} requests, {_tokens(usage)}; spent {_spent(cost)}; "
                  f"{usd(per_kept) if per_kept is not None else 'n/a'} per kept example")
     prices = price_table_for(engine_settings)
     lines.append(f"  priced with {prices.dated()}")
@@ -243,5 +242,5 @@ def summary(recipe: Recipe, ctx: Context, driver: Driver, ledger: Ledger, engine
     return "\n".join(lines)
 
 
-__all__ = ["GenerationEnd", "Resolved", "build_recipe", "resolve", "run_generation", "usd",
+__all__ = ["GenerationEnd", "Resolved", "build_recipe", "resolve", "run_generation",
            "save_settings", "summary"]

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from judge.commands import answer, compare, grade, overview, report
+from schemas import UserError
 
 COMMANDS = [report, grade, answer, overview, compare]
 
@@ -24,8 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The exit status: 0 done; 1 finished with items not graded (failed requests, the budget, pending
+    batches: a rerun continues); 2 an error the user can fix (one line on stderr); 130 interrupted."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except UserError as e:  # the judge's tree (judge/errors.py), the factory's, and the shared ones
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,27 +12,23 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from factory.engine import ChatRequest, ChatResult, Engine
-from factory.errors import FactoryError
-from factory.engine.ledger import Ledger
-from factory.engine.settings import EngineSettings
-from schemas import Answer, JsonlWriter, Question, RunFolder
-from schemas.evalset import (
+from factory.engine import ChatRequest, ChatResult, Engine, EngineSettings, Ledger
+from schemas import (
+    Answer,
     EvalSetError,
+    JsonlWriter,
+    Question,
+    RunFolder,
     fully_answered,
     load_questions,
     temperature_for,
 )
+from judge.errors import AnswerError
 
 STAGE = "eval-answers"
 SECTION = "answer"
 # MT-Bench's sampling temperature per category, as trainer/answering.py uses it (judge may not
 # import trainer; a test holds the two tables equal), so local and served answers compare.
-
-
-
-class AnswerError(FactoryError):
-    """An input or a setting the user must fix; nothing was sent."""
 
 
 class RemoteAnswerSettings(BaseModel):
@@ -47,9 +43,6 @@ class RemoteAnswerSettings(BaseModel):
     max_tokens: int = Field(default=1024, ge=1, le=128_000, description="per turn")
     sampling: Literal["per-category", "greedy"] = "per-category"
     seed: int | None = Field(default=None, description="sent as the `seed` parameter when given")
-
-
-
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 
 `grade` takes the settings `python -m judge grade` takes (`JudgeSettings`, `EngineSettings`, a
 TOML file, or keyword arguments named like their fields) and raises the errors the command prints
-(`GradeError`, `SettingsError`, `FatalAPIError`: all `FactoryError`). It runs inside a notebook's
+(`GradeError`, `SettingsError`, `FatalAPIError`: all `schemas.UserError`). It runs inside a notebook's
 event loop too (in a worker thread there, which the stop button cancels); `grade_async` is the
 awaitable form. In a notebook the engine's progress shows as a bar.
 """
@@ -19,12 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from factory.api import GIVEN_AS, settings_from
+from factory.engine import (
+    GIVEN_AS,
+    EngineSettings,
+    ProgressBar,
+    ProgressMode,
+    run_async,
+    settings_from,
+    use_display,
+    wants_bar,
+)
 from factory.batch import BatchSettings
-from factory.engine.progress import ProgressBar, use_display
-from factory.engine.settings import EngineSettings
-from factory.errors import SettingsError
-from factory.notebook import ProgressMode, run_async, wants_bar
+from factory import SettingsError
 from judge.grading.settings import GradeError, JudgeSettings, load_judge_settings
 from judge.grading.run import grade_run_async, summary_lines
 from judge.reports.overview import OverviewError, write_overview
@@ -152,7 +158,7 @@ def grade(run: str | Path, *, mode: Literal["single", "pair", "reference"] | Non
     a TOML file with [judge] and [engine]; or the settings objects `settings` (JudgeSettings) and
     `engine` (EngineSettings); other keyword arguments: their fields by name (`retries=`,
     `structured=`, `rpm=`, ...). A call again grades only what is left. Raises GradeError,
-    SettingsError, FatalAPIError (all FactoryError) as the command reports them.
+    SettingsError, FatalAPIError (all schemas.UserError) as the command reports them.
     """
     args = _prepare(run, mode, judge_model, model, baseline, questions, max_cost, base_url, batch, config, settings,
                     engine, progress, options)

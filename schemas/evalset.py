@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from schemas.errors import EvalSetError
 from schemas.jsonl import JsonlError, read_jsonl
 from schemas.records import Answer, Question
 
@@ -16,10 +17,6 @@ MT_BENCH_TEMPERATURE = {
     "real_estate": 0.1,  # domain knowledge, like stem and humanities
 }
 DEFAULT_TEMPERATURE = 0.7  # MT-Bench's for any other category
-
-
-class EvalSetError(ValueError):
-    """A question or answer file that cannot be used; the message names the file and what to fix."""
 
 
 def temperature_for(category: str, sampling: str) -> float:

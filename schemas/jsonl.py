@@ -16,13 +16,11 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from schemas.errors import JsonlError
+
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class JsonlError(ValueError):
-    """A line that is not a valid record (not a torn tail): names the file and the line."""
 
 
 @dataclass

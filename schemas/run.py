@@ -29,6 +29,8 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, SecretStr
 
+from schemas.errors import RunFolderError
+
 # The file and folder names of a run, relative to its root.
 CONFIG = "config.toml"
 LEDGER = "ledger.sqlite"
@@ -69,10 +71,6 @@ FOLDER_NAMES = (GENERATE_DIR, TRAIN_DIR, CHECKPOINTS_DIR, MERGED_DIR, EVAL_DIR, 
 
 # A setting whose name holds one of these is never written (the key comes from the environment).
 _SECRET_NAMES = ("api_key", "secret", "password", "token_value")
-
-
-class RunFolderError(ValueError):
-    """A file of the run folder that cannot be read or written as it is: the message says what to fix."""
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:  # run from a clone as `python scripts/demo.py`
 
 import httpx
 
+from factory.engine import usd
 from factory.simulator.config import SimConfig
 from factory.simulator.server import run_simulator_process
 from schemas import RunFolder
@@ -408,11 +409,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def spend_line(h: dict) -> str:
     """The simulated spend, each figure labelled with what it covers (generation alone, or every stage)."""
-    def usd(x: float | None, digits: int = 4) -> str:
-        return "unknown" if x is None else f"${x:.{digits}f}"
-
     return (f"simulated spend at {GEN_MODEL}'s prices: generation {usd(h['generation_cost_usd'])} "
-            f"({usd(h['usd_per_kept_example'], 5)} per kept example), judging and other stages "
+            f"({usd(h['usd_per_kept_example'])} per kept example), judging and other stages "
             f"{usd(h['other_stages_cost_usd'])}, all stages {usd(h['total_cost_usd'])}")
 
 

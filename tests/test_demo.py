@@ -119,7 +119,7 @@ def test_the_closing_spend_line_says_what_each_figure_covers() -> None:
     line = demo.spend_line({"generation_cost_usd": 0.0123, "usd_per_kept_example": 0.00004,
                             "other_stages_cost_usd": 0.002, "total_cost_usd": 0.0143})
     assert "generation $0.0123 ($0.00004 per kept example)" in line
-    assert "judging and other stages $0.0020" in line and "all stages $0.0143" in line
+    assert "judging and other stages $0.002" in line and "all stages $0.0143" in line
     unknown = demo.spend_line({"generation_cost_usd": None, "usd_per_kept_example": None,
                                "other_stages_cost_usd": None, "total_cost_usd": 0.0})
     assert "generation unknown (unknown per kept example)" in unknown

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from schemas import UserError
 from trainer.commands import answer, convert, merge, tiny, train
 
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The exit status: 0 done, 2 an error the user can fix (one line on stderr, no traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--"]:  # `torchrun ... -m trainer -- train --run ...` may pass the separator on
         argv = argv[1:]
@@ -45,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "takes_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except UserError as e:  # the trainer's tree (trainer/errors.py) and the errors it shares with the others
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

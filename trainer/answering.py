@@ -33,13 +33,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas import Answer, JsonlWriter, Question, RunFolder, RunFolderError
-from schemas.evalset import (
+from schemas import (
+    Answer,
     EvalSetError,
+    JsonlWriter,
+    Question,
+    RunFolder,
+    RunFolderError,
     fully_answered,
     load_questions,
     temperature_for,
 )
+from trainer.errors import AnswerError
 from trainer.gguf_model import record_model
 from trainer.model import (
     ModelLoadError,
@@ -51,10 +56,6 @@ from trainer.model import (
 
 SECTION = "answer"
 END_OF_TURN = "<end_of_turn>"
-
-
-class AnswerError(RuntimeError):
-    """A problem the user can fix; the message says what to change."""
 
 
 class AnswerSettings(BaseModel):

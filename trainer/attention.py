@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from trainer.errors import PackedAttentionError
+
 if TYPE_CHECKING:
     from trainer.packing import PackedBatch
 
@@ -43,10 +45,6 @@ _REGISTERED = {
     "sdpa_segments": "packed_segments",
 }
 _BACKEND_OF = {v: k for k, v in _REGISTERED.items()}
-
-
-class PackedAttentionError(RuntimeError):
-    """Packed attention cannot run as asked; the message says what to change."""
 
 
 # -- capability probes ------------------------------------------------------------------------------

@@ -19,9 +19,14 @@ import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from trainer.errors import TrainError
+
+if TYPE_CHECKING:
+    from trainer.settings import TrainSettings
 
 PREFIX = "step-"
 TMP_PREFIX = ".tmp-"
@@ -197,3 +202,37 @@ def load_checkpoint(
     state = read_state(path)
     position = DataPosition(**state.pop("position"))
     return position, rng_states, state
+
+
+# --------------------------------------------------------------------------------------------------
+# Resuming: a checkpoint must come from the same settings
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_can_resume(settings: TrainSettings, run_dir: Path) -> None:
+    """If the run has a checkpoint, it must come from the same settings (those that change the losses)."""
+    from schemas import RunFolder
+    from trainer.settings import trajectory_settings
+
+    ckpt = latest_checkpoint(RunFolder(run_dir).checkpoints)
+    if ckpt is None:
+        return
+    then = _flatten(read_state(ckpt).get("settings", {}))
+    now = _flatten(trajectory_settings(settings))
+    diffs = [k for k in sorted(then.keys() | now.keys()) if then.get(k) != now.get(k)]
+    if diffs:
+        was = ", ".join(f"{k}={then.get(k)!r}" for k in diffs)
+        asks = ", ".join(f"{k}={now.get(k)!r}" for k in diffs)
+        raise TrainError(
+            f"{ckpt} was written with {was}, but this command asks for {asks}: rerun with the run's own "
+            f"settings to continue it, or start over in a new --run folder (or delete {ckpt.parent})"
+        )

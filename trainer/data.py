@@ -21,13 +21,17 @@ Choices (and why):
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from trainer.errors import TrainError
+
 if TYPE_CHECKING:  # schemas needs pydantic; encoding and packing do not, so GPU boxes without it still run
     from schemas import Example
+    from trainer.settings import TrainSettings
 
 IGNORE_INDEX = -100
 # Stands in for the answer when probing the template; no template will write it by itself.
@@ -247,3 +251,52 @@ def split_train_eval(examples: Sequence[T], eval_fraction: float, seed: int) -> 
     train = [ex for i, ex in enumerate(examples) if i not in held_out]
     evals = [ex for i, ex in enumerate(examples) if i in held_out]
     return train, evals
+
+
+# --------------------------------------------------------------------------------------------------
+# A run's data: read, encode, split (the loop's first step)
+
+
+@dataclass
+class Data:
+    train: list[TokenizedExample]
+    eval: list[TokenizedExample]
+    stats: dict[str, int]
+    pad_id: int
+
+
+def read_examples(path: Path) -> list[Example]:
+    """The examples of `path`; a missing, empty or malformed file is a TrainError (checked before any model
+    loads: a wrong file must not first cost a model download)."""
+    from trainer.data import load_examples
+
+    try:
+        return load_examples(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise TrainError(str(e)) from e
+
+
+def prepare_data(settings: TrainSettings, source: Path | Sequence[Example], tokenizer: Any) -> Data:
+    """Read (unless given), encode (chat template, prompt masked) and split the examples."""
+    from trainer.data import encode_examples, split_train_eval
+
+    path = source if isinstance(source, Path) else "the examples"
+    examples = read_examples(source) if isinstance(source, Path) else list(source)
+    try:
+        encoded, stats = encode_examples(examples, tokenizer, settings.max_len)
+        train, held_out = split_train_eval(encoded, settings.eval_fraction, settings.seed)
+    except (FileNotFoundError, ValueError) as e:  # bad file, bad template, too few examples: all fixable
+        raise TrainError(str(e)) from e
+    if not train:
+        raise TrainError(f"{path}: no example survived encoding ({stats.as_dict()}): check max_len and the data")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return Data(train=train, eval=held_out[: settings.max_eval_examples], stats=stats.as_dict(), pad_id=pad_id)
+
+
+def data_fingerprint(examples: Sequence[TokenizedExample]) -> str:
+    """A hash of the training tokens and labels: a resumed run must see the same data."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(array("q", ex.input_ids).tobytes())
+        h.update(array("q", ex.labels).tobytes())
+    return h.hexdigest()[:16]

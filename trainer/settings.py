@@ -15,13 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainer.errors import SettingsError
 from trainer.model import ALL_PROJECTIONS
 
 SECTION = "train"
-
-
-class SettingsError(ValueError):
-    """A setting the user can fix; the message says which one and what to change."""
 
 
 class LoraSettings(BaseModel):

@@ -12,18 +12,13 @@ from pathlib import Path
 
 from schemas import RunFolder
 
-from trainer.attention import PackedAttentionError
 from trainer.errors import TrainError
-from trainer.gguf_model import GgufError
-from trainer.loop import TrainResult, check_can_resume, train
-from trainer.model import ModelLoadError
+from trainer.checkpoint import check_can_resume
+from trainer.loop import TrainResult, train
 from trainer.runtime import check_runtime
-from trainer.settings import SECTION, SettingsError, TrainSettings
+from trainer.settings import SECTION, TrainSettings
 
 # The errors a user can fix; each message says what to change.
-USER_ERRORS: tuple[type[Exception], ...] = (SettingsError, TrainError, PackedAttentionError, ModelLoadError, GgufError)
-
-
 def is_main_process() -> bool:
     """Rank 0 under torchrun (or the only process): the one that writes config.toml and prints."""
     return int(os.environ.get("RANK", "0")) == 0

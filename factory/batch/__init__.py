@@ -11,7 +11,7 @@ and cli.py the `python -m factory batch` command.
 """
 
 from factory.batch.api import batch_client
-from factory.batch.errors import BatchBudgetError, BatchFailedError
+from factory.errors import BatchBudgetError, BatchFailedError
 from factory.batch.ledger import BatchFile, BatchLedger
 from factory.batch.run import cancel_open_batches, run_batch
 from factory.batch.settings import BatchSettings, add_batch_arguments, batch_settings_from_args

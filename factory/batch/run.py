@@ -52,9 +52,9 @@ import anyio
 import openai
 
 from factory.batch.api import BatchCalls
-from factory.batch.budget import Budget, fit_budget, over_budget, worst_case
+from factory.engine.budget import Budget, fit_budget, over_budget, worst_case
 from factory.batch.collect import batch_end, result_call
-from factory.batch.errors import BatchBudgetError, BatchFailedError
+from factory.errors import BatchBudgetError, BatchFailedError
 from factory.batch.files import InputFile, LineResult, read_lines, split_into_files
 from factory.batch.ledger import BatchFile, BatchLedger
 from factory.batch.settings import BatchSettings
@@ -271,7 +271,7 @@ class _BatchRun:
         limit = self.settings.max_cost
         if limit is None:
             return None
-        return Budget(limit, sum(self.ledger.spent_usd(stage) for stage in self.budget_stages), self.budget_stages)
+        return Budget(limit, self.budget_stages, spent=sum(self.ledger.spent_usd(stage) for stage in self.budget_stages))
 
     def _fit_budget(self, new: list[ChatRequest], committed: list[ChatRequest], *, orphans: bool) -> list[ChatRequest]:
         """The new requests that fit the budget beside the committed ones; what is left is said.

@@ -3,12 +3,12 @@ line: rewritten in place on a terminal, a new line on change elsewhere."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from factory.batch.ledger import BatchFile
+from factory.engine.money import usd
 from schemas import Usage
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -37,7 +37,7 @@ class BatchStats:
     elapsed_s: float = 0.0
 
     def summary(self) -> str:
-        cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        cost = usd(self.cost_usd)
         stopped = f"; stopped: {self.stopped_reason}" if self.stopped_reason else ""
         pending = f", {self.pending} pending in batches (rerun to collect)" if self.pending else ""
         earlier = f", {self.final_earlier} final failures of earlier runs" if self.final_earlier else ""
@@ -90,7 +90,7 @@ def describe(open_batches: list[OpenBatch], stats: BatchStats, unique: int, to_r
         parts.append(text)
     s = stats
     batches = ", ".join(parts) if parts else "no batch open"
-    cost = "unknown" if s.cost_usd is None else f"${s.cost_usd:.4f}"
+    cost = usd(s.cost_usd)
     line = (f"batch: {batches} | {s.done + s.cached}/{unique} done ({s.cached} cached), {s.failed} failed, "
             f"{to_resubmit} to resubmit | {cost} spent at batch prices")
     if s.stopped_reason:
@@ -119,13 +119,3 @@ class Progress:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-
-def usd(amount: float, *, up: bool = False) -> str:
-    """Dollars as exact as the amount: cents, or as many decimals as it needs (to 1e-12 dollar),
-    so a budget of $0.00005 shows as given. `up`: rounded up to 4 significant digits, for a
-    budget to suggest."""
-    if up and amount > 0:
-        digits = max(2, 3 - math.floor(math.log10(amount)))
-        amount = math.ceil(amount * 10**digits - 1e-9) / 10**digits
-    whole, _, decimals = f"{amount:.12f}".rstrip("0").partition(".")
-    return f"${whole}.{decimals.ljust(2, '0')}"

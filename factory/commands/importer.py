@@ -15,14 +15,13 @@ factory/recipes/imported.py.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from factory.quality import DedupSettings
-from factory.errors import FactoryError, SettingsError
+from factory.errors import SettingsError
 from factory.recipes.imported import RECIPE, ImportSettings, run_import
 from factory.engine.settings import load_settings
 from schemas import RunFolder
@@ -64,13 +63,9 @@ def settings_from_args(args: argparse.Namespace) -> ImportSettings:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        s = settings_from_args(args)
-        RunFolder(args.run).write_config_section("import", s)
-        counts = run_import(args.run, s)
-    except FactoryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    s = settings_from_args(args)
+    RunFolder(args.run).write_config_section("import", s)
+    counts = run_import(args.run, s)
     reasons = {k: v for k, v in counts.items() if k not in {"read", "kept", "skipped"}}
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"
     print(f"imported {s.source} into {RunFolder(args.run).examples}: read {counts['read']}, kept {counts['kept']}, "

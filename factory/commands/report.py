@@ -12,7 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from factory.cost import usd, write_cost_report
+from factory.cost import write_cost_report
+from factory.engine.money import usd
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

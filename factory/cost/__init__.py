@@ -13,14 +13,14 @@ price is "unknown", never $0.
 
 - reading.py   the ledger's requests, the kept and rejected examples, the resolved settings
 - totals.py    the figures as plain data (summary.json's "cost")
-- markdown.py  cost.md, and `usd()` / `seconds()` for every report that shows money and latency
+- markdown.py  cost.md, and `seconds()` for every report that shows latency (money: factory.engine.usd)
 - charts.py    cost_spend.png, cost_tokens.png, cost_funnel.png
 - files.py     writes them all (summary.json through the run folder's `merge_summary`)
 """
 
 from factory.cost.charts import draw_cost_charts
 from factory.cost.files import CostReport, write_cost_report
-from factory.cost.markdown import render_cost_markdown, seconds, usd
+from factory.cost.markdown import render_cost_markdown, seconds
 from factory.cost.reading import ReportError
 from factory.cost.totals import GENERATION_STAGES, build_cost
 
@@ -32,6 +32,5 @@ __all__ = [
     "draw_cost_charts",
     "render_cost_markdown",
     "seconds",
-    "usd",
     "write_cost_report",
 ]

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from factory.engine.money import usd
 
-def usd(x: float | None) -> str:
-    if x is None:
-        return "unknown"
-    if x == 0:
-        return "$0"
-    if abs(x) >= 1:
-        return f"${x:,.2f}"
-    # Below a dollar, three significant digits: $0.0403, $0.000131 (a per-example cost is tiny).
-    decimals = max(2, 2 - math.floor(math.log10(abs(x))))
-    return f"${x:.{decimals}f}"
 
 
 def seconds(x: float | None) -> str:

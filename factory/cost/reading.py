@@ -10,15 +10,11 @@ from typing import Any
 
 import polars as pl
 
-from factory.errors import FactoryError
+from factory.errors import ReportError
 from factory.simulator.text import MARKER as SIMULATED_MARKER
 from schemas import Example, JsonlError, Rejected, RunFolder, iter_jsonl
 
 TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
-
-
-class ReportError(FactoryError):
-    """A run folder the report cannot read; the message says what to do."""
 
 
 _REQUEST_SCHEMA = {

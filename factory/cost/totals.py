@@ -22,6 +22,7 @@ from factory.engine.pricing import PriceTable
 from factory.recipes.self_instruct import STAGE as SELF_INSTRUCT_STAGE
 from factory.recipes.topics import ANSWERS as TOPICS_ANSWERS
 from factory.recipes.topics import QUESTIONS as TOPICS_QUESTIONS
+from factory.engine.budget import budget_use
 from schemas import RunFolder, Usage
 
 # The ledger stages whose spend buys examples: "$ per kept example" divides their cost only
@@ -142,13 +143,7 @@ def budget(config: dict[str, Any], generation_cost: float | None, stages: list[s
     max_cost = config.get("engine", {}).get("max_cost")
     if max_cost is None:
         return None
-    return {
-        "command": "generate",
-        "stages": stages,
-        "max_cost_usd": float(max_cost),
-        "spent_usd": generation_cost,
-        "used_share": None if generation_cost is None else generation_cost / float(max_cost),
-    }
+    return budget_use("generate", stages, float(max_cost), generation_cost)
 
 
 def build_cost(run: Path) -> dict[str, Any]:

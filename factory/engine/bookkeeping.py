@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from factory.engine.limiter import Budget
+from factory.engine.budget import Budget
 from factory.engine.pricing import ModelPrice
 from factory.engine.progress import Goal, RateMeter
 from factory.engine.records import ChatResult, RunStats

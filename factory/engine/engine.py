@@ -40,7 +40,8 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from factory.engine.bookkeeping import Abandoned, BudgetHold, Plan, RunState, Tally
 from factory.engine.client import api_key_for, openai_client, post_chat, read_reply, request_body
 from factory.engine.ledger import AttemptRow, Ledger, Limits
-from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, wait_hint
+from factory.engine.budget import Budget
+from factory.engine.limiter import AdaptiveConcurrency, RateLimiter, wait_hint
 from factory.engine.pricing import price_table_for
 from factory.engine.progress import Goal, Snapshot, progress_display
 from factory.engine.records import ChatRequest, ChatResult, OnResult, RunStats

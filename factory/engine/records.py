@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from factory.errors import RequestError
+from factory.engine.money import usd
 from schemas import LLMCall, Usage
 
 
@@ -96,7 +97,7 @@ class RunStats:
         return out
 
     def summary(self) -> str:
-        cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        cost = usd(self.cost_usd)
         stopped = f"; stopped: {self.stopped_reason}" if self.stopped_reason else ""
         return (
             f"{self.done} done, {self.failed} failed, {self.cached} cached, {self.duplicates} duplicate; "

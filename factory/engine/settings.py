@@ -143,6 +143,23 @@ def _describe(e: ValidationError, where: str, from_cli: set[str], given_as: str 
     return "invalid settings: " + "; ".join(parts)
 
 
+GIVEN_AS = "the call"  # where the Python API's keyword arguments come from, in a settings error
+
+
+def settings_from(model: type[Any], given: Any, config: Path | None, section: str, section_only: bool,
+              overrides: dict[str, Any]) -> Any:
+    """`given` (a settings object) or the `[section]` of `config`, with `overrides` on top, validated
+    as the command validates its flags."""
+    if given is not None:
+        if not isinstance(given, model):
+            raise SettingsError(f"expected {model.__name__} settings, got a {type(given).__name__}")
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if not overrides:
+            return given
+        return load_settings(None, {**given.model_dump(), **overrides}, model=model, section=None, given_as=GIVEN_AS)
+    return load_settings(config, overrides, model=model, section=section, section_only=section_only, given_as=GIVEN_AS)
+
+
 # ---------------------------------------------------------------------------------------------
 # The API key: from the environment or a .env file; never a setting, never saved.
 

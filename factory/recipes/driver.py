@@ -17,7 +17,6 @@ attaches to its batches and goes on.
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import anyio
 import openai
 
 from factory.batch import BatchBudgetError, BatchSettings, BatchStats, run_batch
-from factory.batch.stats import usd
+from factory.engine.budget import Budget, Fit, requests_that_fit
 from factory.engine import ChatRequest, ChatResult, Engine, RunStats
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import price_table_for
@@ -35,7 +34,6 @@ from factory.engine.progress import Goal
 from factory.recipes.base import REASON_FAILED, Context, Outcome, Recipe
 from factory.recipes.journal import JournalEntry
 from factory.engine.settings import EngineSettings
-from factory.engine.tokens import estimate_input
 from schemas import Usage
 
 log = logging.getLogger(__name__)
@@ -153,10 +151,11 @@ class Driver:
                     entries = [e for e in entries if (row := ledger.get(self.recipe.request(e).key)) is not None
                                and row.status in ("done", "pending")]
                 if not entries and ctx.need > 0 and ctx.stop_reason is None:
-                    limit, too_small = self._budget_limit(stage, ledger, settings)
-                    if too_small is not None:
-                        ctx.stop_reason = f"budget too small: {too_small}"
+                    fit = self._budget_fit(stage, ledger, settings)
+                    if fit.too_small is not None:
+                        ctx.stop_reason = f"budget too small: {fit.too_small}"
                         return
+                    limit = fit.requests
                     if limit == 0:
                         ctx.stop_reason = "budget: the worst case of one more batch request does not fit --max-cost"
                         return
@@ -185,25 +184,14 @@ class Driver:
             if ctx.need <= 0 or ctx.stop_reason is not None or not progressed:
                 return
 
-    def _budget_limit(self, stage: str, ledger: Ledger, settings: EngineSettings) -> tuple[int | None, str | None]:
-        """How many requests of `stage` a new batch may hold so that its worst case (every output
-        token used, at batch prices) fits what is left of --max-cost, which covers the recipe's
-        stages (None: no budget); and, when not even one request could ever fit, why."""
+    def _budget_fit(self, stage: str, ledger: Ledger, settings: EngineSettings) -> Fit:
+        """How many requests of `stage` a new batch may hold so that its worst case fits what is left
+        of --max-cost, which covers the recipe's stages (None: no budget)."""
         if settings.max_cost is None:
-            return None, None
-        sample = self.recipe.sample_request(stage)
-        price = price_table_for(settings).lookup(self.ctx.model)
-        if sample is None or price is None:
-            return None, None  # run_batch refuses an unpriced model under a budget with its own message
-        tokens = estimate_input(sample.model, sample.messages, sample.params).tokens
-        worst = price.worst_case(int(tokens * 1.2), sample.max_output_tokens, batch=True)  # prompts vary: margin
-        if worst > settings.max_cost:
-            return 0, (f"--max-cost {usd(settings.max_cost)} is smaller than the worst case of one {stage} request, "
-                       f"{usd(worst)} (~{int(tokens * 1.2)} input tokens + {sample.max_output_tokens} max_tokens at batch "
-                       f"prices), by {usd(worst - settings.max_cost)}: raise --max-cost to at least {usd(worst, up=True)} "
-                       "or lower max_tokens")
-        left = settings.max_cost - sum(ledger.spent_usd(s) for s in self.recipe.stages)
-        return (max(0, math.floor(left / worst)) if worst > 0 else None), None
+            return Fit(None, None)
+        budget = Budget(settings.max_cost, self.recipe.stages,
+                        spent=sum(ledger.spent_usd(s) for s in self.recipe.stages))
+        return requests_that_fit(budget, self.recipe.sample_request(stage), price_table_for(settings))
 
 
 def describe_failures(report: DriveReport, limit: int = 3) -> list[str]:

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from factory.errors import ImportFormatError
 from factory.quality import DedupSettings, example_text, load_run_deduper, rejection
-from factory.errors import FactoryError
 from factory.quality.filters import REASON_LENGTH, FilterSettings, check, encoding_rejection
 from factory.recipes.seeds import load_eval_items
 from schemas import Example, JsonlWriter, Provenance, Rejected, RunFolder, iter_jsonl
@@ -28,10 +28,6 @@ RECIPE = "import"
 
 _INSTRUCTION_KEYS = ("instruction", "question", "prompt", "query")
 _OUTPUT_KEYS = ("output", "answer", "response", "completion")
-
-
-class ImportFormatError(FactoryError):
-    """An input file that cannot be read as instruction data; the message names file and line."""
 
 
 class ImportSettings(BaseModel):

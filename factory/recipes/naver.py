@@ -32,7 +32,7 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from factory.errors import FactoryError, SettingsError, register_secret
+from factory.errors import NaverError, NaverQuotaExceeded, SettingsError, register_secret
 from schemas import JsonlWriter, RunFolder, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,6 @@ class Snippet(BaseModel):
     title: str
     description: str
     link: str = ""
-
-
-class NaverError(FactoryError):
-    """The Naver Search API refused or failed; the message says what to change."""
-
-
-class NaverQuotaExceeded(NaverError):
-    """Today's quota of calls is used up."""
 
 
 _TAG = re.compile(r"<[^>]+>")

@@ -25,12 +25,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from factory.errors import FactoryError
+from factory.errors import SeedFileError
 from schemas import Instance, Question, SeedTask
-
-
-class SeedFileError(FactoryError):
-    """A seed, keyword or evaluation file that cannot be used as it is."""
 
 
 def _lines(path: str | Path, what: str) -> Iterator[tuple[int, str]]:

@@ -18,6 +18,7 @@ import random
 from typing import Any
 
 from factory.engine import ChatRequest, ChatResult
+from factory.engine.structured import json_schema_format
 from factory.recipes.base import (
     REASON_PARSE,
     REASON_TRUNCATED,
@@ -28,14 +29,20 @@ from factory.recipes.base import (
     StagePlan,
     ceil_div,
     cost_share,
-    json_schema_format,
     per_request_range,
     render_examples,
     sample_indices,
 )
 from factory.recipes.journal import JournalEntry
 from factory.recipes.templates import Template, load_template
-from factory.recipes.textparse import ParseError, TaskDraft, extract_json, no_input, parse_task_list, salvage_array_items
+from factory.recipes.textparse import (
+    ParseError,
+    TaskDraft,
+    extract_json,
+    no_input,
+    parse_task_list,
+    salvage_array_items,
+)
 from factory.engine.tokens import get_estimator
 from schemas import Example, Provenance, Rejected, SeedTask, iter_jsonl
 

@@ -22,17 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.errors import SettingsError
+from factory.errors import TemplateError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 LANGS = ("ko", "en")
 
 _SECTION = re.compile(r"^--- ([a-z_]+(?::[a-z_]+)?) ---[ \t]*$", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-
-
-class TemplateError(SettingsError):
-    """A prompt template that cannot be used; the message names the file and what to fix."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from factory.quality import Deduper, rejection
 from factory.engine import ChatRequest, ChatResult
+from factory.engine.structured import json_schema_format
 from factory.recipes.base import (
     REASON_PARSE,
     REASON_TRUNCATED,
@@ -37,7 +38,6 @@ from factory.recipes.base import (
     StagePlan,
     ceil_div,
     cost_share,
-    json_schema_format,
     per_request_range,
     share_range,
     sample_indices,

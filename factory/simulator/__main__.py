@@ -2,7 +2,7 @@
 
 import sys
 
-from .cli import build_parser
+from factory.commands.simulate import build_parser
 
 args = build_parser().parse_args()
 sys.exit(args.func(args))

@@ -31,8 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args
-from factory.errors import FactoryError
+from factory.engine import EngineSettings, add_engine_arguments, engine_settings_from_args, usd
 from judge.answering import AnswerError, RemoteAnswerSettings, answer_run
 from schemas import RunFolder
 
@@ -71,21 +70,14 @@ def settings_from_args(args: argparse.Namespace) -> tuple[RemoteAnswerSettings, 
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        settings, engine = settings_from_args(args)
-        counts, before = answer_run(args.run, settings, engine)
-    except FactoryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to continue", file=sys.stderr)
-        return 130
+    settings, engine = settings_from_args(args)
+    counts, before = answer_run(args.run, settings, engine)
     out = RunFolder(args.run).answers
     label = settings.label
     if counts.answered == counts.failed == counts.unfinished == 0:
         print(f"{label}: every question of {settings.questions} already answered in {out}")
         return 0
-    cost = "unknown (no price for this model)" if counts.cost_usd is None else f"${counts.cost_usd:.4f}"
+    cost = "unknown (no price for this model)" if counts.cost_usd is None else usd(counts.cost_usd)
     print(f"{label}: answered {counts.answered} questions ({counts.turns} turns, {counts.cached} from the ledger) "
           f"with {settings.model} at {settings.endpoint}; {before} answered before; spent {cost} -> {out}")
     if counts.failed:

@@ -21,14 +21,13 @@ rerun), the report shows what is; 2 an input or a setting to fix; 130 interrupte
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 
 from factory.batch import add_batch_arguments, batch_settings_from_args
-from factory.errors import FactoryError, FatalAPIError
-from factory.engine.settings import add_engine_arguments, engine_settings_from_args
+from factory.engine import add_engine_arguments, engine_settings_from_args, wants_structured
+from judge.errors import structured_hint
 from judge.compare.analysis import MIN_ROUNDS
 from judge.compare.run import CompareSettings, run_compare
 from judge.compare.language import HANGUL_THRESHOLD
@@ -84,21 +83,11 @@ def settings_from_args(args: argparse.Namespace) -> CompareSettings:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        settings = settings_from_args(args)
-        engine_settings = engine_settings_from_args(argparse.Namespace(**{**vars(args), "model": settings.judge_model}))
-        batch = batch_settings_from_args(args) if settings.batch else None
+    settings = settings_from_args(args)
+    engine_settings = engine_settings_from_args(argparse.Namespace(**{**vars(args), "model": settings.judge_model}))
+    batch = batch_settings_from_args(args) if settings.batch else None
+    with structured_hint(wants_structured(settings.structured, settings.judge_model)):
         counts, result, skipped = run_compare(args.out, settings, engine_settings, batch)
-    except FatalAPIError as e:
-        print(f"error: {e} (if the endpoint does not take response_format json_schema, rerun with --structured no)",
-              file=sys.stderr)
-        return 2
-    except (FactoryError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to continue", file=sys.stderr)
-        return 130
     g = result["grading"]
     print(f"judge {settings.judge_model}: {len(result['models']) - 1} models vs {settings.baseline}, "
           f"{g['planned']} comparisons ({g['scored']} scored, {g['unscored']} unscored, {g['missing']} not graded yet)")

@@ -31,14 +31,12 @@ replies in rounds.py).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from factory.batch import add_batch_arguments, batch_settings_from_args
-from factory.errors import FactoryError, FatalAPIError
-from factory.recipes.base import wants_structured
-from factory.engine.settings import EngineSettings, add_engine_arguments, engine_settings_from_args
+from factory.engine import add_engine_arguments, engine_settings_from_args, EngineSettings, wants_structured
+from judge.errors import structured_hint
 from judge.grading.settings import JudgeSettings, load_judge_settings
 from judge.grading.run import grade_run, summary_lines
 from judge.grading.plan import MODES
@@ -92,25 +90,11 @@ def engine_settings_for(args: argparse.Namespace, judge: JudgeSettings) -> Engin
 
 
 def main(args: argparse.Namespace) -> int:
-    structured = True
-    try:
-        settings = judge_settings_from_args(args)
-        structured = wants_structured(settings.structured, settings.judge_model)
-        engine_settings = engine_settings_for(args, settings)
-        batch = batch_settings_from_args(args) if settings.batch else None
+    settings = judge_settings_from_args(args)
+    engine_settings = engine_settings_for(args, settings)
+    batch = batch_settings_from_args(args) if settings.batch else None
+    with structured_hint(wants_structured(settings.structured, settings.judge_model)):
         outcome = grade_run(args.run, settings, engine_settings, batch)
-    except FatalAPIError as e:
-        hint = ""
-        if structured and e.status == 400:
-            hint = " (if the endpoint does not take response_format json_schema, rerun with --structured no)"
-        print(f"error: {e}{hint}", file=sys.stderr)
-        return 2
-    except FactoryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to continue", file=sys.stderr)
-        return 130
     print("\n".join(summary_lines(args.run, outcome, settings)))
     c = outcome.counts
     if c.stopped_reason == "interrupted":

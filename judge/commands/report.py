@@ -8,13 +8,11 @@ other stages such as the cost report, are kept).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from factory.cost import ReportError
 from judge.reports import stats
 from judge.reports.scores import write_report
-from schemas import RunFolderError
+from schemas import SettingsError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,16 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def main(args: argparse.Namespace) -> int:
     if args.resamples < 1:
-        print("error: --resamples must be at least 1", file=sys.stderr)
-        return 2
+        raise SettingsError("--resamples must be at least 1")
     if not 0 < args.confidence < 1:
-        print("error: --confidence must be between 0 and 1, e.g. 0.95", file=sys.stderr)
-        return 2
-    try:
-        out = write_report(args.run, questions=args.questions, n_resamples=args.resamples,
-                           confidence=args.confidence, seed=args.seed)
-    except (ReportError, RunFolderError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise SettingsError("--confidence must be between 0 and 1, e.g. 0.95")
+    out = write_report(args.run, questions=args.questions, n_resamples=args.resamples,
+                       confidence=args.confidence, seed=args.seed)
     print(f"wrote {out.scores_md}, {out.summary_json}" + "".join(f", {c}" for c in out.charts))
     return 0

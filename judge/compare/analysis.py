@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from factory.engine.ledger import Ledger
+from factory.engine import Ledger
 from judge.compare.bt import CONFIDENCE, STRONG_WEIGHT, Game, bootstrap, fit, game_from_preference, win_probability
 from judge.compare.cost import RunCost, ledger_costs, model_cost
 from judge.compare.inputs import CompareInputs

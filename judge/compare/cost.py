@@ -20,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.engine.ledger import Ledger
+from factory.engine import Ledger
 from schemas import RunFolder
 
 JUDGE_STAGE = "judge"

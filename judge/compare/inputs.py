@@ -16,8 +16,7 @@ from pathlib import Path
 
 from judge.grading.inputs import _recorded_question_files, read_answers
 from judge.grading.settings import GradeError
-from schemas import Answer, Question
-from schemas.evalset import EvalSetError, load_questions
+from schemas import Answer, EvalSetError, Question, load_questions
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from factory.engine import usd
+
 # kind -> how a figure is shown; "-" is a figure that does not exist (unknown cost, no score yet)
 KINDS = ("pct", "share", "int", "usd")
 
@@ -19,7 +21,7 @@ def fmt(value: Any, kind: str) -> str:
     if kind == "int":
         return f"{value:.0f}"
     if kind == "usd":
-        return f"${value:.4f}" if abs(value) < 1 else f"${value:,.2f}"
+        return usd(value)
     raise ValueError(f"unknown figure kind {kind!r}; one of {KINDS}")
 
 

@@ -20,10 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from factory.batch import BatchSettings
-from factory.engine import Engine
-from factory.engine.ledger import Ledger
-from factory.engine.settings import EngineSettings
-from factory.recipes.base import wants_structured
+from factory.engine import Engine, EngineSettings, Ledger, wants_structured
 from judge.compare.analysis import MIN_ROUNDS, AnalysisOptions, analyse
 from judge.compare.inputs import CompareInputs, load_compare_inputs
 from judge.compare.language import HANGUL_THRESHOLD

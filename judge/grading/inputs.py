@@ -10,8 +10,17 @@ from pathlib import Path
 from judge.grading.settings import GradeError, JudgeSettings
 from judge.grading.plan import GradingItem
 from judge.grading.verdicts import judgment_key
-from schemas import Answer, JsonlError, Judgment, Question, RunFolder, RunFolderError, read_jsonl
-from schemas.evalset import EvalSetError, load_questions
+from schemas import (
+    Answer,
+    EvalSetError,
+    JsonlError,
+    Judgment,
+    Question,
+    RunFolder,
+    RunFolderError,
+    load_questions,
+    read_jsonl,
+)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from judge.errors import PromptError
 from schemas import Answer, Question
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"  # judge/prompts/<lang>/<name>.txt
@@ -57,10 +58,6 @@ def response_format(expects: Expects) -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {"name": f"judge_{expects}", "strict": True, "schema": schema},
     }
-
-
-class PromptError(ValueError):
-    """A grading prompt that cannot be built: a missing template, turn, answer or reference."""
 
 
 _SECTION = re.compile(r"^--- (system|user) ---[ \t]*$", re.MULTILINE)

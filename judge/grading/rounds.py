@@ -12,9 +12,7 @@ from typing import Literal, TextIO
 import httpx
 
 from factory.batch import BatchSettings, batch_client, run_batch
-from factory.engine import ChatRequest, ChatResult, Engine
-from factory.engine.ledger import Ledger
-from factory.engine.settings import EngineSettings
+from factory.engine import ChatRequest, ChatResult, Engine, EngineSettings, Ledger
 from judge.grading.inputs import Todo
 from judge.grading.settings import STAGE, GradeError
 from judge.grading.parse import Unparsed

@@ -21,10 +21,7 @@ import anyio
 import httpx
 
 from factory.batch import BatchSettings
-from factory.engine import Engine
-from factory.engine.ledger import Ledger
-from factory.recipes.base import wants_structured
-from factory.engine.settings import EngineSettings
+from factory.engine import Engine, EngineSettings, Ledger, usd, wants_structured
 from judge.grading.inputs import load_inputs, left_to_grade
 from judge.grading.rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
 from judge.grading.settings import SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
@@ -112,7 +109,7 @@ def _skipped_summary(skipped: Sequence[str]) -> str:
 
 
 def _usd(value: float | None) -> str:
-    return "an unknown amount (a price is missing: give --price-input/--price-output)" if value is None else f"${value:.4f}"
+    return "an unknown amount (a price is missing: give --price-input/--price-output)" if value is None else usd(value)
 
 
 def summary_lines(run: Path, outcome: GradeOutcome, settings: JudgeSettings) -> list[str]:

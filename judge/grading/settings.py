@@ -8,15 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from factory.batch import BatchSettings
-from factory.errors import FactoryError
-from factory.engine.settings import EngineSettings, load_settings
+from factory.engine import EngineSettings, load_settings
+from judge.errors import GradeError
 
 STAGE = "judge"
 SECTION = "judge"
-
-
-class GradeError(FactoryError):
-    """An input or a setting the user must fix; nothing was sent."""
 
 
 class JudgeSettings(BaseModel):

@@ -28,22 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory.errors import FactoryError
-from factory.cost import (
-    seconds,
-    usd,
-    write_cost_report,
-)
-from factory.simulator.text import MARKER as SIMULATED_MARKER
+from factory import FactoryError
+from factory.cost import seconds, write_cost_report
+from factory.engine import budget_use, usd
+from factory.simulator import MARKER as SIMULATED_MARKER
+from judge.errors import OverviewError
 from judge.grading import settings as grade
 from judge.reports import scores as score_report
 from judge.reports.training import TrainingReportError, write_training_report
 from schemas import RunFolder, RunFolderError
-
-
-
-class OverviewError(Exception):
-    """A run the overview cannot report on; the message says what to do."""
 
 
 @dataclass
@@ -114,8 +107,7 @@ def judge_budget(config: dict[str, Any], cost: dict[str, Any] | None) -> dict[st
     for r in cost["by_stage"]:
         if r["stage"] == grade.STAGE:
             spent = r["cost_usd"]
-    return {"command": "judge grade", "stages": [grade.STAGE], "max_cost_usd": float(max_cost), "spent_usd": spent,
-            "used_share": None if spent is None else spent / float(max_cost)}
+    return budget_use("judge grade", [grade.STAGE], float(max_cost), spent)
 
 
 def headline(summary: dict[str, Any], config: dict[str, Any], *, simulated: bool) -> dict[str, Any]:

@@ -14,13 +14,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from judge.errors import TrainingReportError
 from schemas import RunFolder, RunFolderError
 
 CHART_FILE = "training.png"
-
-
-class TrainingReportError(Exception):
-    """A metrics file the report cannot read; the message says what to do."""
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

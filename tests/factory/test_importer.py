@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from factory.commands import importer
 from schemas import Example, Rejected, read_jsonl
 
 ALPACA = [
@@ -22,10 +20,9 @@ ALPACA = [
 
 
 def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="factory")
-    importer.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    from factory.__main__ import main
+
+    return main(list(argv))
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

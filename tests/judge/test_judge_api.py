@@ -19,10 +19,11 @@ from test_grade_support import (
 )
 
 import judge
-from factory.errors import FactoryError, SettingsError
+from factory.errors import SettingsError
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
 from judge.api import GradeResult, ReportResult
+from schemas import UserError
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -80,7 +81,7 @@ def test_bad_settings_raise_the_commands_errors(tmp_path: Path, capsys, flags: l
     run, qfile = make_run(tmp_path, pick_questions(2))
     assert main(["grade", "--run", str(run), "--questions", str(qfile), *flags]) == 2
     printed = capsys.readouterr().err.strip().removeprefix("error: ")
-    with pytest.raises(FactoryError) as caught:
+    with pytest.raises(UserError) as caught:  # the command prints it as one line and exits 2
         judge.grade(run, questions=qfile, **kwargs)
     assert str(caught.value) == printed.replace("(from command line)", "(from the call)")
     assert not (run / "eval" / "judgments.jsonl").exists()

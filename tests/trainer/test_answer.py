@@ -4,7 +4,6 @@ conversation, one answer per question, resume, adapters, and clear errors."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import tomllib
 from pathlib import Path
@@ -22,7 +21,6 @@ from trainer.answering import (
     stop_token_ids,
     temperature_for,
 )
-from trainer.commands import answer as answer_cmd
 from trainer.tiny import build_tiny
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,11 +36,9 @@ def evalset(n_per_lang: int = 4) -> list[Question]:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    answer_cmd.add_parser(sub)
-    args = parser.parse_args(["answer", *argv])
-    return args.func(args)
+    from trainer.__main__ import main
+
+    return main(["answer", *argv])
 
 
 @pytest.fixture(scope="module")

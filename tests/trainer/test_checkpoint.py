@@ -24,7 +24,8 @@ from trainer.checkpoint import (
     remove_partial,
     restore_rng,
 )
-from trainer.loop import TrainError, check_can_resume, train
+from trainer.checkpoint import check_can_resume
+from trainer.loop import TrainError, train
 from trainer.metrics import read_metrics
 from trainer.settings import TrainSettings
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import trainer.loop
+import trainer.model
 from schemas import Example, write_jsonl
 from trainer.__main__ import build_parser, main
 from trainer.settings import SettingsError, TrainSettings, load_settings, parse_overrides
@@ -52,7 +53,7 @@ def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded before the settings were checked")
 
-    monkeypatch.setattr(trainer.loop, "load_model", refuse)
+    monkeypatch.setattr(trainer.model, "load_model", refuse)  # the loop's setup_model loads through it
     monkeypatch.setattr(trainer.loop, "load_tokenizer", refuse)
 
 

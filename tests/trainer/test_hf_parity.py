@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 
 from trainer_examples import write_examples
-from trainer.loop import plan_steps, prepare_data, train
+from trainer.data import prepare_data
+from trainer.loop import train
+from trainer.packing import plan_steps
 from trainer.model import load_tokenizer
 from trainer.settings import TrainSettings
 

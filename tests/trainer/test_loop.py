@@ -16,7 +16,8 @@ import torch
 from trainer_examples import write_examples
 from trainer.attention import use_packed_attention
 from trainer.data import TokenizedExample
-from trainer.loop import build_scheduler, lr_multiplier, plan_steps, train, train_step
+from trainer.loop import build_scheduler, lr_multiplier, train, train_step
+from trainer.packing import plan_steps
 from trainer.loss import supervised_loss_sum
 from trainer.metrics import read_metrics
 from trainer.model import add_lora

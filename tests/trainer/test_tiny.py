@@ -93,8 +93,9 @@ def test_the_tiny_command_builds_a_folder(tmp_path: Path, capsys) -> None:
 def test_the_tiny_command_refuses_a_file_as_out(tmp_path: Path, capsys) -> None:
     target = tmp_path / "file.txt"
     target.write_text("x")
-    args = _cli(["tiny", "--out", str(target)])
-    assert args.func(args) == 2
+    from trainer.__main__ import main
+
+    assert main(["tiny", "--out", str(target)]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err
 
 

@@ -7,13 +7,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from trainer import answering
-from trainer.answering import ANSWER_FIELDS, AnswerError, answer_run, answer_values, resolve_settings
-from trainer.gguf_model import GgufError
+from trainer.answering import ANSWER_FIELDS, answer_run, answer_values, resolve_settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,12 +38,8 @@ def _values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        settings = resolve_settings(args.run, _values(args))
-        outcome = answer_run(args.run, settings)
-    except (AnswerError, GgufError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    settings = resolve_settings(args.run, _values(args))
+    outcome = answer_run(args.run, settings)
     if not outcome.answered:
         print(f"{outcome.label}: all {outcome.questions} questions already answered in {outcome.path}")
         return 0

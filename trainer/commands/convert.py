@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from trainer import gguf_model
@@ -25,17 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        if args.out is None:
-            out = converted_folder(args.gguf)
-        elif args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-            raise GgufError(f"{args.out} exists and is not an empty folder: pass a new --out folder")
-        else:
-            if args.out.exists():
-                args.out.rmdir()  # empty: convert() publishes by renaming onto this name
-            out = convert(gguf_path(args.gguf), args.out)
-    except GgufError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.out is None:
+        out = converted_folder(args.gguf)
+    elif args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise GgufError(f"{args.out} exists and is not an empty folder: pass a new --out folder")
+    else:
+        if args.out.exists():
+            args.out.rmdir()  # empty: convert() publishes by renaming onto this name
+        out = convert(gguf_path(args.gguf), args.out)
     print(f"{out}: a Hugging Face model folder; pass it as --model {out}")
     return 0

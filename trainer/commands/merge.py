@@ -9,12 +9,9 @@ otherwise. The merge is trainer/merging.py.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from trainer.gguf_model import GgufError
-from trainer.merging import DTYPES, MergeError, merge_run
-from trainer.model import ModelLoadError
+from trainer.merging import DTYPES, merge_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,13 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def main(args: argparse.Namespace) -> int:
-    from trainer.settings import SettingsError
-
-    try:
-        dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
-        out = merge_run(args.run, model=args.model, out=args.out, dtype=dtype)
-    except (MergeError, SettingsError, ModelLoadError, GgufError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
+    out = merge_run(args.run, model=args.model, out=args.out, dtype=dtype)
     print(f"wrote the merged model to {out}")
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from trainer import tiny
 from trainer.tiny import DEFAULT_SHAPE, build_tiny
+from trainer.errors import SettingsError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,12 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def main(args: argparse.Namespace) -> int:
     if args.layers < 1 or args.hidden < 1:
-        print("error: --layers and --hidden must be positive integers", file=sys.stderr)
-        return 2
+        raise SettingsError("--layers and --hidden must be positive integers")
     out = args.out
     if out.exists() and not out.is_dir():
-        print(f"error: --out {out} is a file; give a folder", file=sys.stderr)
-        return 2
+        raise SettingsError(f"--out {out} is a file; give a folder")
     build_tiny(out, seed=args.seed, num_hidden_layers=args.layers, hidden_size=args.hidden)
     print(f"wrote a tiny Gemma model and tokenizer to {out}")
     return 0

@@ -5,10 +5,9 @@ before any model loads."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from trainer.training import USER_ERRORS, is_main_process, train_run
+from trainer.training import is_main_process, train_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,15 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def main(args: argparse.Namespace) -> int:
     from trainer.settings import load_settings, parse_overrides
 
-    try:
-        overrides = parse_overrides(list(getattr(args, "overrides", []) or []))
-        if args.data is not None:
-            overrides["data"] = str(args.data)
-        settings = load_settings(args.config, overrides)
-        result = train_run(args.run, settings, max_steps_this_run=args.max_steps_this_run)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    overrides = parse_overrides(list(getattr(args, "overrides", []) or []))
+    if args.data is not None:
+        overrides["data"] = str(args.data)
+    settings = load_settings(args.config, overrides)
+    result = train_run(args.run, settings, max_steps_this_run=args.max_steps_this_run)
     if is_main_process():
         if result.finished:
             print(f"done: {result.step} steps; adapter in {result.adapter_dir}")

@@ -7,8 +7,7 @@ import pytest
 from batch_fakes import MODEL, ROOT, go, make_requests, sim_stats, write_input
 
 from factory.__main__ import main
-from factory.batch import BatchBudgetError
-from factory.batch.stats import usd
+from factory.engine.money import usd
 from factory.engine.pricing import PriceTable
 from factory.simulator import SimConfig, run_simulator
 from factory.simulator.batch_config import BatchSimConfig
@@ -26,7 +25,7 @@ def worst(requests) -> float:
 @pytest.mark.parametrize(("amount", "shown"), [(0.00005, "$0.00005"), (1.5, "$1.50"), (12, "$12.00"),
                                                (0.000123456789, "$0.000123456789"), (0.1 + 0.2, "$0.30")])
 def test_money_is_shown_with_every_digit_it_has(amount, shown):
-    assert usd(amount) == shown
+    assert usd(amount, exact=True) == shown
 
 
 def test_rounding_up_a_suggested_budget_never_goes_below_the_need():
@@ -48,8 +47,8 @@ def test_a_budget_covers_the_spending_of_its_stages_and_no_others(ledger):
         stats, results = go(url, ledger, answers, max_cost=limit, budget_stages=("questions", "answers"))
     assert spent_j > 0 and 0 < stats.done < 6 and stats.left_over == 6 - stats.done == 6 - len(results)
     note = stats.budget_note
-    assert f"--max-cost {usd(limit)} (covering stages answers, questions)" in note
-    assert f"({usd(spent_q)} spent;" in note  # the judge's spending is not counted
+    assert f"--max-cost {usd(limit, exact=True)} (covering stages answers, questions)" in note
+    assert f"({usd(spent_q, exact=True)} spent;" in note  # the judge's spending is not counted
     assert ledger.spent_usd("questions") + ledger.spent_usd("answers") <= limit
 
 
@@ -72,6 +71,6 @@ def test_generate_batch_with_a_budget_below_one_request_says_so_not_that_it_is_s
         sent = sim_stats(url)["files_uploaded"]
     out = capsys.readouterr().out
     assert code == 1 and sent == 0
-    assert re.search(r"--max-cost \$0\.00005 is smaller than the worst case of one self-instruct request, "
+    assert re.search(r"--max-cost \$0\.00005 \(covering stage self-instruct\) is smaller than the worst case of one self-instruct request, "
                      r"\$0\.\d+ .* by \$0\.\d+: raise --max-cost to at least \$0\.\d+", out), out
     assert "is spent" not in out and "rerun the same command to continue" not in out

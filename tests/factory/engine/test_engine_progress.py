@@ -101,7 +101,7 @@ def test_the_limiter_names_the_limit_a_request_waits_for(rpm, tpm, expected):
 def test_a_paused_limiter_and_a_waiting_budget_are_named(make_engine):
     import anyio
 
-    from factory.engine.limiter import Budget
+    from factory.engine.budget import Budget
 
     engine = make_engine(FakeAPI(), max_concurrency=4)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from factory.engine.limiter import AdaptiveConcurrency, Budget, RateLimiter, TokenBucket, parse_reset, wait_hint
+from factory.engine.budget import Budget
+from factory.engine.limiter import AdaptiveConcurrency, RateLimiter, TokenBucket, parse_reset, wait_hint
 
 
 class Clock:

@@ -15,7 +15,8 @@ from factory.engine import ChatResult
 from factory.quality.filters import FilterSettings
 from factory.generation import Resolved, build_recipe
 from factory.recipes.seeds import detect_lang
-from factory.recipes.base import YieldWindow, wants_structured
+from factory.engine import wants_structured
+from factory.recipes.base import YieldWindow
 from factory.recipes.driver import Driver
 from factory.recipes.journal import Journal
 from factory.recipes.naver import NaverSettings

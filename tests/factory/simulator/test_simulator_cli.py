@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from factory.simulator import SimConfig, run_simulator, run_simulator_process
-from factory.simulator.cli import add_parser, config_from_args, main
+from factory.commands.simulate import add_parser, config_from_args, main
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -10,11 +10,11 @@ import signal
 import sys
 from typing import Any
 
-from .batch_config import BatchSimConfig, add_batch_arguments, batch_config_from_args
-from .config import API_KEY_ENV, SimConfig, SimConfigError
-from .faults import KINDS, FaultSpecError, parse_rates
-from .instructions import DEFAULT_DUPLICATE_SHARE
-from .server import BANNER, Simulator, SimulatorError
+from factory.simulator.batch_config import BatchSimConfig, add_batch_arguments, batch_config_from_args
+from factory.simulator.config import API_KEY_ENV, SimConfig, SimConfigError
+from factory.simulator.faults import KINDS, FaultSpecError, parse_rates
+from factory.simulator.instructions import DEFAULT_DUPLICATE_SHARE
+from factory.simulator.server import BANNER, Simulator, SimulatorError
 
 DEFAULT_PORT = 8800
 

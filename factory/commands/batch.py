@@ -33,7 +33,7 @@ from factory.batch.ledger import BatchLedger
 from factory.batch.run import find_lost_batches
 from factory.errors import SettingsError
 from factory.engine.ledger import Ledger
-from factory.commands.send import read_requests, responses_writer
+from factory.request_files import read_requests, responses_writer
 from factory.engine.settings import (
     EngineSettings,
     add_engine_arguments,
