@@ -29,7 +29,7 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -46,6 +46,7 @@ from schemas import (
 )
 from trainer.errors import AnswerError
 from trainer.gguf_model import record_model
+from trainer.metrics import AnswerProgress, AnswerProgressBar
 from trainer.model import (
     ModelLoadError,
     default_device,
@@ -287,9 +288,11 @@ class AnswerOutcome:
     seconds: float
 
 
-def answer_run(run: Path, settings: AnswerSettings) -> AnswerOutcome:
+def answer_run(run: Path, settings: AnswerSettings, *, progress_bar: bool = False,
+               progress_stream: TextIO | None = None) -> AnswerOutcome:
     """Answer the questions `settings.label` has not answered yet in `run` (settings from
-    `resolve_settings`), appending to RUN/eval/answers.jsonl after every batch."""
+    `resolve_settings`), appending to RUN/eval/answers.jsonl after every batch. The progress is a
+    status line on `progress_stream` (stderr), or a tqdm bar (`progress_bar`: in a notebook)."""
     out = RunFolder(run).answers
     label = str(settings.label)
     try:
@@ -308,7 +311,16 @@ def answer_run(run: Path, settings: AnswerSettings) -> AnswerOutcome:
                                         device=settings.device, dtype=settings.dtype)
     record_model(run, f"{SECTION}-{label}", str(settings.model))
     t0 = time.perf_counter()
-    with JsonlWriter(out) as writer:
-        n = answer_questions(model, tokenizer, todo, label=label, max_new_tokens=settings.max_new_tokens,
-                             batch_size=settings.batch_size, sampling=settings.sampling, on_answers=writer.append)
+    progress = (AnswerProgressBar if progress_bar else AnswerProgress)(len(todo), label, progress_stream)
+
+    def on_answers(answers: list[Answer]) -> None:
+        writer.append(answers)
+        progress.update(len(answers), sum(sum(a.tokens) for a in answers))
+
+    try:
+        with JsonlWriter(out) as writer:
+            n = answer_questions(model, tokenizer, todo, label=label, max_new_tokens=settings.max_new_tokens,
+                                 batch_size=settings.batch_size, sampling=settings.sampling, on_answers=on_answers)
+    finally:
+        progress.close()
     return AnswerOutcome(label, n, len(done), len(questions), out, time.perf_counter() - t0)

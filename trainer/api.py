@@ -71,6 +71,15 @@ class TrainOutcome:
         return train_metrics(self.run)
 
 
+def _wants_bar(progress: str) -> bool:
+    """Whether the progress is a tqdm bar: asked for, or "auto" in a notebook where tqdm is installed."""
+    if progress not in ("auto", "bar", "line"):
+        raise SettingsError(f"progress={progress!r}: use 'auto', 'bar' or 'line'")
+    if progress == "bar" and find_spec("tqdm") is None:
+        raise SettingsError("progress='bar' needs tqdm: pip install 'instruct-factory[notebook]' (or progress='line')")
+    return progress == "bar" or (progress == "auto" and _in_notebook() and find_spec("tqdm") is not None)
+
+
 def train(run: str | Path, *, config: str | Path | None = None, settings: TrainSettings | None = None,
           max_steps_this_run: int | None = None, progress: Literal["auto", "bar", "line"] = "auto",
           **overrides: Any) -> TrainOutcome:
@@ -84,30 +93,28 @@ def train(run: str | Path, *, config: str | Path | None = None, settings: TrainS
     """
     from trainer.training import train_run
 
-    if progress not in ("auto", "bar", "line"):
-        raise SettingsError(f"progress={progress!r}: use 'auto', 'bar' or 'line'")
-    if progress == "bar" and find_spec("tqdm") is None:
-        raise SettingsError("progress='bar' needs tqdm: pip install 'instruct-factory[notebook]' (or progress='line')")
+    bar = _wants_bar(progress)
     # As in factory.generate and judge.grade: a settings object stands for the config's table.
     table = Path(config) if config is not None and settings is None else None
     resolved = load_settings(table, overrides, base=settings, given_as=GIVEN_AS)
-    result = train_run(Path(run), resolved, max_steps_this_run=max_steps_this_run,
-                       progress_bar=progress == "bar" or (progress == "auto" and _in_notebook()
-                                                          and find_spec("tqdm") is not None))
+    result = train_run(Path(run), resolved, max_steps_this_run=max_steps_this_run, progress_bar=bar)
     return TrainOutcome(run=Path(run), step=result.step, total_steps=result.total_steps,
                         adapter_dir=result.adapter_dir, losses=dict(result.losses))
 
 
 def answer(run: str | Path, *, questions: str | Path | None = None, adapter: str | Path | None = None,
            model: str | None = None, label: str | None = None, config: str | Path | None = None,
-           settings: AnswerSettings | None = None, **options: Any) -> AnswerOutcome:
+           settings: AnswerSettings | None = None, progress: Literal["auto", "bar", "line"] = "auto",
+           **options: Any) -> AnswerOutcome:
     """Answer an evaluation set with the base model (`model`, default: the adapter's base or the run's
     [train].model), plus `adapter` when given, batched; append to RUN/eval/answers.jsonl under
     `label` (default "lora" with an adapter, "base" without). A call again answers only what is left.
 
     Other keyword arguments: the fields of AnswerSettings (`max_new_tokens`, `batch_size`,
-    `sampling`, `seed`, `device`, `dtype`). Raises AnswerError (a setting or an input to change).
+    `sampling`, `seed`, `device`, `dtype`). `progress`: "auto" (a bar in a notebook, the line on stderr
+    elsewhere), "bar" or "line", as for `train`. Raises AnswerError (a setting or an input to change).
     """
+    bar = _wants_bar(progress)
     given = {"questions": questions, "adapter": adapter, "model": model, "label": label, **options}
     unknown = sorted(set(given) - set(ANSWER_FIELDS))
     if unknown:
@@ -115,7 +122,7 @@ def answer(run: str | Path, *, questions: str | Path | None = None, adapter: str
     base = settings.model_dump(exclude_none=True) if settings is not None else {}
     table = Path(config) if config is not None and settings is None else None  # the object stands for it
     values = answer_values(table, {**base, **{k: v for k, v in given.items() if v is not None}})
-    return answer_run(Path(run), resolve_settings(Path(run), values))
+    return answer_run(Path(run), resolve_settings(Path(run), values), progress_bar=bar)
 
 
 def merge(run: str | Path, *, model: str | None = None, out: str | Path | None = None,

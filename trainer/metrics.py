@@ -139,15 +139,34 @@ def format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-class Progress:
+class StatusLine:
     """A one-line status on stderr: rewritten in place on a terminal, a line per update otherwise."""
 
-    def __init__(self, total_steps: int, start_step: int, stream: TextIO | None = None) -> None:
-        self.total = total_steps
-        self.start_step = start_step
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty()
         self.t0 = time.perf_counter()
+
+    def show(self, line: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Progress(StatusLine):
+    """Training's status line: step, loss, lr, tokens/s, MFU, memory, ETA."""
+
+    def __init__(self, total_steps: int, start_step: int, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self.total = total_steps
+        self.start_step = start_step
 
     def update(self, step: int, record: dict[str, Any]) -> None:
         done = step - self.start_step
@@ -160,17 +179,7 @@ class Progress:
         if record.get("mfu") is not None:
             parts.append(f"MFU {100 * record['mfu']:.1f}%")
         parts += [f"{record['peak_gib']:.1f} GiB", f"ETA {format_duration(eta)}"]
-        line = " | ".join(parts)
-        if self.tty:
-            self.stream.write("\r\033[K" + line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.show(" | ".join(parts))
 
 
 class ProgressBar(Progress):
@@ -191,6 +200,44 @@ class ProgressBar(Progress):
         self._bar.n = step
         self._bar.set_postfix_str(", ".join(parts), refresh=False)
         self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class AnswerProgress(StatusLine):
+    """Answering's status line: questions answered of those asked, tokens/s, ETA."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self.total, self.label = total, label
+        self.done = self.tokens = 0
+
+    def update(self, questions: int, tokens: int) -> None:
+        """`questions` more answered, with `tokens` generated tokens."""
+        self.done += questions
+        self.tokens += tokens
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("inf")
+        self.show(f"answers {self.label}: {self.done}/{self.total} questions | "
+                  f"{self.tokens / max(elapsed, 1e-9):,.0f} tok/s | ETA {format_duration(eta)}")
+
+
+class AnswerProgressBar(AnswerProgress):
+    """The same as a tqdm bar (a widget in a notebook)."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        super().__init__(total, label, stream)
+        from tqdm.auto import tqdm
+
+        self._bar: Any = tqdm(total=total, desc=f"answering ({label})", unit="question", dynamic_ncols=True)
+
+    def update(self, questions: int, tokens: int) -> None:
+        self.done += questions
+        self.tokens += tokens
+        self._bar.set_postfix_str(f"{self.tokens / max(time.perf_counter() - self.t0, 1e-9):,.0f} tok/s",
+                                  refresh=False)
+        self._bar.update(questions)
 
     def close(self) -> None:
         self._bar.close()

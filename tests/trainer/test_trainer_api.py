@@ -32,7 +32,7 @@ def test_the_api_names_are_functions_not_modules() -> None:
     assert {f.__module__ for f in (trainer.train, trainer.answer, trainer.merge)} == {"trainer.api"}
 
 
-def test_train_answer_merge(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_train_answer_merge(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
     run = tmp_path / "run"
     write_examples(run / "examples.jsonl", 30)
     out = trainer.train(run, model=str(tiny_model_dir), progress="line", **SMALL)
@@ -45,7 +45,12 @@ def test_train_answer_merge(tmp_path: Path, tiny_model_dir: Path) -> None:
 
     questions = read_jsonl(ROOT / "evalsets" / "en.jsonl", Question)[:3]
     write_jsonl(tmp_path / "q.jsonl", questions)
-    base = trainer.answer(run, questions=tmp_path / "q.jsonl", max_new_tokens=4, batch_size=4, sampling="greedy")
+    capsys.readouterr()
+    base = trainer.answer(run, questions=tmp_path / "q.jsonl", max_new_tokens=4, batch_size=2, sampling="greedy",
+                          progress="line")
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("answers base:")]
+    assert [x.split(" | ")[0] for x in lines] == ["answers base: 2/3 questions", "answers base: 3/3 questions"]
+    assert all("tok/s" in x and "ETA" in x for x in lines), "the same status as training: pace and ETA"
     lora = trainer.answer(run, questions=tmp_path / "q.jsonl", adapter=out.adapter_dir, max_new_tokens=4,
                           sampling="greedy")
     assert (base.label, base.answered, lora.label, lora.answered) == ("base", 3, "lora", 3)
@@ -110,6 +115,17 @@ def test_the_progress_bar_draws_the_steps(tmp_path: Path) -> None:
     bar.update(3, {"loss": 1.5, "tokens_per_s": 100.0})
     bar.update(4, {"loss": 1.25, "eval_loss": 1.3, "tokens_per_s": 100.0})
     assert bar._bar.n == 4 and "loss 1.2500" in str(bar._bar) and "eval 1.3000" in str(bar._bar)
+    bar.close()
+
+
+def test_the_answers_progress_bar_counts_questions() -> None:
+    from trainer.metrics import AnswerProgressBar
+
+    bar = AnswerProgressBar(5, "lora", io.StringIO())
+    bar._bar.fp = io.StringIO()
+    bar.update(2, 40)
+    bar.update(3, 60)
+    assert bar._bar.n == 5 and bar._bar.total == 5 and "tok/s" in str(bar._bar) and "answering (lora)" in str(bar._bar)
     bar.close()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 
@@ -30,9 +29,7 @@ def _no_downloads(monkeypatch):
 
 def test_without_tiktokens_file_the_fallback_loads_at_once_and_never_downloads(monkeypatch):
     _no_downloads(monkeypatch)
-    started = time.monotonic()
-    est = get_estimator("gpt-4o")
-    assert time.monotonic() - started < 2.0
+    est = get_estimator("gpt-4o")  # (a download attempt would fail the test: see _no_downloads)
     assert est.name == FallbackEstimator.name == estimator_name("gpt-4o")
 
 
@@ -41,9 +38,7 @@ def test_a_corrupt_cached_file_falls_back_too(monkeypatch, tmp_path):
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
     (tmp_path / hashlib.sha1(url.encode()).hexdigest()).write_bytes(b"not a bpe file")
-    started = time.monotonic()
     assert get_estimator("gpt-4o").name == FallbackEstimator.name
-    assert time.monotonic() - started < 2.0
 
 
 def test_an_estimate_says_it_is_one_and_by_what():

@@ -273,10 +273,8 @@ def test_drop_closes_without_an_answer(sim):
 
 
 def test_hang_never_answers(sim):
-    started = time.monotonic()
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(httpx.ReadTimeout):  # only the client's timeout ends the wait
         httpx.post(sim + "/chat/completions", json=ask(), headers={FAULT_HEADER: "hang"}, timeout=0.3)
-    assert time.monotonic() - started < 5
     with pytest.raises(openai.APITimeoutError):
         openai.OpenAI(base_url=sim, api_key="k", max_retries=0, timeout=0.3).chat.completions.create(
             **ask(), extra_headers={FAULT_HEADER: "hang"})
