@@ -23,6 +23,10 @@ generate *args:
 simulate *args:
     {{python}} -m factory simulate "$@"
 
+# a real model on a local OpenAI-compatible server (the `local` extra): just serve-local --model smollm2 --port 8811
+serve-local *args:
+    {{python}} -m factory serve-local "$@"
+
 # train a LoRA adapter: just train --run runs/NAME [--config configs/gemma-2b-it-lora.toml]
 train *args:
     {{python}} -m trainer train "$@"

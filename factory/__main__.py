@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "factory.commands.batch",  # batch: the Batch API path
     "factory.commands.send",  # send: a JSONL file of chat requests through the engine
     "factory.commands.simulate",  # simulate: the local OpenAI-compatible simulator
+    "factory.commands.serve_local",  # serve-local: a real model on a local OpenAI-compatible server
     "factory.commands.report",  # report: what a run cost and kept (report/cost.md)
 )
 

