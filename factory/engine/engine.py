@@ -270,7 +270,9 @@ class Engine:
             why = str(stop) if isinstance(stop, FatalAPIError) else f"not retried: the run stopped ({run.stop_reason})"
             return self._failed(request, tally, why, run)
         except AttemptFailure as failure:
-            gave_up = f" (gave up after {tally.attempts} attempts)" if failure.retryable else ""
+            gave_up = (f" (gave up after {tally.attempts} attempts)" if failure.retryable
+                       else f" (gave up after {tally.attempts} attempts: the same answer each time)" if failure.repeated
+                       else "")
             log.debug("%s: failed: %s%s", label, failure.describe(), gave_up)
             if (fatal := run.repeated_failure(failure, self.settings.base_url)) is not None:
                 run.stop("fatal", fatal)
@@ -338,6 +340,8 @@ class Engine:
             except Exception as exc:  # never a cancellation: that is a BaseException
                 failure = classify(exc, model=request.model, base_url=self.settings.base_url)
                 if isinstance(failure, AttemptFailure):
+                    if (why := run.watch.failed(failure, request.key)) is not None:
+                        run.stop("fatal", FatalAPIError(why, status=failure.status, code=failure.code))
                     cost = self._after_failure(failure, plan, run, tally)
                     hold.settle(cost)
                     if cost == 0.0 and failure.usage is None:  # known not billed: nothing to count later
@@ -375,7 +379,7 @@ class Engine:
     def _after_failure(self, failure: AttemptFailure, plan: Plan, run: RunState, tally: Tally) -> float | None:
         """Limiter bookkeeping for a failed attempt; returns what it may have cost (None: the worst case)."""
         if failure.status is not None:
-            run.first_answer.set()  # the server answers: the probe is over
+            run.answered_error = True  # the server is up; the probe waits for an answer it can use
         if failure.headers is not None:
             self.rate.observe(failure.headers)
         if failure.kind == "rate_limited":
@@ -429,7 +433,11 @@ class Engine:
         return openai_client(self.settings, api_key=self._api_key, http_client=self._http_client)
 
     async def _end_probe(self, run: RunState) -> None:
+        """Open the concurrency once the probe is answered, or after PROBE_WAIT_S of silence (a slow
+        server). A server that answers only errors keeps it at one request until one succeeds."""
         with anyio.move_on_after(PROBE_WAIT_S):
+            await run.first_answer.wait()
+        if not run.first_answer.is_set() and run.answered_error:
             await run.first_answer.wait()
         self.concurrency.open()
 
