@@ -32,6 +32,9 @@ REPEATS_BEFORE_FATAL = 3
 # same stops the run. (A transient error differs from one answer to the next: OpenAI's 500s name
 # their request id.)
 SAME_ANSWER_ATTEMPTS = 3
+# Answers that are passing by their nature, however alike: rate limits, timeouts, conflicts, and a
+# gateway's or an overloaded server's (502, 503, 504).
+_PASSING = frozenset({408, 409, 429, 502, 503, 504})
 
 
 class RepeatWatch:
@@ -46,8 +49,8 @@ class RepeatWatch:
         """Note a failed attempt. Returns why the run must stop (the same answer on another request
         once one had it SAME_ANSWER_ATTEMPTS times), else None; makes the failure final when this
         request has had the answer that often."""
-        if failure.status is None or failure.kind == "rate_limited":
-            return None  # no answer to compare (connections, timeouts), or a 429, which says to wait
+        if failure.status is None or failure.status in _PASSING:
+            return None  # no answer to compare (connections, timeouts), or one that says to wait and retry
         signature = (failure.status, failure.code, str(failure))
         if signature != self.signature:
             self.signature, self.attempts, self.requests = signature, 0, {}

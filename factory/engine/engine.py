@@ -53,6 +53,7 @@ from factory.engine.retry import (
     classify,
 )
 from factory.engine.settings import EngineSettings
+from factory.engine.structured import Mode, wire_form
 from factory.engine.tokens import estimate_input
 from factory.engine.writer import LedgerWriter
 from factory.errors import FactoryError, FatalAPIError
@@ -93,6 +94,8 @@ class Engine:
         self.rate = RateLimiter(settings.rpm, settings.tpm, accounting=settings.tpm_accounting)
         self.concurrency = AdaptiveConcurrency(settings.max_concurrency, start=1)
         self.retry = RetryPolicy(settings.max_attempts)
+        # How the server takes a json_schema `response_format` (structured.choose_structured finds out).
+        self.structured_mode: Mode = "json_schema"
         self._run: RunState | None = None
         self._running = False
 
@@ -102,10 +105,12 @@ class Engine:
         on_result: OnResult,
         total: int | None = None,
         goal: Callable[[], Goal] | None = None,
+        *,
+        quiet: bool = False,
     ) -> RunStats:
         """Complete every request (each once), calling `on_result` for each result, serially.
         `total` (requests) or `goal` (what the caller counts toward, asked for at each refresh)
-        sets what the progress line projects.
+        sets what the progress line projects; `quiet`: no progress line (a probe).
 
         Raises FatalAPIError (or PriceUnknownError) after in-flight requests drained when the API
         refuses in a way every request would repeat. Requests not sent because the run stopped
@@ -115,7 +120,7 @@ class Engine:
             raise RuntimeError("this engine is already running: one run at a time (or use another Engine)")
         self._running = True
         try:
-            return await self._run_to_end(requests, on_result, total, goal)
+            return await self._run_to_end(requests, on_result, total, goal, quiet)
         except BaseExceptionGroup as group:
             # anyio's task groups wrap what a task raised (on_result, the request iterator, a
             # bug): hand the caller the exception itself when there is just one.
@@ -125,7 +130,7 @@ class Engine:
 
     async def _run_to_end(
         self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest], on_result: OnResult, total: int | None,
-        goal: Callable[[], Goal] | None,
+        goal: Callable[[], Goal] | None, quiet: bool = False,
     ) -> RunStats:
         budget = Budget(self.settings.max_cost) if self.settings.max_cost is not None else None
         run = self._run = RunState(total, budget, LedgerWriter(self.ledger))
@@ -138,7 +143,7 @@ class Engine:
             async with self._client() as client, anyio.create_task_group() as helpers:
                 helpers.start_soon(self._end_probe, run)
                 helpers.start_soon(self._watch_signals, run)
-                if self._progress:
+                if self._progress and not quiet:
                     helpers.start_soon(self._show_progress, run)
                 async with anyio.create_task_group() as core:
                     core.start_soon(self._deliver, receive, on_result, run)
@@ -258,8 +263,9 @@ class Engine:
         plan = self._plan(request, run)
         tally = Tally()
         label = f"request {request.key[:12]} ({request.stage})"
+        policy = self.retry if "max_attempts" not in request.meta else RetryPolicy(int(request.meta["max_attempts"]))
         try:
-            call = await self.retry.call(lambda: self._attempt(request, plan, client, run, tally), label,
+            call = await policy.call(lambda: self._attempt(request, plan, client, run, tally), label,
                                          lambda seconds: self._back_off(seconds, run, tally))
         except (Abandoned, FatalAPIError) as stop:
             if isinstance(stop, FatalAPIError):
@@ -298,8 +304,10 @@ class Engine:
         price = self.prices.lookup(request.model)
         worst = None if price is None else price.worst_case(estimate.tokens, request.max_output_tokens)
         budgeted = worst if run.budget is not None and worst is not None else 0.0
-        return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, budgeted,
-                    request_body(request), worst)
+        body = request_body(request)
+        if "response_format" in body:  # in the form this server takes (factory.engine.structured)
+            body["response_format"] = wire_form(body["response_format"], self.structured_mode)
+        return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, budgeted, body, worst)
 
     async def _attempt(
         self, request: ChatRequest, plan: Plan, client: openai.AsyncOpenAI, run: RunState, tally: Tally

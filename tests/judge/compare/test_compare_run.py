@@ -41,7 +41,7 @@ def test_the_leaderboard_recovers_the_planted_order_and_a_rerun_sends_nothing(tm
     fake = ScriptedJudge(planted_judge)
     counts, result, _ = run_compare(out, _settings(runs, tmp_path), ENGINE, http_client=fake.client())
     n = 2 * len(questions) * len(RUNS)  # turns x models
-    assert counts.scored == n and len(fake.bodies) == 2 * n  # both orders of every comparison
+    assert counts.scored == n and len(fake.graded) == 2 * n  # both orders of every comparison
     order = [r["name"] for r in result["models"] if not r["is_baseline"]]
     assert order == ["strong/lora", "mid/lora", "weak/lora"]
     rows = {r["name"]: r for r in result["models"]}
@@ -77,7 +77,7 @@ def test_unreadable_verdicts_stay_unscored_are_counted_and_a_rerun_grades_only_t
     assert "| unscored |" in (out / "compare.md").read_text().replace("unscored |", "unscored |")
     good = ScriptedJudge(planted_judge)
     counts, result, _ = run_compare(out, _settings(runs, tmp_path), ENGINE, http_client=good.client())
-    assert counts.already_scored == counts.planned - unscored and len(good.bodies) == 2 * unscored
+    assert counts.already_scored == counts.planned - unscored and len(good.graded) == 2 * unscored
     assert result["grading"]["unscored"] == 0
 
 
