@@ -262,3 +262,16 @@ def test_settings_come_from_the_config_file_and_flags_override_them(tmp_path: Pa
     assert len(got) == with_reference and {j.mode for j in got} == {"reference"}
     saved = tomllib.loads((run / "config.toml").read_text())["judge"]
     assert saved["mode"] == "reference" and saved["engine"]["base_url"] == url
+
+
+def test_a_llamacpp_server_grades_in_json_object_form_and_every_verdict_is_read(tmp_path: Path, capsys) -> None:
+    """llama.cpp's server refuses json_schema with a 500 and takes json_object with the schema: one failed
+    probe, then every verdict comes back in the schema's shape."""
+    run, qfile = make_run(tmp_path, pick_questions(3))
+    with run_simulator(SimConfig(seed=3, server="llamacpp")) as url:
+        assert main(grade_args(run, qfile, url)) == 0
+    out = capsys.readouterr()
+    assert "0 unscored" in out.out and "structured output" not in out.err
+    config = tomllib.loads((run / "config.toml").read_text())
+    assert config["structured"][url]["format"] == "json_object" and config["judge"]["structured"] == "yes"
+    assert judgments(run) and all(j.status == "scored" for j in judgments(run))
