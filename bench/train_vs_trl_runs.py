@@ -52,7 +52,7 @@ class RunSpec:
     lr: float = 2e-3
     max_len: int = 512
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     lora_r: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
