@@ -192,15 +192,16 @@ def summarise(runs: dict[str, list[dict[str, Any]]], base_loss: float) -> dict[s
 def table(results: dict[str, Any]) -> str:
     """The README rows (markdown), from a results file."""
     shared = results["shared_settings"]
-    header = ("| trainer | batching; attention | tokens/s | peak RSS | held-out loss after "
+    header = ("| trainer | batching; attention | threads | tokens/s | peak RSS | held-out loss after "
               f"{shared['steps']} steps | wall time of the training call |")
-    lines = [header, "|---|---|---|---|---|---|"]
+    lines = [header, "|---|---|---|---|---|---|---|"]
     ratio = results["tokens_per_s_ratio"]
     for side, row in zip(("ours", "trl"), results["rows"], strict=True):
         rate = f"{row['tokens_per_s_median']:,.1f}"
         rate = f"**{rate} ({ratio:.2f}x)**" if side == "ours" else rate
         s = row["settings"]
-        lines.append(f"| {row['trainer']} | {s['batching'].split(':')[0]}; {s['attention'].split(' (')[0]} | {rate} | "
+        lines.append(f"| {row['trainer']} | {s['batching'].split(':')[0]}; {s['attention'].split(' (')[0]} | "
+                     f"{row['torch_threads']} | {rate} | "
                      f"{row['peak_rss_mib_max']:,.0f} MiB | {row['heldout_loss_after_mean']:.3f} | "
                      f"{statistics.median(row['train_call_wall_s']):.0f} s |")
     return "\n".join(lines)
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --rounds >= 1, --warmup-steps >= 1, --steps > --warmup-steps, --profile-steps >= 0",
               file=sys.stderr)
         return 2
+    import torch
+
+    torch.set_num_threads(args.threads)  # the checks and held-out losses here: the runs' thread count
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     load_start = round(os.getloadavg()[0], 2)
