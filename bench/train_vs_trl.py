@@ -23,6 +23,11 @@ shows what the data order alone changes. Each process times the steps after --wa
 trainer is the median of its rounds' windows, and the ratio is ours over TRL's. The loss after the N steps
 is the held-out loss of each adapter (the task's held-out items, one example per forward, the same code for
 both), plus each trainer's last training loss.
+
+Each run uses --threads torch threads, 1 by default: on a shared 2-core machine two threads wait at every
+parallel region while the other core runs someone else's work, which slowed both trainers several times
+over (bench/results/train_vs_trl_cpu_2threads.json). After the rounds, --profile-steps runs one more
+process of each under torch.profiler (CPU time per step by kind of operator, the busiest operators).
 """
 
 from __future__ import annotations
