@@ -76,6 +76,7 @@ class SelfInstruct(Recipe):
         self.seeds = seeds
         self.template: Template = load_template("self_instruct", ctx.lang, ctx.settings.prompts).require(
             ["system", "user", "example", "format:json", "format:text"], {"user": ["examples", "format"]})
+        ctx.gate.learn_prompts(self.template)  # its placeholders and labels, which a model may echo
         # Generated tasks that may be shown in later prompts: this recipe's kept examples.
         self.pool: list[tuple[str, tuple[str, str, str]]] = [
             (ex.id, (ex.instruction, ex.input, ex.output))
