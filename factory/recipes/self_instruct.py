@@ -250,9 +250,10 @@ def _draft_of(item: Any) -> TaskDraft | ParseError:
     if not isinstance(item, dict):
         return ParseError(f"a task is a {type(item).__name__}, not an object")
     instruction, inp, output = (item.get(k) for k in ("instruction", "input", "output"))
-    if not isinstance(instruction, str) or not instruction.strip():
+    # An empty string is a task with an empty field: the gate rejects it as `empty`.
+    if not isinstance(instruction, str):
         return ParseError("a task has no instruction")
-    if not isinstance(output, str) or not output.strip():
+    if not isinstance(output, str):
         return ParseError("a task has no output")
     inp = inp if isinstance(inp, str) and not no_input(inp) else ""
     return TaskDraft(instruction.strip(), inp.strip(), output.strip())
