@@ -57,7 +57,7 @@ REASON_REFUSAL = "refusal"
 REASON_LANGUAGE = "language"
 REASON_NO_TEXT = "no_text"
 REASON_ENCODING = "encoding"
-FILTER_NAMES = (REASON_TRUNCATED, REASON_EMPTY, REASON_LENGTH, REASON_NO_TEXT, REASON_PLACEHOLDER, REASON_LABEL,
+FILTER_NAMES = (REASON_TRUNCATED, REASON_EMPTY, REASON_PLACEHOLDER, REASON_LABEL, REASON_LENGTH, REASON_NO_TEXT,
                 REASON_UNSUPPORTED, REASON_REFUSAL, REASON_ECHO, REASON_REPETITION, REASON_LANGUAGE)
 
 
@@ -389,10 +389,27 @@ def check(example: Example, finish_reason: str | None = None, settings: FilterSe
     s = settings or FilterSettings()
     if s.enabled(REASON_TRUNCATED) and (r := _truncated(finish_reason)):
         return r
-    for name, fn in ((REASON_EMPTY, _empty), (REASON_LENGTH, _length), (REASON_NO_TEXT, _no_text),
-                     (REASON_PLACEHOLDER, _placeholder), (REASON_LABEL, _label), (REASON_UNSUPPORTED, _unsupported),
+    # A placeholder or label is named before `length`: "(입력)" is too short, but what it is says more.
+    for name, fn in ((REASON_EMPTY, _empty), (REASON_PLACEHOLDER, _placeholder), (REASON_LABEL, _label),
+                     (REASON_LENGTH, _length), (REASON_NO_TEXT, _no_text), (REASON_UNSUPPORTED, _unsupported),
                      (REASON_REFUSAL, _refusal), (REASON_ECHO, _echo), (REASON_REPETITION, _repetition),
                      (REASON_LANGUAGE, _language)):
         if s.enabled(name) and (r := fn(example, s, markers)):
             return r
     return None
+
+
+def check_fields(instruction: str, input: str, output: str, finish_reason: str | None = None,
+                 settings: FilterSettings | None = None, markers: PromptMarkers | None = None,
+                 ) -> tuple[Rejection | None, tuple[str, str, str]]:
+    """What the generate gate decides for a candidate's raw fields, and the fields it keeps: the
+    fields tidied (replies.tidy: a leading label stripped, a quoted instruction unwrapped), an
+    empty field rejected as `empty`, then `check`."""
+    s = settings or FilterSettings()
+    fields, _ = replies.tidy(instruction, input, output, markers)
+    ins, inp, out = (f.strip() for f in fields)
+    if s.enabled(REASON_EMPTY) and (detail := replies.empty(ins, out)):
+        return Rejection(REASON_EMPTY, detail), (ins, inp, out)
+    if not ins or not out:
+        return Rejection(REASON_PARSE, f"empty {'instruction' if not ins else 'output'}"), (ins, inp, out)
+    return check(Example(id="-", instruction=ins, input=inp, output=out), finish_reason, s, markers), (ins, inp, out)

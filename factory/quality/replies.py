@@ -48,6 +48,15 @@ def _key(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"\d+", "#", text)).strip(" :;,")
 
 
+def _variants(key: str) -> set[str]:
+    """A key as a model varies it: "the instructions", "instruction", "your instruction"."""
+    out = {key, key.removesuffix("s")}
+    for article in ("the ", "a ", "an ", "your "):
+        if key.startswith(article):
+            out |= {key[len(article):], key[len(article):].removesuffix("s")}
+    return out
+
+
 @dataclass(frozen=True)
 class PromptMarkers:
     """The placeholders (by `_key`) and field labels (lowercase words) of a set of templates."""
@@ -58,6 +67,17 @@ class PromptMarkers:
 
     def __or__(self, other: PromptMarkers) -> PromptMarkers:
         return PromptMarkers(self.bracketed | other.bracketed, self.quoted | other.quoted, self.labels | other.labels)
+
+    def is_bracketed(self, text: str) -> bool:
+        return bool(_variants(_key(text)) & self._loose(self.bracketed))
+
+    def is_quoted(self, text: str) -> bool:
+        return bool(_variants(_key(text)) & self._loose(self.quoted | self.bracketed))
+
+    @staticmethod
+    @lru_cache(maxsize=32)
+    def _loose(keys: frozenset[str]) -> frozenset[str]:
+        return frozenset().union(*map(_variants, keys)) if keys else frozenset()
 
 
 _BRACKET = re.compile(r"\(([^()\n]{1,80})\)|<([^<>\n]{1,40})>")
@@ -124,7 +144,7 @@ def _patterns(markers: PromptMarkers) -> tuple[re.Pattern[str], re.Pattern[str],
     # word alone ("Output") may be an answer. Separators (###, ---) are left-over format too.
     bare = re.compile(
         rf"^\s*[*_#]*\s*(?:\d+[ \t]*[.)][ \t]*)?[*_]{{0,2}}[ \t]*(?:"
-        rf"[\[【][ \t]*(?:{words})[ \t]*\d*[ \t]*[\]】][ \t]*[:：]?"
+        rf"[\[【(][ \t]*(?:{words})[ \t]*\d*[ \t]*[\]】)][ \t]*[:：]?"
         rf"|(?:{words})[ \t]*\d*[ \t]*[*_]{{0,2}}[ \t]*[:：]"
         rf"|(?:task|과제)[ \t]*\d+"
         rf"|#{{2,}}|-{{3,}}|\*{{3,}}"
@@ -219,12 +239,12 @@ def placeholder(fields: Mapping[str, str], markers: PromptMarkers | None = None)
             body = raw[lead.match(raw).end():] if lead.match(raw) else raw  # "Output: (the output)"
             bare = _bare(body)
             quoted = _unwrapped(_LIST_MARK.sub("", body.strip()).strip(_MARKUP))
-            if quoted is not None and _key(quoted) in mk.quoted | mk.bracketed:
+            if quoted is not None and mk.is_quoted(quoted):
                 return f"the {name} is the prompt's example value {raw[:60]!r}"
             whole = _BRACKET.fullmatch(bare)
-            if whole and _key(whole.group(1) or whole.group(2)) in mk.bracketed:
+            if whole and mk.is_bracketed(whole.group(1) or whole.group(2)):
                 return f"the {name} is the prompt's placeholder {raw[:60]!r}"
-            if " " in bare and (_key(bare) in mk.bracketed or _key(bare) in mk.quoted):
+            if " " in bare.strip() and mk.is_quoted(bare):
                 return f"the {name} is the prompt's placeholder {raw[:60]!r}"
         for m in _BRACKET.finditer(value):
             inner = _key(m.group(1) or m.group(2))
