@@ -80,7 +80,7 @@ class PromptMarkers:
         return frozenset().union(*map(_variants, keys)) if keys else frozenset()
 
 
-_BRACKET = re.compile(r"\(([^()\n]{1,80})\)|<([^<>\n]{1,40})>")
+_BRACKET = re.compile(r"\(([^()\n]{1,80})\)|<([^<>\n]{1,40})>|\[([^\[\]\n]{1,40})\]")
 _JSON_STRING = re.compile(r'"([^"\n]{1,60})"\s*[,}\]]')
 _LABEL_LINE = re.compile(r"^[ \t]*(?:\d+[ \t]*[.)][ \t]*)?([^\W\d_][^\W\d_ ]*)[ \t]*[:：]", re.MULTILINE)
 _HEADER_LINE = re.compile(r"^[ \t]*\[?[ \t]*([^\W\d_]+)[ \t]*(?:\d+|\{\{\w+\}\})?[ \t]*\]?[ \t]*$", re.MULTILINE)
@@ -99,7 +99,7 @@ def markers_of(templates: Iterable[Mapping[str, str]]) -> PromptMarkers:
             if name == "system":
                 continue
             for m in _BRACKET.finditer(body):
-                inner = m.group(1) or m.group(2)
+                inner = m.group(1) or m.group(2) or m.group(3)
                 if "{{" not in inner:
                     bracketed.add(_key(inner))
             if name.startswith("format:json"):
@@ -242,12 +242,12 @@ def placeholder(fields: Mapping[str, str], markers: PromptMarkers | None = None)
             if quoted is not None and mk.is_quoted(quoted):
                 return f"the {name} is the prompt's example value {raw[:60]!r}"
             whole = _BRACKET.fullmatch(bare)
-            if whole and mk.is_bracketed(whole.group(1) or whole.group(2)):
+            if whole and mk.is_bracketed(whole.group(1) or whole.group(2) or whole.group(3)):
                 return f"the {name} is the prompt's placeholder {raw[:60]!r}"
             if " " in bare.strip() and mk.is_quoted(bare):
                 return f"the {name} is the prompt's placeholder {raw[:60]!r}"
         for m in _BRACKET.finditer(value):
-            inner = _key(m.group(1) or m.group(2))
+            inner = _key(m.group(1) or m.group(2) or m.group(3))
             for p in mk.bracketed:
                 # "(1번 질문의 답변, 2024-69)": the placeholder, then what the model added to it
                 if len(p) >= 8 and " " in p and (inner == p or inner.startswith((p + ",", p + ";", p + " -"))):
@@ -255,14 +255,20 @@ def placeholder(fields: Mapping[str, str], markers: PromptMarkers | None = None)
     return None
 
 
+_LEADING_BRACKET = re.compile(r"^\s*[\[【]([^\[\]【】\n]{1,30})[\]】]")
+
+
 def label(fields: Mapping[str, str], markers: PromptMarkers | None = None) -> str | None:
     """A field that is a bare label, or holds a line that opens a new task (the model went on
     writing the next task into this one). `Input:`/`Output:` lines inside a text are kept: a
     coding task shows examples that way."""
     _, bare, opens_task = _patterns(markers or default_markers())
+    mk = markers or default_markers()
     for name, value in fields.items():
         if value.strip() and bare.match(value):
             return f"the {name} is a bare label {value.strip()[:40]!r}"
+        if (m := _LEADING_BRACKET.match(value)) and m.group(1).strip().lower().rstrip("0123456789 ") in mk.labels:
+            return f"the {name} starts with the format's label {m.group(0).strip()!r}"
         for n, line in enumerate(value.strip().splitlines()[1:], start=2):
             if m := opens_task.match(line):
                 return f"the {name} holds the label {m.group(0).strip()!r} at line {n}: a next task written into this one"

@@ -194,6 +194,8 @@ def parse_numbered_answers(text: str, count: int) -> dict[int, str]:
     if not marks:
         if count == 1 and text.strip():
             return {1: text.strip()}
+        if numbered := _numbered_answers(text, count):
+            return numbered
         raise ParseError("no '[Answer N]' markers found (not the requested format)")
     out: dict[int, str] = {}
     for i, m in enumerate(marks):
@@ -202,6 +204,20 @@ def parse_numbered_answers(text: str, count: int) -> dict[int, str]:
         if number not in out or (body and not out[number]):
             out[number] = body  # "" for a marker with nothing under it: the gate rejects it as `empty`
     return out
+
+
+_NUMBERED = re.compile(r"^[ \t]*(\d+)[ \t]*[.)][ \t]+", re.MULTILINE)
+
+
+def _numbered_answers(text: str, count: int) -> dict[int, str]:
+    """"1. ...\n2. ..." in place of the markers, as small models write it: taken only when the
+    numbers at line starts are exactly 1 .. count in order (an answer with a list of its own
+    has more, and is not guessed at)."""
+    marks = list(_NUMBERED.finditer(text))
+    if [int(m.group(1)) for m in marks] != list(range(1, count + 1)):
+        return {}
+    ends = [m.start() for m in marks[1:]] + [len(text)]
+    return {i: text[m.end():end].strip() for i, (m, end) in enumerate(zip(marks, ends), start=1)}
 
 
 _STRING_FIELD = re.compile(r'"(answer_\d+)"\s*:\s*(?=")')

@@ -58,6 +58,12 @@ def test_plural_labels_and_a_label_with_nothing_after_it():
     assert parse_numbered_answers("[Answer 1]\n[Answer 2]\nThe second.", 2) == {1: "", 2: "The second."}
 
 
+def test_answers_numbered_without_markers_are_read_only_when_the_numbers_are_exactly_the_questions():
+    assert parse_numbered_answers("1. Paris.\n2. The Nile.", 2) == {1: "Paris.", 2: "The Nile."}
+    with pytest.raises(ParseError, match="no '\\[Answer N\\]' markers"):
+        parse_numbered_answers("1. Boil water.\n2. Add pasta.\n3. Drain.", 2)  # one answer's own list
+
+
 def test_text_without_task_labels_is_a_parse_error():
     with pytest.raises(ParseError, match="no 'Instruction:'"):
         parse_task_list("[simulated] The river helps the garden in economics.")
