@@ -134,6 +134,43 @@ def plans(rounds: int) -> Iterator[dict[str, Any]]:
                            "max_tokens": max_tokens, "messages": messages, "meta": meta}
 
 
+def declined_plans() -> Iterator[dict[str, Any]]:
+    """Each question a model tends to decline, alone: through the answers prompt (count 1), and
+    as a bare chat turn (no system prompt, no format), at each temperature."""
+    for temperature in TEMPERATURES:
+        for lang in ("en", "ko"):
+            t = load_template("answers", lang)
+            for k, question in enumerate(DECLINED[lang]):
+                values = {"count": 1, "keys": '"answer_1"'}
+                user = t.fill("user", {**values, "questions": f"1. {question}", "grounding": "",
+                                       "format": t.fill("format:text", values)})
+                templated = [{"role": "system", "content": t.fill("system", values)}, {"role": "user", "content": user}]
+                for template, messages in (("answers", templated), ("bare_chat", [{"role": "user", "content": question}])):
+                    yield {"template": template, "lang": lang, "temperature": temperature, "seed": 5000 + k,
+                           "max_tokens": 200, "messages": messages, "meta": {"questions": [question]}}
+
+
+# Writing tasks at a low temperature, where a small model most often falls into a loop.
+LOOP_PROMPTS = {
+    "en": ["Write a short poem about rain.", "Write a song about the sea.", "List twenty tips for studying.",
+           "Write a story about a cat who lives in a library.", "Describe your perfect day.",
+           "Write a poem about autumn leaves.", "Give me a list of names for a bakery."],
+    "ko": ["비에 대한 짧은 시를 써 주세요.", "바다에 대한 노래 가사를 써 주세요.", "공부 잘하는 방법 스무 가지를 알려 주세요.",
+           "도서관에 사는 고양이 이야기를 써 주세요.", "완벽한 하루를 묘사해 주세요.", "가을 낙엽에 대한 시를 써 주세요.",
+           "빵집 이름을 여러 개 지어 주세요."],
+}
+
+
+def loop_plans() -> Iterator[dict[str, Any]]:
+    """Writing tasks as bare chat turns at temperatures 0 and 0.3 (a loop is then the likeliest)."""
+    for temperature in (0.0, 0.3):
+        for lang in ("en", "ko"):
+            for k, prompt in enumerate(LOOP_PROMPTS[lang]):
+                yield {"template": "bare_chat", "lang": lang, "temperature": temperature, "seed": 7000 + k,
+                       "max_tokens": 300, "messages": [{"role": "user", "content": prompt}],
+                       "meta": {"questions": [prompt]}}
+
+
 def collect(args: argparse.Namespace) -> None:
     import httpx
 
@@ -141,7 +178,8 @@ def collect(args: argparse.Namespace) -> None:
     done = {(r["template"], r["lang"], r["temperature"], r["seed"]) for r in _read(out)} if out.exists() else set()
     deadline = time.monotonic() + args.minutes * 60
     with httpx.Client(base_url=args.base_url, timeout=300) as client, out.open("a", encoding="utf-8") as f:
-        for plan in plans(args.rounds):
+        chosen = declined_plans() if args.declined else loop_plans() if args.loops else plans(args.rounds)
+        for plan in chosen:
             if time.monotonic() > deadline:
                 break
             if (plan["template"], plan["lang"], plan["temperature"], plan["seed"]) in done:
@@ -206,7 +244,7 @@ def parsed(reply: dict[str, Any]) -> list[tuple[str, str, str]]:
             return [(d.instruction, d.input, d.output) for d in parse_task_list(text) if not isinstance(d, ParseError)]
         if template == "questions":
             return [(q, "", "") for _, q in parse_question_list(text, reply["meta"].get("keywords", []))]
-        questions = reply["meta"].get("questions") or []
+        questions = reply["meta"].get("questions") or []  # answers, or bare_chat (one question)
         answers = parse_numbered_answers(text, len(questions) or 1)
         return [(questions[i - 1] if i - 1 < len(questions) else "", "", a) for i, a in answers.items()]
     except ParseError:
@@ -255,7 +293,7 @@ def replay(args: argparse.Namespace) -> None:
                 if template == "self_instruct":
                     drafts = parse_task_list(text)
                     items = [(d.instruction, d.input, d.output) if not isinstance(d, ParseError) else None for d in drafts]
-                elif template == "answers":
+                elif template in ("answers", "bare_chat"):
                     questions = reply["meta"].get("questions") or []
                     answers = parse_numbered_answers(text, len(questions) or 1)
                     items = [(questions[i - 1], "", answers[i]) if i in answers else None
@@ -309,6 +347,8 @@ def main() -> None:
     c.add_argument("--out", required=True)
     c.add_argument("--rounds", type=int, default=10)
     c.add_argument("--minutes", type=float, default=30.0, help="stop starting requests after this long")
+    c.add_argument("--declined", action="store_true", help="only the questions a model tends to decline, alone")
+    c.add_argument("--loops", action="store_true", help="only writing tasks at a low temperature (loops)")
     g = sub.add_parser("ledger")
     g.add_argument("runs", nargs="+")
     g.add_argument("--out", required=True)

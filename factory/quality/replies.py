@@ -246,6 +246,8 @@ def placeholder(fields: Mapping[str, str], markers: PromptMarkers | None = None)
                 return f"the {name} is the prompt's placeholder {raw[:60]!r}"
             if " " in bare.strip() and mk.is_quoted(bare):
                 return f"the {name} is the prompt's placeholder {raw[:60]!r}"
+        if (m := _BRACKET.match(value.lstrip())) and mk.is_bracketed(m.group(1) or m.group(2) or m.group(3)):
+            return f"the {name} starts with the prompt's placeholder {m.group(0)!r}"  # "(question) How do I ..."
         for m in _BRACKET.finditer(value):
             inner = _key(m.group(1) or m.group(2) or m.group(3))
             for p in mk.bracketed:
@@ -305,6 +307,7 @@ def echo(instruction: str, input: str, output: str) -> str | None:
 # up at least half of 4 or more lines; or a long text that compresses like a loop does.
 _RUN = re.compile(r"(.{4,80}?)(?:\s*\1){3,}", re.DOTALL)
 _MIN_RUN_CHARS = 60
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
 _MIN_COMPRESSED_LEN = 600
 _MAX_COMPRESSION = 0.12
 
@@ -320,8 +323,14 @@ def repetition(fields: Mapping[str, str]) -> str | None:
         lines = [s for s in lines if len(s) >= 12]  # "positive" thrice is a classification list
         if len(lines) >= 4:
             line, count = Counter(lines).most_common(1)[0]
-            if count >= 3 and count * 2 >= len(lines):
+            if (count >= 3 and count * 2 >= len(lines)) or (count >= 5 and count * 4 >= len(lines)):
                 return f"the {name} has the same line {count} times of {len(lines)}"
+        # A loop of whole sentences: "The hotel is very good. ... The hotel is very good. ..."
+        sentences = [normalize(x) for x in _SENTENCE_END.split(value)]
+        sentences = [x for x in sentences if len(x) >= 15]
+        again = len(sentences) - len(set(sentences))
+        if again >= 3 and again * 10 >= 3 * len(sentences):
+            return f"the {name} says {again} of its {len(sentences)} sentences again"
         raw = text.encode("utf-8")
         if len(raw) >= _MIN_COMPRESSED_LEN and (ratio := len(zlib.compress(raw, 9)) / len(raw)) <= _MAX_COMPRESSION:
             return f"the {name} compresses to {ratio:.0%} of its size: it says the same thing over and over"
