@@ -207,6 +207,10 @@ _AI_BOILERPLATE = re.compile(
         r"\bas an ai\b", r"\bas a language model\b", r"\bas an? (?:ai )?language model\b", r"\bi am an ai\b",
         r"\bi'm an ai\b", r"\bi(?: a|')m just an ai\b", r"\bas an artificial intelligence\b",
         r"\bmy knowledge cutoff\b", r"\bmy training data\b", r"\bopenai\b",
+        # SmolLM2-135M's own words (tests/fixtures/real_model)
+        # ("as a chatbot developer", "as an assistant manager" are people: the model says "as a chatbot, I")
+        r"\bas an? (?:text-based |ai )?(?:chatbot|ai model|ai assistant)(?:,| designed| created| trained| built)",
+        r"\bas a text-based ai\b",
         r"저는 ?ai", r"ai ?언어 ?모델", r"인공지능 ?언어 ?모델", r"언어 ?모델로서", r"ai로서", r"인공지능으로서",
         r"저는 인공지능", r"저는 언어 모델", r"학습 데이터(?:에|가) (?:따르면|없)",
     ),
@@ -227,7 +231,9 @@ _REFUSAL_OPENING = re.compile(
 _INABILITY = re.compile(
     _words(
         r"\bcan(?:'|no)?t\b", r"\bcannot\b", r"\bunable to\b", r"\bnot able to\b", r"\bwon'?t be able\b",
-        r"\bnot (?:allowed|permitted|appropriate)\b", r"\bdo(?:n'?t| not) have (?:access|the ability)\b",
+        r"\bnot (?:allowed|permitted|appropriate)\b",
+        r"\bdo(?:n'?t| not) have (?:access|the (?:ability|capability|capacity|means))\b",
+        r"\bnot (?:designed|programmed|equipped) to\b",
         r"수 없", r"수가 없", r"드릴 수 없", r"어렵습니다", r"불가능합니다", r"할 수 없", r"접근할 수 없", r"제공할 수 없",
     ),
     re.IGNORECASE,

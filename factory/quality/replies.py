@@ -282,6 +282,7 @@ def label(fields: Mapping[str, str], markers: PromptMarkers | None = None) -> st
 # shingles than the question, so its similarity stays low.
 _ECHO_SIMILARITY = 0.75
 _ECHO_CONTAINED = 0.9
+_FIRST_ITEM = re.compile(r"^\s*1[.)]\s+")
 
 
 def echo(instruction: str, input: str, output: str) -> str | None:
@@ -296,6 +297,15 @@ def echo(instruction: str, input: str, output: str) -> str | None:
     similarity = jaccard(sq, sa)
     if similarity >= _ECHO_SIMILARITY:
         return f"the output repeats the instruction (similarity {similarity:.2f} of their 3-grams)"
+    if len(a) >= 25 and q.startswith(a):
+        return "the output is the opening of the instruction, word for word"
+    # "1. <the question>\n2. ...": the model numbered the question as the first item of its answer
+    first = output.strip().partition("\n")[0]
+    if _FIRST_ITEM.match(first):
+        head = _FIRST_ITEM.sub("", first)
+        sh = shingle_sets([head], 3)[0]
+        if normalize(head) == q or (len(sh) and jaccard(sq, sh) >= _ECHO_SIMILARITY):
+            return "the output's first item is the instruction again (the model numbered the question as item 1)"
     inside = len(set(sa.tolist()) & set(sq.tolist())) / len(sa)
     if inside >= _ECHO_CONTAINED and len(a) >= 0.6 * len(q) and not input.strip():
         return f"the output is {inside:.0%} made of the instruction's own words (of {len(q)} characters, it keeps {len(a)})"
@@ -325,6 +335,12 @@ def repetition(fields: Mapping[str, str]) -> str | None:
             line, count = Counter(lines).most_common(1)[0]
             if (count >= 3 and count * 2 >= len(lines)) or (count >= 5 and count * 4 >= len(lines)):
                 return f"the {name} has the same line {count} times of {len(lines)}"
+            # the same long line with only its numbers changed, five times or more
+            shapes = [re.sub(r"\d+", "", x) for x in lines]
+            shape, count = Counter(x for x in shapes if len(x) >= 20).most_common(1)[0] if any(
+                len(x) >= 20 for x in shapes) else ("", 0)
+            if count >= 5 and count * 2 >= len(lines):
+                return f"the {name} has the same line, numbers aside, {count} times of {len(lines)}"
         # A loop of whole sentences: "The hotel is very good. ... The hotel is very good. ..."
         sentences = [normalize(x) for x in _SENTENCE_END.split(value)]
         sentences = [x for x in sentences if len(x) >= 15]
