@@ -210,7 +210,7 @@ _AI_BOILERPLATE = re.compile(
         # SmolLM2-135M's own words (tests/fixtures/real_model)
         # ("as a chatbot developer", "as an assistant manager" are people: the model says "as a chatbot, I")
         r"\bas an? (?:text-based |ai )?(?:chatbot|ai model|ai assistant)(?:,| designed| created| trained| built)",
-        r"\bas a text-based ai\b",
+        r"\bas a text-based ai\b", r"\bi(?: am|'m) an? (?:[\w-]+,? ){0,3}ai (?:assistant|model|chatbot)\b",
         r"저는 ?ai", r"ai ?언어 ?모델", r"인공지능 ?언어 ?모델", r"언어 ?모델로서", r"ai로서", r"인공지능으로서",
         r"저는 인공지능", r"저는 언어 모델", r"학습 데이터(?:에|가) (?:따르면|없)",
     ),

@@ -94,6 +94,7 @@ def markers_of(templates: Iterable[Mapping[str, str]]) -> PromptMarkers:
     bracketed: set[str] = set()
     quoted: set[str] = set()
     labels: set[str] = set(_LABEL_SYNONYMS)
+    square: set[str] = set()
     for sections in templates:
         for name, body in sections.items():
             if name == "system":
@@ -101,13 +102,15 @@ def markers_of(templates: Iterable[Mapping[str, str]]) -> PromptMarkers:
             for m in _BRACKET.finditer(body):
                 inner = m.group(1) or m.group(2) or m.group(3)
                 if "{{" not in inner:
-                    bracketed.add(_key(inner))
+                    (square if m.group(3) else bracketed).add(_key(inner))
             if name.startswith("format:json"):
                 quoted.update(_key(v) for v in _JSON_STRING.findall(body) if v.strip())
             if name.startswith("format:text") or name == "example":
                 labels.update(m.group(1).lower() for m in _LABEL_LINE.finditer(body))
                 labels.update(m.group(1).lower() for m in _HEADER_LINE.finditer(body) if m.group(1).strip())
     labels.discard("")
+    # "[Answer 1]", "[keyword]" are the format's labels (the `label` gate); "[답변 번호]" is a placeholder
+    bracketed |= {k for k in square if k.replace("#", "").strip() not in labels}
     return PromptMarkers(frozenset(bracketed), frozenset(quoted), frozenset(labels))
 
 
@@ -257,7 +260,7 @@ def placeholder(fields: Mapping[str, str], markers: PromptMarkers | None = None)
     return None
 
 
-_LEADING_BRACKET = re.compile(r"^\s*[\[【]([^\[\]【】\n]{1,30})[\]】]")
+_LEADING_BRACKET = re.compile(r"^\s*[\[【(]([^\[\]【】()\n]{1,30})[\]】)]")
 
 
 def label(fields: Mapping[str, str], markers: PromptMarkers | None = None) -> str | None:
