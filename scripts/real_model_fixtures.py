@@ -142,11 +142,11 @@ def plans(rounds: int) -> Iterator[dict[str, Any]]:
                            "max_tokens": max_tokens, "messages": messages, "meta": meta}
 
 
-def declined_plans() -> Iterator[dict[str, Any]]:
+def declined_plans(temperatures: tuple[float, ...] = TEMPERATURES) -> Iterator[dict[str, Any]]:
     """Each question a model tends to decline, alone: through the answers prompt (count 1), and
     as a bare chat turn (no system prompt, no format), at each temperature."""
     for lang in ("en", "ko"):  # English first: this model declines, when it does, in English
-        for temperature in TEMPERATURES:
+        for temperature in temperatures:
             t = load_template("answers", lang)
             for k, question in enumerate(DECLINED[lang]):
                 values = {"count": 1, "keys": '"answer_1"'}
@@ -186,8 +186,11 @@ def collect(args: argparse.Namespace) -> None:
     done = {(r["template"], r["lang"], r["temperature"], r["seed"]) for r in _read(out)} if out.exists() else set()
     deadline = time.monotonic() + args.minutes * 60
     with httpx.Client(base_url=args.base_url, timeout=300) as client, out.open("a", encoding="utf-8") as f:
-        chosen = declined_plans() if args.declined else loop_plans() if args.loops else plans(args.rounds)
+        temperatures = tuple(args.temperatures) if args.temperatures else TEMPERATURES
+        chosen = declined_plans(temperatures) if args.declined else loop_plans() if args.loops else plans(args.rounds)
         for plan in chosen:
+            if (args.template and plan["template"] != args.template) or (args.lang and plan["lang"] != args.lang):
+                continue
             if time.monotonic() > deadline:
                 break
             if (plan["template"], plan["lang"], plan["temperature"], plan["seed"]) in done:
@@ -357,6 +360,9 @@ def main() -> None:
     c.add_argument("--minutes", type=float, default=30.0, help="stop starting requests after this long")
     c.add_argument("--declined", action="store_true", help="only the questions a model tends to decline, alone")
     c.add_argument("--loops", action="store_true", help="only writing tasks at a low temperature (loops)")
+    c.add_argument("--temperatures", type=float, nargs="+", help="with --declined: these instead of 0.3 0.8 1.2")
+    c.add_argument("--template", help="only the requests of this template (answers, bare_chat, ...)")
+    c.add_argument("--lang", choices=["en", "ko"], help="only the requests of this language")
     g = sub.add_parser("ledger")
     g.add_argument("runs", nargs="+")
     g.add_argument("--out", required=True)

@@ -210,7 +210,8 @@ _AI_BOILERPLATE = re.compile(
         # SmolLM2-135M's own words (tests/fixtures/real_model)
         # ("as a chatbot developer", "as an assistant manager" are people: the model says "as a chatbot, I")
         r"\bas an? (?:text-based |ai )?(?:chatbot|ai model|ai assistant)(?:,| designed| created| trained| built)",
-        r"\bas a text-based ai\b", r"\bi(?: am|'m) an? (?:[\w-]+,? ){0,3}ai (?:assistant|model|chatbot)\b",
+        r"\bas a text-based ai\b", r"\bas an? (?:[\w-]+ ){0,2}ai(?:,| designed| model| assistant| chatbot| language)", r"\bi(?: am|'m) an? (?:[\w-]+,? ){0,3}ai(?: named| designed| assistant| model| chatbot|[.,!])",
+        r"\bi do(?:n'?t| not) have (?:personal )?(?:feelings|emotions|opinions|a physical body)\b(?! for)",
         r"저는 ?ai", r"ai ?언어 ?모델", r"인공지능 ?언어 ?모델", r"언어 ?모델로서", r"ai로서", r"인공지능으로서",
         r"저는 인공지능", r"저는 언어 모델", r"학습 데이터(?:에|가) (?:따르면|없)",
     ),
@@ -222,6 +223,7 @@ _AI_BOILERPLATE = re.compile(
 _REFUSAL_OPENING = re.compile(
     r"^\W*(?:" + _words(
         r"i'?m sorry", r"i am sorry", r"sorry", r"i apologi[sz]e", r"unfortunately", r"i cannot", r"i can'?t",
+        r"i'?m afraid", r"i am afraid",
         r"i am unable", r"i'?m unable", r"i am not able", r"i'?m not able", r"i won'?t",
         r"죄송하지만", r"죄송합니다", r"미안하지만", r"미안합니다", r"유감스럽게도", r"안타깝게도",
         r"저는 (?:그|이|해당)", r"제가 (?:그|이|해당)",

@@ -303,7 +303,11 @@ def echo(instruction: str, input: str, output: str) -> str | None:
     if len(a) >= 25 and q.startswith(a):
         return "the output is the opening of the instruction, word for word"
     # "1. <the question>\n2. ...": the model numbered the question as the first item of its answer
-    first = output.strip().partition("\n")[0]
+    first, _, rest = output.strip().partition("\n")
+    if rest.strip() and normalize(first) == q and not instruction.rstrip().endswith(("?", "？")):
+        # a task said again as the first line ("비에 대한 짧은 시를 써주세요." then something else); a
+        # question may stand as a heading over its answer, so only a task that is not a question
+        return "the output opens by saying the task again, word for word"
     if _FIRST_ITEM.match(first):
         head = _FIRST_ITEM.sub("", first)
         sh = shingle_sets([head], 3)[0]
@@ -315,10 +319,11 @@ def echo(instruction: str, input: str, output: str) -> str | None:
     return None
 
 
-# A loop: a unit of at least 4 characters repeated back to back, covering at least 60 characters
-# ("A gentle rain, a gentle rain, a gentle rain, ..."); or one line (list markers aside) that makes
-# up at least half of 4 or more lines; or a long text that compresses like a loop does.
-_RUN = re.compile(r"(.{4,80}?)(?:\s*\1){3,}", re.DOTALL)
+# A loop: a unit of at least 4 characters said three times or more back to back, covering at
+# least 60 characters ("A gentle rain, a gentle rain, a gentle rain, ..."); or one line (list
+# markers aside) that makes up half of 4 or more lines; or a long text that compresses like a
+# loop does.
+_RUN = re.compile(r"(.{4,80}?)(?:\s*\1){2,}", re.DOTALL)
 _MIN_RUN_CHARS = 60
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
 _MIN_COMPRESSED_LEN = 600
