@@ -318,7 +318,9 @@ def replay(args: argparse.Namespace) -> None:
             except ParseError:
                 counts[("question:" if template == "questions" else "") + "parse"] += 1
                 continue
-            cands = [Candidate(f"r{n}-{j}", *it, prov) for j, it in enumerate(items) if it is not None]
+            cut = reply["finish_reason"] == "length"  # the last candidate of a reply cut short, as the recipes do
+            cands = [Candidate(f"r{n}-{j}", *it, prov, "length" if cut and j == len(items) - 1 else "stop")
+                     for j, it in enumerate(items) if it is not None]
             counts["parse"] += sum(it is None for it in items)
             for record in gate.admit_many(cands):
                 counts["kept" if isinstance(record, Example) else record.reason] += 1
