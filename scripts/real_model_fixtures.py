@@ -38,11 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a clone as `python scripts/real_model_fixtures.py`
     sys.path.insert(0, str(ROOT))
 
-from factory.recipes.base import render_examples  # noqa: E402
-from factory.recipes.self_instruct import seed_triple  # noqa: E402
-from factory.recipes.templates import load_template  # noqa: E402
-from factory.recipes.textparse import ParseError, parse_numbered_answers, parse_question_list, parse_task_list  # noqa: E402
-from schemas import Question, SeedTask, read_jsonl  # noqa: E402
+from factory.recipes.base import render_examples
+from factory.recipes.self_instruct import seed_triple
+from factory.recipes.templates import load_template
+from factory.recipes.textparse import (
+    ParseError,
+    parse_numbered_answers,
+    parse_question_list,
+    parse_task_list,
+)
+from schemas import Question, SeedTask, read_jsonl
 
 TEMPERATURES = (0.3, 0.8, 1.2)
 EN_KEYWORDS = ["first home purchase", "mortgage rates", "renting a flat", "property tax", "moving house",

@@ -117,7 +117,11 @@ def markers_of(templates: Iterable[Mapping[str, str]]) -> PromptMarkers:
 @lru_cache(maxsize=1)
 def default_markers() -> PromptMarkers:
     """Every placeholder and label of the templates shipped in factory/prompts, in both languages."""
-    from factory.recipes.templates import LANGS, PROMPTS_DIR, load_template  # a leaf module: no cycle
+    from factory.recipes.templates import (  # a leaf module: no cycle
+        LANGS,
+        PROMPTS_DIR,
+        load_template,
+    )
 
     names = sorted({p.stem for lang in LANGS for p in (PROMPTS_DIR / lang).glob("*.txt")})
     return markers_of(load_template(n, lang).sections for lang in LANGS for n in names)
@@ -340,13 +344,13 @@ def repetition(fields: Mapping[str, str]) -> str | None:
         lines = [normalize(_LIST_MARK.sub("", s)) for s in value.splitlines()]
         lines = [s for s in lines if len(s) >= 12]  # "positive" thrice is a classification list
         if len(lines) >= 4:
-            line, count = Counter(lines).most_common(1)[0]
+            _, count = Counter(lines).most_common(1)[0]
             if (count >= 3 and count * 2 >= len(lines)) or (count >= 5 and count * 4 >= len(lines)):
                 return f"the {name} has the same line {count} times of {len(lines)}"
             # the same long line with only its numbers changed, five times or more
             shapes = [re.sub(r"\d+", "", x) for x in lines]
-            shape, count = Counter(x for x in shapes if len(x) >= 20).most_common(1)[0] if any(
-                len(x) >= 20 for x in shapes) else ("", 0)
+            long_shapes = [x for x in shapes if len(x) >= 20]
+            count = Counter(long_shapes).most_common(1)[0][1] if long_shapes else 0
             if count >= 5 and count * 2 >= len(lines):
                 return f"the {name} has the same line, numbers aside, {count} times of {len(lines)}"
         # A loop of whole sentences: "The hotel is very good. ... The hotel is very good. ..."

@@ -10,7 +10,13 @@ import pytest
 
 from factory.__main__ import main
 from factory.quality.filters import FilterSettings, check
-from factory.quality.replies import REASON_ECHO, REASON_EMPTY, REASON_LABEL, REASON_PLACEHOLDER, REASON_REPETITION
+from factory.quality.replies import (
+    REASON_ECHO,
+    REASON_EMPTY,
+    REASON_LABEL,
+    REASON_PLACEHOLDER,
+    REASON_REPETITION,
+)
 from factory.simulator import SimConfig, run_simulator
 from schemas import Example, Question, SeedTask, read_jsonl
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from factory.quality import Deduper
 from factory.quality.filters import FilterSettings, check, check_fields
 from factory.quality.replies import default_markers, markers_of, placeholder
 from factory.recipes.base import Candidate, Gate
-from factory.quality import Deduper
 from factory.recipes.templates import load_template, parse_template
 from schemas import Example, Provenance, Rejected
 
@@ -82,8 +82,8 @@ def test_each_gate(instruction: str, output: str, expect: str) -> None:
     ("질문이라는 말을 영어로 옮겨 주세요.", "", "question"),
     ("전세와 월세의 차이를 설명해 주세요.", "", "전세(傳貰)는 보증금을 맡기고 월세 없이 사는 방식이고, 월세는 보증금과 함께 매달 임대료를 내는 방식입니다."),
     ("\"좋아요\"를 영어로 번역해 주세요.", "", "\"Like\" 또는 \"Good\"입니다."),
-    ("Make a four-week running plan.", "", "Week 1: run 2 km three times.\nWeek 2: run 3 km three times.\n"
-                                           "Week 3: run 4 km three times.\nWeek 4: run 5 km three times."),
+    ("Make a four-week running plan.", "", ("Week 1: run 2 km three times.\nWeek 2: run 3 km three times.\n"
+                                            "Week 3: run 4 km three times.\nWeek 4: run 5 km three times.")),
     ("Rewrite this sentence more politely.", "Give me the report now.", "Could you send me the report when you have a moment?"),
     ("What is the capital of France?", "", "What is the capital of France? It is Paris, on the Seine, with about two million people."),
     ("Answer with a task header.", "", "Task 1 is done; task 2 is next."),
