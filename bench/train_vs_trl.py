@@ -75,7 +75,7 @@ def resolve_model(name: str) -> tuple[str, dict[str, Any]]:
 
 
 def ours_rows(lengths: list[int], budget: int, seed: int) -> int:
-    from trainer.loop import plan_epoch
+    from trainer.packing import plan_epoch
 
     return len(plan_epoch(lengths, token_budget=budget, seed=seed, epoch=0))
 
