@@ -41,7 +41,7 @@ from factory.engine.bookkeeping import Abandoned, BudgetHold, Plan, RunState, Ta
 from factory.engine.client import api_key_for, openai_client, post_chat, read_reply, request_body
 from factory.engine.ledger import AttemptRow, Ledger, Limits
 from factory.engine.budget import Budget
-from factory.engine.limiter import AdaptiveConcurrency, RateLimiter, wait_hint
+from factory.engine.limiter import QUEUE_LATENCY_FLOOR_S, AdaptiveConcurrency, RateLimiter, wait_hint
 from factory.engine.pricing import price_table_for
 from factory.engine.progress import Goal, Snapshot, progress_display
 from factory.engine.records import ChatRequest, ChatResult, OnResult, RunStats
@@ -359,14 +359,18 @@ class Engine:
                         raise FatalAPIError(str(failure)) from exc
                 raise failure from exc
             latency = time.monotonic() - started
-            run.first_answer.set()
             self.rate.observe(raw.headers)
+            if not run.first_answer.is_set() and self.rate.unlimited:
+                self.concurrency.follow_queue()  # before the probe opens the cap: a local server's queue
+            run.first_answer.set()
             if reply.usage is not None:
                 u = reply.usage
                 self.rate.settle(plan.reserve_tokens, self.rate.counted(u.input_tokens, u.output_tokens, request.max_output_tokens))
             # The cap held the pace and the limits have room: let one more request in flight.
             self.concurrency.on_success(room=self.concurrency.full and self.rate.has_room(plan.reserve_tokens)
-                                        and not (run.budget is not None and run.budget.waiting))
+                                        and not (run.budget is not None and run.budget.waiting),
+                                        seconds_per_token=max(latency, QUEUE_LATENCY_FLOOR_S)
+                                        / max(1, reply.usage.output_tokens if reply.usage else 1))
             hold.settle(tally.bill(reply.usage, plan.price))
             return LLMCall(
                 key=request.key, stage=request.stage, model=request.model, status="done",
