@@ -25,7 +25,8 @@ from judge.compare.cost import RunCost, ledger_costs, model_cost
 from judge.compare.inputs import CompareInputs
 from judge.compare.language import HANGUL_THRESHOLD, wrong_language
 from judge.compare.strength import StrengthItem
-from judge.compare.winrate import win_rates
+from judge.reports.intervals import DEFAULT_METHOD
+from judge.compare.winrate import ModelVerdicts, difficulty_win_rates, win_rates
 from judge.grading.verdicts import judgment_key
 from schemas import Answer, CompareFolder, Judgment
 
@@ -117,8 +118,12 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
             per_model[m]["prefs"].append(p)
             per_model[m]["delta"].append(len(own) - len(theirs))
             per_model[m]["category"].append(q.category)
+            per_model[m]["question"].append(q.question_id)
 
     fitted = [m for m in per_model if per_model[m]["prefs"]]
+    outcomes = {m: [1.0 if p > 0 else 0.0 if p < 0 else 0.5 for p in per_model[m]["prefs"]] for m in fitted}
+    with_difficulty = difficulty_win_rates({m: ModelVerdicts(outcomes[m], per_model[m]["delta"], per_model[m]["question"])
+                                            for m in fitted})
     intervals = bootstrap(games, base, rounds=options.bootstrap_rounds, seed=options.seed) if games else {}
     theta = {p: iv.theta for p, iv in intervals.items()}
 
@@ -153,15 +158,21 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
                                "wrong_language_rate": rate, "korean_answers": n_ko, "cost": asdict(cost)}
         if m in intervals:
             iv = intervals[m]
-            w = win_rates([1.0 if p > 0 else 0.0 if p < 0 else 0.5 for p in prefs], per_model[m]["delta"])
+            w = win_rates(outcomes[m], per_model[m]["delta"])
+            lc = with_difficulty.get(m)
             score = _score(iv.theta)
             row |= {"theta": iv.theta, "theta_low": iv.low, "theta_high": iv.high, "score": score,
                     "score_low": _score(iv.low), "score_high": _score(iv.high),
                     "win": sum(p > 0 for p in prefs) / len(prefs), "tie": sum(p == 0 for p in prefs) / len(prefs),
                     "loss": sum(p < 0 for p in prefs) / len(prefs), "much_better": sum(p == 2 for p in prefs) / len(prefs),
                     "much_worse": sum(p == -2 for p in prefs) / len(prefs),
-                    "raw_win_rate": _pct(w.raw), "length_slope": w.length_slope,
-                    "lc_win_rate": None if w.length_controlled is None else _pct(w.length_controlled),
+                    "raw_win_rate": _pct(w.raw),
+                    # with the difficulty term where it can be fitted, else length only (lc_terms says which)
+                    "lc_win_rate": _pct(lc.length_controlled) if lc else None if w.length_controlled is None
+                    else _pct(w.length_controlled),
+                    "lc_terms": "length+difficulty" if lc else None if w.length_controlled is None else "length",
+                    "length_slope": lc.length_slope if lc else w.length_slope,
+                    "lc_win_rate_length_only": None if w.length_controlled is None else _pct(w.length_controlled),
                     "points": score - 50.0,
                     "usd_per_point": cost.total_usd / (score - 50.0) if cost.total_usd is not None and score > 50.0 else None}
         rows.append(row)
@@ -192,7 +203,8 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
         "question_files": [str(f) for f in inputs.question_files],
         "questions": len(inputs.questions),
         "settings": {"wrong_language": options.wrong_language, "hangul_threshold": options.hangul_threshold,
-                     "bootstrap_rounds": options.bootstrap_rounds, "seed": options.seed, "confidence": CONFIDENCE,
+                     "bootstrap_rounds": options.bootstrap_rounds, "interval_method": DEFAULT_METHOD,
+                     "seed": options.seed, "confidence": CONFIDENCE,
                      "strong_weight": STRONG_WEIGHT, "gpu_hour_usd": options.gpu_hour_usd, "gpus": options.gpus},
         "grading": {k: sum(c[k] for c in counts.values()) for k in ("planned", "scored", "unscored", "missing")},
         "models": rows,
@@ -201,5 +213,8 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
         "notes": list(inputs.notes) + [f"{m}: no scored comparison yet, so no score" for m in per_model if m not in theta]
         + [f"{r['name']}: no length-controlled win rate: its answers are (nearly) always longer or always shorter "
            "than the baseline's, so length and quality cannot be told apart" for r in rows
-           if not r["is_baseline"] and r.get("score") is not None and r.get("lc_win_rate") is None],
+           if not r["is_baseline"] and r.get("score") is not None and r.get("lc_win_rate") is None]
+        + [f"{r['name']}: the length-controlled win rate has no difficulty term: the answers' length differences "
+           "barely vary within a question, so a per-question term would leave nothing to fit the length slope on"
+           for r in rows if r.get("lc_terms") == "length"],
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from judge.compare.report_md import fmt, markdown
+from judge.reports.intervals import METHOD_TEXT
 from schemas import CompareFolder
 
 _CSS = """
@@ -176,8 +177,10 @@ def html_page(result: dict[str, Any]) -> str:
             f"{escape(result['created'])}")
     method = (f"Scores: Bradley-Terry fit over every verdict (both orders; a strong verdict weighs {s['strong_weight']:g}, "
               f"a tie is half a win), as the win probability against the baseline; {s['confidence']:.0%} intervals from "
-              f"{s['bootstrap_rounds']} bootstrap rounds over questions (both turns together). LC win rate: a logistic "
-              "regression on the answers' length difference, read at equal length (AlpacaEval 2 style). Wrong language: "
+              f"{s['bootstrap_rounds']} bootstrap rounds over questions (both turns and orders together; "
+              f"{METHOD_TEXT.get(s.get('interval_method', ''), 'percentile')}). LC win rate: a logistic regression on the "
+              "answers' length difference and each question's difficulty, read at equal length and averaged over the "
+              "questions (AlpacaEval 2 style; length only where noted). Wrong language: "
               f"an answer to a Korean question with under {s['hangul_threshold']:.0%} Hangul letters; "
               + ("counted as a loss." if s["wrong_language"] == "loss" else "flagged only, the verdicts stand.")
               + " Cost: the run's ledger (data, endpoint answers, judging) plus this comparison's grading"

@@ -105,6 +105,43 @@ def strength_limit(theta: float, *, sd: float, tie: float = 0.2, strong: float =
     return math.log(share / (1 - share))
 
 
+def equal_length_win_rate(theta: float, *, sensitivity: float, tie: float = 0.2, strong: float = 0.3,
+                          position: float = 0.15) -> float:
+    """The win rate (ties half, unweighted) of a model whose theta on a question of difficulty
+    d ~ N(0, 1) is theta - sensitivity * d, when its answers are as long as the baseline's: the
+    truth a length-controlled win rate estimates."""
+    u, w = _normal_nodes(abs(sensitivity))
+    win = _mean_win(theta + u, tie=tie, strong=strong, position=position)
+    return float(w @ ((1 - tie) * win + tie / 2))
+
+
+def difficulty_verdicts(rng: random.Random, models: Mapping[str, tuple[float, float]], questions: int, *,
+                        sensitivity: float, length_follows: float, length_bias: float = 0.3, turns: int = 2
+                        ) -> dict[str, tuple[list[float], list[float], list[str]]]:
+    """Outcomes (1/0.5/0), length differences and question ids per model, both orders of every turn.
+
+    `models`: name -> (theta at equal length on a question of average difficulty, length ratio to the
+    baseline). Question q has a difficulty d ~ N(0, 1): every model's theta there is theta -
+    `sensitivity` * d, every answer is exp(0.25 d) as long (harder questions, longer answers), and a
+    model's answers are a further exp(`length_follows` * d) as long as the baseline's (a model that
+    rambles where it is out of its depth). The judge adds `length_bias` * tanh(delta / LENGTH_SCALE)."""
+    out: dict[str, tuple[list[float], list[float], list[str]]] = {m: ([], [], []) for m in models}
+    for q in range(questions):
+        d = rng.gauss(0, 1)
+        for model, (theta, ratio) in models.items():
+            outcomes, deltas, ids = out[model]
+            for _turn in range(turns):
+                base_len = rng.uniform(200, 800) * math.exp(0.25 * d)
+                own = max(20.0, base_len * ratio * math.exp(length_follows * d) + rng.gauss(0, 150))
+                for model_first in (True, False):
+                    pref = verdict(rng, theta - sensitivity * d, model_first=model_first, delta=own - base_len,
+                                   length=length_bias)
+                    outcomes.append(1.0 if pref > 0 else 0.0 if pref < 0 else 0.5)
+                    deltas.append(own - base_len)
+                    ids.append(f"q{q}")
+    return out
+
+
 def length_outcomes(rng: random.Random, ratio: float, questions: int = 300, *, length: float = 0.3
                     ) -> tuple[list[float], list[float]]:
     """Outcomes (1/0.5/0) and length differences of a model of the baseline's quality whose answers are

@@ -37,6 +37,9 @@ import numpy as np
 Method = Literal["percentile", "bca", "expanded-percentile", "expanded-bca"]
 METHODS: tuple[Method, ...] = ("percentile", "bca", "expanded-percentile", "expanded-bca")
 DEFAULT_METHOD: Method = "expanded-bca"
+METHOD_TEXT: dict[str, str] = {"percentile": "percentile", "bca": "BCa",
+                               "expanded-percentile": "percentile, widened for the number of questions",
+                               "expanded-bca": "BCa, widened for the number of questions"}
 _NORMAL = NormalDist()
 
 

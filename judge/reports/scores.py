@@ -15,11 +15,10 @@ from typing import Any
 
 from factory.cost import ReportError
 from judge.reports import stats
+from judge.reports.intervals import METHOD_TEXT
 from schemas import Answer, JsonlError, Judgment, Question, RunFolder, read_jsonl
 
 MODE_TITLES = {"single": "Single-answer grading (1-10)", "reference": "Reference-guided grading (1-10)"}
-_METHOD_TEXT = {"expanded-bca": "BCa, widened for the number of questions", "bca": "BCa", "percentile": "percentile",
-                "expanded-percentile": "percentile, widened for the number of questions"}
 
 
 @dataclass
@@ -127,7 +126,7 @@ def render_markdown(scores: dict[str, Any], run_name: str, charts: Sequence[Path
         f"# Scores — {run_name}",
         "",
         f"Judgments: {scores['counts']['judgments']}; answers: {scores['counts']['answers']}. "
-        f"Intervals: {s['confidence']:.0%} bootstrap ({_METHOD_TEXT.get(s['bootstrap'], s['bootstrap'])}) over "
+        f"Intervals: {s['confidence']:.0%} bootstrap ({METHOD_TEXT.get(s['bootstrap'], s['bootstrap'])}) over "
         f"questions, both turns of a question together ({s['resamples']} resamples, seed {s['seed']}). "
         "Items whose verdict could not be parsed after "
         "retries are **unscored**: they are left out of every mean and rate and counted below.",

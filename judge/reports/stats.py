@@ -70,20 +70,37 @@ def _by_question(columns: np.ndarray, groups: Sequence[str] | None) -> tuple[np.
     return sums, np.bincount(index).astype(float)
 
 
-def _mean_intervals(columns: np.ndarray, groups: Sequence[str] | None, *, n_resamples: int, confidence: float,
-                    seed: int, method: Method) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The means of the item columns (items, k), their interval ends, and the number of questions."""
+@dataclass(frozen=True)
+class MeanReplicates:
+    """Means of item columns over questions: on the data, per bootstrap round, per left-out question."""
+
+    point: np.ndarray  # (k,)
+    rounds: np.ndarray  # (n_resamples, k); empty with fewer than two questions
+    jackknife: np.ndarray  # (questions, k)
+    questions: int
+
+
+def mean_replicates(columns: np.ndarray, groups: Sequence[str] | None, *, n_resamples: int, seed: int) -> MeanReplicates:
+    """A drawn question brings all its items: a round's mean is their sum over their count."""
     sums, sizes = _by_question(columns, groups)
     total, n = sums.sum(axis=0), sizes.sum()
-    point = total / n
     q = len(sizes)
     if q < 2:  # one question: nothing to resample between
-        return point, point.copy(), point.copy(), q
+        return MeanReplicates(total / n, np.empty((0, sums.shape[1])), np.empty((0, sums.shape[1])), q)
     counts = resample_counts(q, n_resamples, seed)
     rounds = (counts @ sums) / (counts @ sizes)[:, None]
     jackknife = (total - sums) / (n - sizes)[:, None]
-    low, high = endpoints(point, rounds, jackknife, confidence=confidence, n_groups=q, method=method)
-    return point, low, high, q
+    return MeanReplicates(total / n, rounds, jackknife, q)
+
+
+def _mean_intervals(columns: np.ndarray, groups: Sequence[str] | None, *, n_resamples: int, confidence: float,
+                    seed: int, method: Method) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The means of the item columns (items, k), their interval ends, and the number of questions."""
+    r = mean_replicates(columns, groups, n_resamples=n_resamples, seed=seed)
+    if r.questions < 2:
+        return r.point, r.point.copy(), r.point.copy(), r.questions
+    low, high = endpoints(r.point, r.rounds, r.jackknife, confidence=confidence, n_groups=r.questions, method=method)
+    return r.point, low, high, r.questions
 
 
 def bootstrap_mean(values: Sequence[float], groups: Sequence[str] | None = None, *,

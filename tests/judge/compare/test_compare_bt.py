@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 
 from judge.compare.bt import Game, bootstrap, fit, game_from_preference, resample_counts, sigmoid
-from judge.compare.planted import length_outcomes, planted_games, strength_limit
-from judge.compare.winrate import win_rates
+from judge.compare.planted import (
+    difficulty_verdicts,
+    equal_length_win_rate,
+    length_outcomes,
+    planted_games,
+    strength_limit,
+)
+from judge.compare.winrate import ModelVerdicts, difficulty_win_rates, win_rates
 
 
 def _games(thetas: dict[str, float], questions: int, seed: int, *, position: float = 0.15,
@@ -175,3 +181,32 @@ def test_without_a_length_difference_the_two_rates_agree() -> None:
     with pytest.raises(ValueError, match="no verdicts"):
         win_rates([], [])
     assert np.isfinite(fit([game_from_preference("q", "m", "base", 2)], "base")["m"])  # a clean sweep stays finite
+
+
+def test_a_difficulty_that_lengths_follow_misleads_the_length_only_rate_not_the_one_with_difficulty() -> None:
+    models = {"verbose": (0.0, 1.4), "concise": (0.0, 0.7), "good": (0.5, 1.0)}
+    errors: dict[str, list[tuple[float, float]]] = {m: [] for m in models}
+    for rep in range(4):
+        data = difficulty_verdicts(random.Random(rep), models, 300, sensitivity=0.8, length_follows=0.3)
+        with_difficulty = difficulty_win_rates({m: ModelVerdicts(*v) for m, v in data.items()})
+        for m, (theta, _) in models.items():
+            truth = equal_length_win_rate(theta, sensitivity=0.8)
+            errors[m].append((win_rates(*data[m][:2]).length_controlled - truth,
+                              with_difficulty[m].length_controlled - truth))
+    mean = {m: np.mean(e, axis=0) for m, e in errors.items()}
+    assert mean["verbose"][0] > 0.06  # length only: the verbose model still wins for its length
+    assert all(abs(e[1]) < 0.025 for e in mean.values()), mean
+    assert abs(mean["verbose"][1] - mean["concise"][1]) < 0.03 < mean["verbose"][0] - mean["concise"][0]
+
+
+def test_the_difficulty_term_needs_length_differences_within_questions() -> None:
+    rng = random.Random(2)
+    data = difficulty_verdicts(rng, {"m": (0.2, 1.0)}, 100, sensitivity=0.5, length_follows=0.0, turns=1)
+    # one turn, both orders: the same length difference twice per question, nothing within a question
+    assert difficulty_win_rates({"m": ModelVerdicts(*data["m"])}) == {"m": None}
+    two = difficulty_verdicts(rng, {"m": (0.2, 1.0), "long": (0.0, 3.0)}, 100, sensitivity=0.5, length_follows=0.0)
+    out = difficulty_win_rates({m: ModelVerdicts(*v) for m, v in two.items()})
+    assert out["long"] is None  # always longer than the baseline: no rate at equal length
+    assert out["m"] is not None and 0.3 < out["m"].length_controlled < 0.8 and out["m"].length_slope > 0
+    with pytest.raises(ValueError, match="one question per outcome"):
+        difficulty_win_rates({"m": ModelVerdicts([1.0, 0.0], [5.0, -5.0], ["q"])})
