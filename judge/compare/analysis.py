@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from factory.engine import Ledger
+from factory.engine import Ledger, usd
 from judge.compare.bt import CONFIDENCE, STRONG_WEIGHT, Game, bootstrap, fit, game_from_preference, win_probability
-from judge.compare.cost import RunCost, ledger_costs, model_cost
+from judge.compare.cost import RunCost, keyed_cost, model_cost, run_costs
 from judge.compare.inputs import CompareInputs
 from judge.compare.language import HANGUL_THRESHOLD, wrong_language
 from judge.compare.strength import StrengthItem
@@ -59,17 +59,8 @@ def _compare_judging_usd(out: Path, judgments: Sequence[Judgment]) -> dict[str, 
     ledger_path = CompareFolder(out).ledger
     if not ledger_path.exists():
         return {m: 0.0 for m in keys}
-    spent: dict[str, float | None] = {}
     with Ledger(ledger_path) as ledger:
-        for model, ks in keys.items():
-            total: float | None = 0.0
-            for k in ks:
-                call = ledger.get(k)
-                if call is None or total is None:
-                    continue
-                total = None if call.cost_usd is None and (call.usage.input_tokens or call.usage.output_tokens) else total + (call.cost_usd or 0.0)
-            spent[model] = total
-    return spent
+        return {model: keyed_cost(ledger, ks) for model, ks in keys.items()}
 
 
 def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], judgments: Sequence[Judgment],
@@ -143,15 +134,16 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
         lengths = [len(t) for (mm, qid), a in answer.items() if mm == model and qid in ids for t in a.turns[:ids[qid]]]
         return sum(lengths) / len(lengths) if lengths else None
 
-    run_costs: dict[Path, RunCost] = {}
+    spend: dict[Path, RunCost] = {}
     judging = _compare_judging_usd(out, [j for j in judgments if judgment_key(j) in planned])
     rows: list[dict[str, Any]] = []
     for src in inputs.models:
         m = src.name
         prefs = per_model[m]["prefs"]
-        if src.run not in run_costs:
-            run_costs[src.run] = ledger_costs(src.run)
-        cost = model_cost(run_costs[src.run], judging.get(m, 0.0), gpu_hour_usd=options.gpu_hour_usd, gpus=options.gpus)
+        if src.run not in spend:
+            spend[src.run] = run_costs(src.run, base)
+        cost = model_cost(spend[src.run], src.label, judging.get(m, 0.0), gpu_hour_usd=options.gpu_hour_usd,
+                          gpus=options.gpus)
         rate, n_ko = lang_stats(m)
         row: dict[str, Any] = {"name": m, "run": str(src.run), "label": src.label, "is_baseline": False,
                                "verdicts": len(prefs), **counts[m], "mean_length": mean_length(m),
@@ -214,6 +206,8 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
         + [f"{r['name']}: no length-controlled win rate: its answers are (nearly) always longer or always shorter "
            "than the baseline's, so length and quality cannot be told apart" for r in rows
            if not r["is_baseline"] and r.get("score") is not None and r.get("lc_win_rate") is None]
+        + [f"{run}: {usd(c.unclaimed_answers_usd)} of endpoint answers in its ledger belong to no label of its answers, "
+           "so no model is charged them" for run, c in spend.items() if c.unclaimed_answers_usd != 0.0]
         + [f"{r['name']}: the length-controlled win rate has no difficulty term: the answers' length differences "
            "barely vary within a question, so a per-question term would leave nothing to fit the length slope on"
            for r in rows if r.get("lc_terms") == "length"],
