@@ -31,13 +31,16 @@ from judge.grading.verdicts import judgment_key
 from schemas import Answer, CompareFolder, Judgment
 
 MIN_ROUNDS = 100
+# 200 rounds left the BCa interval's far quantiles noisy enough to cover about a point less than 1000
+# (bench/results/compare_stats.json, by_method expanded-bca@200); a round is one cheap Newton refit
+DEFAULT_ROUNDS = 1000
 
 
 @dataclass(frozen=True)
 class AnalysisOptions:
     wrong_language: Literal["flag", "loss"] = "flag"
     hangul_threshold: float = HANGUL_THRESHOLD
-    bootstrap_rounds: int = 200
+    bootstrap_rounds: int = DEFAULT_ROUNDS
     seed: int = 0
     gpu_hour_usd: float | None = None
     gpus: int = 1
