@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from factory.batch import BatchSettings
 from factory.engine import Engine, EngineSettings, Ledger, choose_structured, wants_structured
-from judge.compare.analysis import MIN_ROUNDS, AnalysisOptions, analyse
+from judge.compare.analysis import DEFAULT_ROUNDS, MIN_ROUNDS, AnalysisOptions, analyse
 from judge.compare.inputs import CompareInputs, load_compare_inputs
 from judge.compare.language import HANGUL_THRESHOLD
 from judge.compare.page import write_reports
@@ -52,7 +52,7 @@ class CompareSettings(BaseModel):
     batch: bool = False
     wrong_language: Literal["flag", "loss"] = "flag"
     hangul_threshold: float = Field(default=HANGUL_THRESHOLD, gt=0, lt=1)
-    bootstrap_rounds: int = Field(default=200, ge=MIN_ROUNDS, le=100_000)
+    bootstrap_rounds: int = Field(default=DEFAULT_ROUNDS, ge=MIN_ROUNDS, le=100_000)
     seed: int = 0
     gpu_hour_usd: float | None = Field(default=None, ge=0)
     gpus: int = Field(default=1, ge=1)
