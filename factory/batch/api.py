@@ -14,7 +14,7 @@ import httpx
 import openai
 
 from factory.engine import api_key_for, openai_client
-from factory.errors import FactoryError, FatalAPIError
+from factory.errors import FactoryError, FatalAPIError, SettingsError
 from factory.engine.retry import RetryPolicy, classify
 from factory.engine.settings import EngineSettings
 
@@ -34,6 +34,8 @@ def batch_client(
 ) -> AbstractAsyncContextManager[openai.AsyncOpenAI]:
     """The client `run_batch` needs: the engine's (factory.engine.openai_client), with the key from the
     environment (or `.env`) unless one is given."""
+    if len(settings.base_urls) > 1:
+        raise SettingsError(f"--batch sends to one API, and --base-url names {len(settings.base_urls)}: give one")
     return openai_client(settings, api_key=api_key_for(settings, api_key), http_client=http_client)
 
 

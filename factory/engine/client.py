@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -61,6 +62,47 @@ async def openai_client(
         if owned:
             with anyio.move_on_after(5.0, shield=True):
                 await http.aclose()
+
+
+@dataclass
+class Endpoint:
+    """One server of the run, and what it did (for the per-endpoint throughput)."""
+
+    url: str
+    client: openai.AsyncOpenAI
+    in_flight: int = 0
+    done: int = 0
+    output_tokens: int = 0
+
+
+class Endpoints:
+    """The servers a run sends to (`--base-url` may name several): each request goes to the one with
+    the fewest requests in flight, so a slower server gets fewer."""
+
+    def __init__(self, endpoints: list[Endpoint]) -> None:
+        self.all = endpoints
+
+    def pick(self) -> Endpoint:
+        return min(self.all, key=lambda e: e.in_flight)  # ties: the first named
+
+    def throughput(self, seconds: float) -> dict[str, dict[str, float]]:
+        """Per endpoint: requests answered, output tokens, output tokens per second of the run."""
+        return {e.url: {"done": e.done, "output_tokens": e.output_tokens,
+                        "output_tokens_per_s": round(e.output_tokens / seconds, 2) if seconds > 0 else 0.0}
+                for e in self.all}
+
+
+@asynccontextmanager
+async def open_endpoints(settings: EngineSettings, *, api_key: str,
+                         http_client: httpx.AsyncClient | None = None) -> AsyncIterator[Endpoints]:
+    """A client per endpoint of `settings.base_url` (each closed after)."""
+    async with AsyncExitStack() as stack:
+        endpoints = []
+        for url in settings.base_urls:
+            one = settings.model_copy(update={"base_url": url})
+            endpoints.append(Endpoint(url, await stack.enter_async_context(
+                openai_client(one, api_key=api_key, http_client=http_client))))
+        yield Endpoints(endpoints)
 
 
 def _default_http_client(timeout_s: float) -> Any:

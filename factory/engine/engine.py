@@ -34,11 +34,10 @@ from contextlib import AbstractAsyncContextManager
 
 import anyio
 import httpx
-import openai
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
 from factory.engine.bookkeeping import Abandoned, BudgetHold, Plan, RunState, Tally
-from factory.engine.client import api_key_for, openai_client, post_chat, read_reply, request_body
+from factory.engine.client import Endpoints, api_key_for, open_endpoints, post_chat, read_reply, request_body
 from factory.engine.ledger import AttemptRow, Ledger, Limits
 from factory.engine.budget import Budget
 from factory.engine.limiter import QUEUE_LATENCY_FLOOR_S, AdaptiveConcurrency, RateLimiter, wait_hint
@@ -140,7 +139,7 @@ class Engine:
         run.resuming = self.ledger.has_done()
         send, receive = anyio.create_memory_object_stream[Delivery](self.settings.max_concurrency)
         try:
-            async with self._client() as client, anyio.create_task_group() as helpers:
+            async with self._endpoints() as clients, anyio.create_task_group() as helpers:
                 helpers.start_soon(self._end_probe, run)
                 helpers.start_soon(self._watch_signals, run)
                 if self._progress and not quiet:
@@ -149,7 +148,7 @@ class Engine:
                     core.start_soon(self._deliver, receive, on_result, run)
                     async with send, anyio.create_task_group() as workers:
                         run.workers_scope = workers.cancel_scope
-                        await self._dispatch(requests, client, workers, send, run)
+                        await self._dispatch(requests, clients, workers, send, run)
                 helpers.cancel_scope.cancel()
         finally:
             run.writer.close()  # commits the attempts closed since the last commit
@@ -157,6 +156,7 @@ class Engine:
             self.ledger.save_limits(Limits(learned.get("requests"), learned.get("tokens")))
         run.stats.stopped_reason = run.stop_reason
         run.stats.elapsed_s = time.monotonic() - run.started
+        run.stats.endpoints = clients.throughput(run.stats.elapsed_s)
         log.info("run finished: %s", run.stats.summary())
         if run.error is not None:
             run.error.stats = run.stats
@@ -168,7 +168,7 @@ class Engine:
     async def _dispatch(
         self,
         requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest],
-        client: openai.AsyncOpenAI,
+        clients: Endpoints,
         workers: TaskGroup,
         results: ObjectSendStream[Delivery],
         run: RunState,
@@ -183,7 +183,7 @@ class Engine:
                 if run.stopping or not await self._admit(request, holder, results, run):
                     self.concurrency.release(holder)
                     continue
-                workers.start_soon(self._work, request, holder, client, results, run)
+                workers.start_soon(self._work, request, holder, clients, results, run)
         finally:
             aclose = getattr(source, "aclose", None)
             if aclose is not None:
@@ -241,13 +241,13 @@ class Engine:
         self,
         request: ChatRequest,
         holder: object,
-        client: openai.AsyncOpenAI,
+        clients: Endpoints,
         results: ObjectSendStream[Delivery],
         run: RunState,
     ) -> None:
         handed_on = False
         try:
-            call = await self._complete(request, client, run)
+            call = await self._complete(request, clients, run)
             if call is not None:
                 await results.send((ChatResult(request, call, cached=False), holder))
                 handed_on = True
@@ -258,14 +258,14 @@ class Engine:
             if not handed_on:
                 self.concurrency.release(holder)
 
-    async def _complete(self, request: ChatRequest, client: openai.AsyncOpenAI, run: RunState) -> LLMCall | None:
+    async def _complete(self, request: ChatRequest, clients: Endpoints, run: RunState) -> LLMCall | None:
         """The result of `request` after as many attempts as it takes. None: not sent (stopping)."""
         plan = self._plan(request, run)
         tally = Tally()
         label = f"request {request.key[:12]} ({request.stage})"
         policy = self.retry if "max_attempts" not in request.meta else RetryPolicy(int(request.meta["max_attempts"]))
         try:
-            call = await policy.call(lambda: self._attempt(request, plan, client, run, tally), label,
+            call = await policy.call(lambda: self._attempt(request, plan, clients, run, tally), label,
                                          lambda seconds: self._back_off(seconds, run, tally))
         except (Abandoned, FatalAPIError) as stop:
             if isinstance(stop, FatalAPIError):
@@ -310,7 +310,7 @@ class Engine:
         return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, budgeted, body, worst)
 
     async def _attempt(
-        self, request: ChatRequest, plan: Plan, client: openai.AsyncOpenAI, run: RunState, tally: Tally
+        self, request: ChatRequest, plan: Plan, clients: Endpoints, run: RunState, tally: Tally
     ) -> LLMCall:
         """One HTTP attempt, with its reservations taken before and settled after."""
         if run.stopping:
@@ -341,12 +341,14 @@ class Engine:
                 run.stats.retries += 1
             hold.sent = True
             started = time.monotonic()
+            endpoint = clients.pick()
+            endpoint.in_flight += 1
             try:
                 with anyio.fail_after(self.settings.timeout_s):
-                    raw = await post_chat(client, plan.body)
+                    raw = await post_chat(endpoint.client, plan.body)
                 reply = read_reply(raw)
             except Exception as exc:  # never a cancellation: that is a BaseException
-                failure = classify(exc, model=request.model, base_url=self.settings.base_url)
+                failure = classify(exc, model=request.model, base_url=endpoint.url)
                 if isinstance(failure, AttemptFailure):
                     if (why := run.watch.failed(failure, request.key)) is not None:
                         run.stop("fatal", FatalAPIError(why, status=failure.status, code=failure.code))
@@ -358,7 +360,11 @@ class Engine:
                         # The server never answered this run: every request would fail the same way.
                         raise FatalAPIError(str(failure)) from exc
                 raise failure from exc
+            finally:
+                endpoint.in_flight -= 1
             latency = time.monotonic() - started
+            endpoint.done += 1
+            endpoint.output_tokens += reply.usage.output_tokens if reply.usage else 0
             self.rate.observe(raw.headers)
             if not run.first_answer.is_set() and self.rate.unlimited:
                 self.concurrency.follow_queue()  # before the probe opens the cap: a local server's queue
@@ -441,8 +447,8 @@ class Engine:
 
     # --- helpers: client, probe, signals, progress ---------------------------------------------
 
-    def _client(self) -> AbstractAsyncContextManager[openai.AsyncOpenAI]:
-        return openai_client(self.settings, api_key=self._api_key, http_client=self._http_client)
+    def _endpoints(self) -> AbstractAsyncContextManager[Endpoints]:
+        return open_endpoints(self.settings, api_key=self._api_key, http_client=self._http_client)
 
     async def _end_probe(self, run: RunState) -> None:
         """Open the concurrency once the probe is answered, or after PROBE_WAIT_S of silence (a slow

@@ -89,6 +89,7 @@ class RunStats:
     cost_usd: float | None = 0.0  # paid in this run; None when a model's price is unknown
     stopped_reason: str | None = None  # None (all done), "budget", "interrupted", "fatal"
     elapsed_s: float = 0.0
+    endpoints: dict[str, dict[str, float]] = field(default_factory=dict)  # per server (several): done, tokens, tok/s
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (for a report's summary.json)."""
@@ -104,7 +105,12 @@ class RunStats:
             f"{self.sent} HTTP attempts ({self.retries} retries, {self.rate_limited} rate-limited); "
             f"{self.usage.input_tokens} input + {self.usage.output_tokens} output tokens; {cost}; "
             f"{self.elapsed_s:.1f}s{stopped}"
-        )
+        ) + (self.endpoints_line() if len(self.endpoints) > 1 else "")
+
+    def endpoints_line(self) -> str:
+        """'; per endpoint: URL 12 done, 31.5 output tok/s, ...' (several servers)."""
+        return "; per endpoint: " + ", ".join(f"{url} {e['done']:.0f} done, {e['output_tokens_per_s']} output tok/s"
+                                              for url, e in self.endpoints.items())
 
 
 

@@ -36,7 +36,9 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    base_url: str = Field(default_factory=_default_base_url, validate_default=True, description="OpenAI-compatible API root")
+    base_url: str = Field(default_factory=_default_base_url, validate_default=True,
+                          description="OpenAI-compatible API root; several, comma-separated, share the requests "
+                                      "(several local servers: each gets the next request when it has the fewest in flight)")
     model: str | None = Field(default=None, description="default model of the stage")
     rpm: int | None = Field(default=None, gt=0, description="requests per minute; None: from the server's headers")
     tpm: int | None = Field(default=None, gt=0, description="tokens per minute; None: from the server's headers")
@@ -62,10 +64,20 @@ class EngineSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        parsed = urlparse(v)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"must be an http(s) URL such as {OPENAI_API_URL}, got {v!r}")
-        return v.rstrip("/")
+        urls = [u.strip().rstrip("/") for u in v.split(",") if u.strip()]
+        for url in urls or [v]:
+            parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ValueError(f"must be an http(s) URL such as {OPENAI_API_URL} (or several, comma-separated), "
+                                 f"got {url!r}")
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"names an endpoint twice: {v!r}")
+        return ",".join(urls)
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every endpoint the requests are spread over (usually one)."""
+        return self.base_url.split(",")
 
     @field_validator("prices_file")
     @classmethod
@@ -76,18 +88,21 @@ class EngineSettings(BaseModel):
 
     @property
     def is_openai(self) -> bool:
-        return urlparse(self.base_url).hostname == "api.openai.com"
+        return all(urlparse(u).hostname == "api.openai.com" for u in self.base_urls)
 
     @property
     def is_local(self) -> bool:
         """A server on this machine or a private network (a local vLLM, the simulator), where an
         API key is often not needed: loopback or private addresses, and names without a domain."""
-        host = urlparse(self.base_url).hostname or ""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return "." not in host or host.endswith((".localhost", ".local", ".internal", ".lan"))
-        return address.is_loopback or address.is_private or address.is_link_local
+        return all(_is_local_host(urlparse(u).hostname or "") for u in self.base_urls)
+
+
+def _is_local_host(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host or host.endswith((".localhost", ".local", ".internal", ".lan"))
+    return address.is_loopback or address.is_private or address.is_link_local
 
 
 # ---------------------------------------------------------------------------------------------

@@ -113,7 +113,8 @@ def judge_budget(config: dict[str, Any], cost: dict[str, Any] | None) -> dict[st
 def headline(summary: dict[str, Any], config: dict[str, Any], *, simulated: bool) -> dict[str, Any]:
     """The figures a reader wants first, gathered from the parts (None where a part is missing)."""
     cost, training, scores = summary.get("cost"), summary.get("training"), summary.get("scores")
-    out: dict[str, Any] = {"simulated": simulated, "judge_budget": judge_budget(config, cost)}
+    out: dict[str, Any] = {"simulated": simulated, "judge_budget": judge_budget(config, cost),
+                           "writers": writers(config)}
     if cost:
         t, g, f = cost["totals"] or {}, cost["generation"], cost["funnel"]
         total = t.get("cost_usd", 0.0)
@@ -149,6 +150,24 @@ def headline(summary: dict[str, Any], config: dict[str, Any], *, simulated: bool
         ]
         out["unscored"] = sum(r["unscored"] for r in scores.get("unscored", []))
     return out
+
+
+def writers(config: dict[str, Any]) -> list[dict[str, str]]:
+    """Which model wrote each kind of text of the run, from the settings each stage recorded."""
+    rows: list[dict[str, str]] = []
+    engine = config.get("engine", {})
+    if config.get("generate") and engine.get("model"):
+        rows.append({"texts": "examples", "model": str(engine["model"]), "where": str(engine.get("base_url", ""))})
+    for label, entry in sorted((config.get("answer") or {}).items()):
+        if isinstance(entry, dict) and entry.get("model"):
+            model = str(entry["model"]) + (" + its adapter" if entry.get("adapter") else "")
+            rows.append({"texts": f"answers '{label}'", "model": model,
+                         "where": str(entry.get("endpoint") or "this machine (python -m trainer answer)")})
+    judge = config.get(grade.SECTION)
+    if isinstance(judge, dict) and judge.get("judge_model"):
+        rows.append({"texts": "verdicts", "model": str(judge["judge_model"]),
+                     "where": str((judge.get("engine") or {}).get("base_url", ""))})
+    return rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,7 +447,12 @@ def render_html(run: Path, summary: dict[str, Any], out_dir: Path) -> str:
                     "(<code>python -m factory simulate</code>), not from a model: they show that the pipeline works "
                     "end to end, not how good any model is. Dollar figures are what the same usage would cost "
                     "at the listed prices.</p>")
+    for note in summary.get("notes") or []:  # what a stage or the demo says the reader must know first
+        body.append(f'<p class="banner">{_e(str(note))}</p>')
     body.append(_headline_html(h))
+    if h.get("writers"):
+        body.append("<h2>Who wrote what</h2>" + _table(["texts", "model", "where"],
+                                                         [[_e(w["texts"]), _e(w["model"]), _e(w["where"])] for w in h["writers"]]))
     cost, training, scores = summary.get("cost"), summary.get("training"), summary.get("scores")
     body.append(_cost_html(cost, h.get("judge_budget"), out_dir) if cost else
                 _missing("Cost", "no ledger or examples in this run yet", f"just generate --run {run} ..."))

@@ -57,3 +57,34 @@ def test_against_a_one_slot_server_few_requests_wait_in_its_line() -> None:
     assert stats.done == 80 and engine.concurrency.queue is not None
     assert engine.concurrency.highest <= 8, "never 32 in the line of a server that answers one at a time"
     assert max(r.call.latency_s for r in results) < 15 * min(r.call.latency_s for r in results)
+
+
+def test_several_servers_share_the_requests_and_each_says_what_it_did() -> None:
+    """--base-url A,B: each request goes to the server with the fewest in flight, so a server twice as
+    slow gets fewer; the run's stats give each server's throughput."""
+    requests = [ChatRequest("s", "m", [{"role": "user", "content": f"q{i}"}], {"max_tokens": 20}) for i in range(60)]
+    fast = SimConfig(seed=1, slots=1, latency_base_s=0.02, output_tokens=10)
+    slow = SimConfig(seed=2, slots=1, latency_base_s=0.08, output_tokens=10)
+    with run_simulator(fast) as a, run_simulator(slow) as b:
+        from factory.engine.ledger import Ledger
+
+        with Ledger(":memory:") as ledger:
+            engine = Engine(EngineSettings(base_url=f"{a},{b}", model="m", progress=False), ledger, api_key="k")
+            stats = anyio.run(engine.run, requests, lambda r: None, len(requests))
+    assert stats.done == 60 and set(stats.endpoints) == {a, b}
+    assert stats.endpoints[a]["done"] > stats.endpoints[b]["done"] > 0
+    assert sum(e["done"] for e in stats.endpoints.values()) == 60
+    assert "per endpoint:" in stats.summary() and all(e["output_tokens_per_s"] > 0 for e in stats.endpoints.values())
+
+
+def test_an_endpoint_list_is_checked() -> None:
+    import pytest
+
+    from factory.errors import SettingsError
+    from factory.engine.settings import load_settings
+
+    assert EngineSettings(base_url="http://a:1/v1/, http://b:2/v1").base_urls == ["http://a:1/v1", "http://b:2/v1"]
+    with pytest.raises(SettingsError, match="names an endpoint twice"):
+        load_settings(None, {"base_url": "http://a:1/v1,http://a:1/v1"})
+    with pytest.raises(SettingsError, match="http.s. URL"):
+        load_settings(None, {"base_url": "http://a:1/v1,ftp://b"})
