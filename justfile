@@ -71,6 +71,14 @@ compare *args:
 report *args:
     {{python}} -m judge overview "$@"
 
+# every record of a run on one page (examples, rejections, answers, curation): runs/NAME/report/data.html; just view --run runs/NAME
+view *args:
+    {{python}} -m judge view "$@"
+
+# a run's kept examples for other trainers: just export --run runs/NAME --format messages|alpaca|sharegpt|prompt-completion --out FILE.jsonl|.parquet
+export *args:
+    {{python}} -m factory export "$@"
+
 # the whole pipeline offline on a CPU against the local simulator (no API key, a few minutes): runs/demo/report/index.html
 demo *args:
     {{python}} scripts/demo.py "$@"
