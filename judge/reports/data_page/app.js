@@ -1,5 +1,9 @@
-// The page itself: the header (run, when written, a link to the overview report), the tabs, and
-// the first render. window.__viewer exposes the timings the benchmark and the tests read.
+// The page itself: the header (run, when written, a link to the overview report) and the tabs.
+// It renders twice: start() on the head (each table's first rows) as soon as the browser has read
+// it, finish() on the whole data once that is parsed. window.__viewer exposes the state and the
+// timings the benchmark and the tests read.
+
+let current = null;  // the tab shown, kept when the whole data replaces the head
 
 function boot() {
   const tabs = [
@@ -13,7 +17,7 @@ function boot() {
                                                  onclick: () => show(t) }, t.label, el("span", { class: "count", text: fmt(t.count) })));
   const meta = el("div", { class: "meta" }, `written ${DATA.written} by `, el("code", { text: `just view --run ${DATA.path}` }),
     DATA.index_html ? [" · ", el("a", { href: "index.html" }, "the run's report")] : null);
-  document.getElementById("app").append(
+  document.getElementById("app").replaceChildren(
     el("header", null, el("h1", { text: `${RUN} — the data` }), meta, el("nav", { role: "tablist" }, buttons)), main);
   const built = new Map();
 
@@ -25,11 +29,12 @@ function boot() {
       view.apply();
     }
     main.replaceChildren(...banners(), built.get(tab.key).root);
-    V.tab = tab.key;
+    V.tab = current = tab.key;
   }
   V.show = (key) => show(tabs.find((t) => t.key === key));
 
-  const first = tabs.find((t) => "#" + t.key === location.hash) || tabs[DATA.examples.total || !DATA.rejected.total ? 0 : 1];
+  const first = tabs.find((t) => t.key === current) || tabs.find((t) => "#" + t.key === location.hash)
+    || tabs[DATA.examples.total || !DATA.rejected.total ? 0 : 1];
   show(first);
 }
 
@@ -39,6 +44,8 @@ function banners() {
     out.push(el("p", { class: "banner", "data-note": "simulated" }, el("b", { text: "Simulated run. " }),
       "These texts and scores come from the local simulator (python -m factory simulate), not from a model."));
   }
+  if (DATA.partial) out.push(el("p", { class: "note", "data-note": "loading" }, "Reading the whole run: the first rows are "
+    + "shown; search, filters and sorts come once every row is read."));
   for (const note of DATA.notes) out.push(el("p", { class: "note", text: note }));
   return out;
 }
@@ -61,13 +68,29 @@ function curationTab() {
   return { root, apply: () => pick(0) };
 }
 
-try {
-  boot();
+function render(id) {
+  try {
+    DATA = JSON.parse(document.getElementById(id).textContent);
+    RUN = DATA.run;
+    boot();
+  } catch (e) {
+    V.error = String((e && e.stack) || e);
+    console.error(e);
+    document.getElementById("app").append(el("p", { class: "banner", text: "The page failed to render: " + e }));
+    throw e;
+  }
+}
+
+V.start = () => {
+  render("viewer-head");
   V.firstRenderMs = performance.now();
+};
+
+V.finish = () => {
+  const t = performance.now();
+  render("viewer-data");
+  V.readyMs = performance.now();
+  V.fullRenderMs = V.readyMs - t;
   V.ready = true;
   scheduleIndexing(() => { V.indexReady = true; V.indexMs = performance.now(); });
-} catch (e) {
-  V.error = String(e && e.stack || e);
-  console.error(e);
-  document.getElementById("app").append(el("p", { class: "banner", text: "The page failed to render: " + e }));
-}
+};

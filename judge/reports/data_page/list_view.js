@@ -143,7 +143,8 @@ function ListView(spec) {
     state.page = Math.min(state.page, pages - 1);
     const start = state.page * state.size;
     const shown = matches.subarray(start, start + state.size);
-    const of = matches.length === n ? "" : ` (of ${fmt(n)})`;
+    const of = DATA.partial ? ` (the first rows of ${fmt(spec.total ?? n)}: reading the rest)`
+      : matches.length === n ? "" : ` (of ${fmt(n)})`;
     status.textContent = matches.length
       ? `${fmt(start + 1)}–${fmt(start + shown.length)} of ${fmt(matches.length)} rows${of}`
       : `no row matches${of}`;
@@ -211,6 +212,8 @@ function ListView(spec) {
        el("button", { title: "reverse the order", onclick: () => { if (state.sort >= 0) setSort(state.sort, !state.desc); } }, "⇅")),
     spec.toolbar || [],
   ];
-  root.append(...(spec.notes || []).filter(Boolean), el("div", { class: "toolbar" }, controls), status, body, pager);
+  const toolbar = el("div", { class: "toolbar" }, controls);
+  if (DATA.partial) toolbar.querySelectorAll("input, select, button").forEach((c) => { c.disabled = true; });
+  root.append(...(spec.notes || []).filter(Boolean), toolbar, status, body, pager);
   return { root, apply, search, refreshSort() { sortKeys.clear(); apply(); } };
 }

@@ -2,11 +2,16 @@
 RUN/report/data.html, one self-contained file (no server, no network: its script, styles and data
 are inside it) that opens from disk and in a notebook's output cell.
 
-The data goes in as one JSON document inside a `<script type="application/json">` element, with
-every `<`, `>` and `&` written as a JSON escape, so no text of a model (untrusted input) can close
-that element or open another; the page's script then puts every text in the page as a text node,
-never as markup. A Content-Security-Policy allows the inline script and styles only: nothing is
-fetched, whatever a text holds.
+The data goes in as JSON inside `<script type="application/json">` elements, with every `<`, `>`
+and `&` written as a JSON escape, so no text of a model (untrusted input) can close that element or
+open another; the page's script then puts every text in the page as a text node, never as markup.
+A Content-Security-Policy allows the inline script and styles only: nothing is fetched, whatever a
+text holds.
+
+The page renders in two steps, so that a large run shows its first rows at once: the script and a
+head (each table's first rows, in file order, which is what the full table shows first) come before
+the whole data in the file, and the browser renders them while it still reads the rest; once the
+whole data is parsed the tabs are built on it (search, filters and sorts need every row).
 """
 
 from __future__ import annotations
@@ -84,6 +89,31 @@ def embed_json(data: Any) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+HEAD_ROWS = 50  # rows of each table in the page's head: a first page of examples
+HEAD_QUESTIONS = 10
+
+
+def head_of(table: dict[str, Any], k: int = HEAD_ROWS) -> dict[str, Any]:
+    """A table's first k rows, its dictionaries cut to the values those rows use."""
+    cols, dicts = {}, {}
+    for name, values in table["cols"].items():
+        first = values[:k]
+        if name in table["dicts"]:
+            used = sorted({v for v in first if v is not None})
+            new = {old: i for i, old in enumerate(used)}
+            dicts[name] = [table["dicts"][name][old] for old in used]
+            first = [None if v is None else new[v] for v in first]
+        cols[name] = first
+    return {**table, "n": min(k, table["n"]), "cols": cols, "dicts": dicts}
+
+
+def head(data: dict[str, Any]) -> dict[str, Any]:
+    """The page's head: the data with each table cut to its first rows (and marked partial)."""
+    answers = {**data["answers"], "questions": data["answers"]["questions"][:HEAD_QUESTIONS]}
+    return {**data, "partial": True, "examples": head_of(data["examples"]), "rejected": head_of(data["rejected"]),
+            "answers": answers, "curation": [head_of(c) for c in data["curation"]]}
+
+
 def collect(run: Path, max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """The page's data: every table of the run, sampled where a file holds more than `max_rows`."""
     if not run.is_dir():
@@ -120,6 +150,7 @@ def collect(run: Path, max_rows: int = MAX_ROWS) -> dict[str, Any]:
         "simulated": simulated, "index_html": folder.index_html.is_file(),
         "examples": examples_table(examples, scores), "rejected": rejected_table(folder, rejected),
         "answers": answers_table(folder, answers, judgments, notes), "curation": curation, "notes": notes,
+        "partial": False,
     }
 
 
@@ -133,11 +164,14 @@ def render(data: dict[str, Any]) -> str:
             f"<title>{title}</title><style>{css}</style></head><body>"
             '<noscript>This page shows the run\'s records with JavaScript; it fetches nothing.</noscript>'
             '<div id="app" data-page="instruct-factory-data"></div>'
-            f'<script type="application/json" id="viewer-data">{embed_json(data)}</script>'
             "<script>\"use strict\";\n(() => {\n"
-            "const DATA = JSON.parse(document.getElementById(\"viewer-data\").textContent);\n"
             "const V = window.__viewer = { ready: false, indexReady: false, firstRenderMs: null, lastApplyMs: null };\n"
-            f"{script}\n}})();\n</script></body></html>\n")
+            "let DATA = null, RUN = \"\";\n"
+            f"{script}\n}})();\n</script>"
+            f'<script type="application/json" id="viewer-head">{embed_json(head(data))}</script>'
+            "<script>window.__viewer.start();</script>"
+            f'<script type="application/json" id="viewer-data">{embed_json(data)}</script>'
+            "<script>window.__viewer.finish();</script></body></html>\n")
 
 
 def write_data_page(run: str | Path, *, max_rows: int = MAX_ROWS) -> DataPage:
@@ -160,4 +194,4 @@ def write_data_page(run: str | Path, *, max_rows: int = MAX_ROWS) -> DataPage:
                     sampled=tuple(name for name, t in tables.items() if t["sampled"]), bytes=len(text.encode("utf-8")))
 
 
-__all__ = ["MAX_ROWS", "DataPage", "collect", "embed_json", "render", "write_data_page"]
+__all__ = ["HEAD_ROWS", "MAX_ROWS", "DataPage", "collect", "embed_json", "head", "render", "write_data_page"]

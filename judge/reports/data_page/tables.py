@@ -55,7 +55,8 @@ class Lines:
     sampled: bool = False
 
     def info(self) -> dict[str, Any]:
-        return {"total": self.total, "sampled": self.sampled, "seed": SAMPLE_SEED if self.sampled else None}
+        return {"total": self.total, "on_page": len(self.records), "sampled": self.sampled,
+                "seed": SAMPLE_SEED if self.sampled else None}
 
 
 def _complete_lines(path: Path) -> Iterator[bytes]:

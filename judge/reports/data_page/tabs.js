@@ -1,13 +1,11 @@
 // The data page's tabs: kept examples, rejected examples, answers side by side, curation scores.
 // Each tab's view is built the first time it is shown; the first tab is rendered at once.
 
-const RUN = DATA.run;
-
 function sampleNote(table, what) {
   if (!table.sampled) return null;
   return el("p", { class: "note", "data-note": "sample" },
     `This run holds ${fmt(table.total)} ${what}; so that the page stays responsive it holds a random sample of `
-    + `${fmt(table.n)} of them (seed ${table.seed}). Counts, filters and searches below are over the sample. `
+    + `${fmt(table.on_page)} of them (seed ${table.seed}). Counts, filters and searches below are over the sample. `
     + "All of them: factory.examples(run) in Python, or python -m factory export.");
 }
 
@@ -73,7 +71,7 @@ function examplesView(t) {
     onchange: (e) => { current = curations[Number(e.target.value)]; view.refreshSort(); } },
     curations.map((c, k) => el("option", { value: k }, c.table.name))))] : [];
   const view = ListView({
-    n: t.n, search: text, empty: `No kept examples yet: just generate --run ${RUN} ...`,
+    n: t.n, total: t.total, search: text, empty: `No kept examples yet: just generate --run ${RUN} ...`,
     notes: [sampleNote(t, "kept examples")],
     filters: [{ label: "language", get: col("lang") }, { label: "recipe", get: col("recipe") }, { label: "model", get: col("model") }],
     ranges: [{ label: "length", get: col("len") }, { label: "cost $", get: col("cost") },
@@ -97,7 +95,7 @@ function rejectedView(t) {
   const col = columnsOf(t);
   const ids = t.cols.id;
   return ListView({
-    n: t.n, empty: "Nothing was rejected.", notes: [sampleNote(t, "rejected items")],
+    n: t.n, total: t.total, empty: "Nothing was rejected.", notes: [sampleNote(t, "rejected items")],
     search: (i) => [ids[i], col("reason")(i), col("detail")(i), col("text")(i), col("key")(i)].filter(Boolean).join("\n"),
     filters: [{ label: "reason", get: col("reason") }, { label: "model", get: col("model") }],
     ranges: [{ label: "length", get: col("len") }],
