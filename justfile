@@ -43,6 +43,10 @@ bench-engine *args:
 bench-dedup *args:
     {{python}} bench/dedup.py "$@"
 
+# the data page at 100k rows in headless Chromium (first render, search, filter, sort): bench/results/viewer.json
+bench-viewer *args:
+    {{python}} bench/viewer.py "$@"
+
 # trainer benchmark on CPU with the tiny model (ratio against HF Trainer): bench/results/train_cpu.json
 bench-train-cpu *args:
     {{python}} bench/train_cpu.py "$@"
