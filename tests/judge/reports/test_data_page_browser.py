@@ -36,7 +36,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> DataPage:
 
 
 def load(driver: Any, page: DataPage) -> dict:
-    driver.get(page.path.as_uri())
+    driver.get(page.path.resolve().as_uri())
     return wait_ready(driver)
 
 
