@@ -51,6 +51,10 @@ bench-viewer *args:
 bench-train-cpu *args:
     {{python}} bench/train_cpu.py "$@"
 
+# our loop against TRL's SFTTrainer on CPU (SmolLM2-135M-Instruct, alternating processes): bench/results/train_vs_trl_cpu.json
+bench-train-vs-trl *args:
+    {{python}} bench/train_vs_trl.py "$@"
+
 # trainer benchmark on a GPU (gemma-2b shapes): bench/results/train_gpu.json
 bench-train-gpu *args:
     {{python}} bench/train_gpu.py "$@"

@@ -8,6 +8,7 @@ flags into the settings) and the Python API's `factory.generate`.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from factory.quality.filters import FilterSettings
 from factory.engine.money import usd
 from factory.engine.ledger import Ledger
 from factory.engine.pricing import price_table_for
-from factory.engine.structured import wants_structured
+from factory.engine.structured import choose_structured, recorded_mode, wants_structured
 from factory.recipes.base import Context, Gate, Recipe
 from factory.recipes.driver import Driver, describe_failures, usage_totals
 from factory.recipes.journal import Journal
@@ -74,8 +75,15 @@ def resolve(run: Path, gen: GenerateSettings, engine: EngineSettings, *, dedup: 
         # A Korean run keeps Korean text unless [filters] says otherwise (disabled = ["language"]).
         filters=filters if filters.lang else filters.model_copy(update={"lang": lang}),
         naver=naver, batch=batch, seeds=seeds, eval_items=load_eval_files(gen.eval), lang=lang,
-        structured=wants_structured(gen.structured, engine.model),
+        structured=_structured(run, gen.structured, engine),
     )
+
+
+def _structured(run: Path, setting: str, engine: EngineSettings) -> bool:
+    """What the settings say, or what an earlier probe of this folder found (a dry run sends nothing)."""
+    assert engine.model is not None
+    recorded = recorded_mode(RunFolder(run), engine.base_url, engine.model) if setting == "auto" else None
+    return recorded != "text" if recorded is not None else wants_structured(setting, engine.model)
 
 
 def save_settings(r: Resolved) -> None:
@@ -137,6 +145,19 @@ def build_recipe(r: Resolved, *, dry_run: bool, naver: NaverSearch | None = None
 
 async def run_generation(r: Resolved, credentials: tuple[str, str] | None) -> GenerationEnd:
     """Send what the run still needs; `credentials`: Naver's (id, secret) for grounding, else None."""
+    with Ledger.for_run(r.run) as ledger:
+        engine = Engine(r.engine, ledger) if r.batch is None else None
+        if engine is not None:
+            # Before the prompts are made, which ask for JSON or for the text format (a probe of
+            # the server the first time; what it found is in config.toml after that).
+            r.structured, note = await choose_structured(engine, r.gen.structured, r.model, RunFolder(r.run))
+            if note:
+                print(note, file=sys.stderr)
+        return await _generate(r, credentials, ledger, engine)
+
+
+async def _generate(r: Resolved, credentials: tuple[str, str] | None, ledger: Ledger,
+                    engine: Engine | None) -> GenerationEnd:
     naver = None
     if credentials is not None:
         naver = NaverSearch(r.run, r.naver, client_id=credentials[0], client_secret=credentials[1])
@@ -147,22 +168,21 @@ async def run_generation(r: Resolved, credentials: tuple[str, str] | None) -> Ge
             await naver.aclose()
         raise
     try:
-        with Ledger.for_run(r.run) as ledger:
-            driver = Driver(recipe, ctx, ledger)
-            driver.report.mode = "online" if r.batch is None else "batch"
-            try:
-                if ctx.need == 0 and not ctx.journal.unprocessed():
-                    pass  # nothing to do: the summary says so
-                elif r.batch is None:
-                    # No total for the progress line: how many requests --n takes is known only
-                    # as the yield is measured.
-                    await driver.run_online(Engine(r.engine, ledger))
-                else:
-                    async with batch_client(r.engine) as client:
-                        await driver.run_batches(client, ledger=ledger, settings=r.engine, batch=r.batch)
-            except FatalAPIError as e:
-                raise _with_hint(e, r.structured) from None
-            text = summary(recipe, ctx, driver, ledger, r.engine)
+        driver = Driver(recipe, ctx, ledger)
+        driver.report.mode = "online" if r.batch is None else "batch"
+        try:
+            if ctx.need == 0 and not ctx.journal.unprocessed():
+                pass  # nothing to do: the summary says so
+            elif engine is not None:
+                # No total for the progress line: how many requests --n takes is known only
+                # as the yield is measured.
+                await driver.run_online(engine)
+            else:
+                async with batch_client(r.engine) as client:
+                    await driver.run_batches(client, ledger=ledger, settings=r.engine, batch=r.batch)
+        except FatalAPIError as e:
+            raise _with_hint(e, r.structured) from None
+        text = summary(recipe, ctx, driver, ledger, r.engine)
     finally:
         await recipe.aclose()
         ctx.journal.close()

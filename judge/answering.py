@@ -60,6 +60,7 @@ class _Conversation:
     texts: list[str] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     truncated: list[bool] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the ledger's request per turn: what the label's answers cost
     latency_s: float = 0.0
     error: str = ""
 
@@ -122,13 +123,14 @@ class Answering:
             conv.texts.append(result.content)
             conv.tokens.append(result.call.usage.output_tokens)
             conv.truncated.append(result.call.finish_reason == "length")
+            conv.keys.append(result.request.key)
             conv.latency_s += result.call.latency_s or 0.0
             self.counts.turns += 1
             if len(conv.texts) == len(conv.question.turns):
                 self.writer.append(Answer(
                     question_id=conv.question.question_id, model=self.settings.label, turns=conv.texts,
                     tokens=conv.tokens, latency_s=round(conv.latency_s, 4), truncated=conv.truncated,
-                    temperature=conv.temperature,
+                    temperature=conv.temperature, request_keys=conv.keys,
                 ))
                 self.counts.answered += 1
 

@@ -15,6 +15,7 @@ from factory.simulator.config import API_KEY_ENV, SimConfig, SimConfigError
 from factory.simulator.faults import KINDS, FaultSpecError, parse_rates
 from factory.simulator.instructions import DEFAULT_DUPLICATE_SHARE
 from factory.simulator.server import BANNER, Simulator, SimulatorError
+from factory.simulator.servers import SERVERS
 
 DEFAULT_PORT = 8800
 
@@ -58,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-ttl", type=float, default=600.0, help="seconds a prompt prefix stays cached (default 600)")
     p.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024, help="largest request body accepted (default 32 MiB)")
     p.add_argument("--log-requests", action="store_true", help="one stderr line per request (slows it down)")
+    p.add_argument("--server", choices=SERVERS, default="openai",
+                   help="the server played for structured output: openai, vllm, llamacpp (json_object with a "
+                        "schema; json_schema refused with a 500), textonly (default openai)")
+    p.add_argument("--slots", type=int, default=0,
+                   help="requests answered at once, the others wait in line (llama.cpp's server: 1; default 0: any)")
     add_batch_arguments(p)
 
 
@@ -120,6 +126,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         cache_ttl_s=args.cache_ttl,
         max_body_bytes=args.max_body_bytes,
         log_requests=args.log_requests,
+        server=args.server,
+        slots=args.slots,
     )
 
 

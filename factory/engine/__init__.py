@@ -32,7 +32,7 @@ from factory.engine.settings import (
     load_settings,
     settings_from,
 )
-from factory.engine.structured import json_schema_format, wants_structured
+from factory.engine.structured import choose_structured, json_schema_format, wants_structured
 
 __all__ = [
     "GIVEN_AS",
@@ -49,6 +49,7 @@ __all__ = [
     "add_engine_arguments",
     "api_key_for",
     "budget_use",
+    "choose_structured",
     "engine_settings_from_args",
     "http_client_name",
     "json_schema_format",

@@ -23,9 +23,50 @@ from schemas import Usage
 
 log = logging.getLogger("factory.engine")
 
-# This many requests in a row failing the same way (a 400 with the same message, or no
-# connection at all) means every request would: stop the run.
+# This many requests in a row failing every attempt without an answer (no connection, no reply
+# in time) means every request would: stop the run.
 REPEATS_BEFORE_FATAL = 3
+# The server's same error, word for word, on this many attempts in a row means it gives every
+# request that answer (a validation error dressed as a 500, a wrong model name, a refused
+# parameter): not transient. A request stops being retried there; a second request answered the
+# same stops the run. (A transient error differs from one answer to the next: OpenAI's 500s name
+# their request id.)
+SAME_ANSWER_ATTEMPTS = 3
+# Answers that are passing by their nature, however alike: rate limits, timeouts, conflicts, and a
+# gateway's or an overloaded server's (502, 503, 504).
+_PASSING = frozenset({408, 409, 429, 502, 503, 504})
+
+
+class RepeatWatch:
+    """The last error answer the server gave, and how many attempts (of which requests) got it in a row."""
+
+    def __init__(self) -> None:
+        self.signature: tuple[Any, ...] | None = None
+        self.attempts = 0
+        self.requests: dict[str, int] = {}  # request key -> its attempts with this answer
+
+    def failed(self, failure: AttemptFailure, key: str) -> str | None:
+        """Note a failed attempt. Returns why the run must stop (the same answer on another request
+        once one had it SAME_ANSWER_ATTEMPTS times), else None; makes the failure final when this
+        request has had the answer that often."""
+        if failure.status is None or failure.status in _PASSING:
+            return None  # no answer to compare (connections, timeouts), or one that says to wait and retry
+        signature = (failure.status, failure.code, str(failure))
+        if signature != self.signature:
+            self.signature, self.attempts, self.requests = signature, 0, {}
+        self.attempts += 1
+        self.requests[key] = self.requests.get(key, 0) + 1
+        if self.requests[key] >= SAME_ANSWER_ATTEMPTS and failure.retryable:
+            failure.retryable, failure.repeated = False, True  # another attempt would get it again
+        if self.attempts >= SAME_ANSWER_ATTEMPTS and len(self.requests) >= 2:
+            return (f"the server gave {self.attempts} attempts of {len(self.requests)} requests in a row the same "
+                    f"answer, {failure.describe()}: it is not a passing fault, so the run stops; change what it "
+                    "names (the model, a request parameter, the server's settings) and rerun the same command "
+                    "(what was kept and paid stays)")
+        return None
+
+    def answered(self) -> None:
+        self.signature, self.attempts, self.requests = None, 0, {}
 
 
 class Abandoned(Exception):
@@ -96,7 +137,9 @@ class RunState:
         self.stop_reason: str | None = None
         self.error: FactoryError | None = None
         self.stopped = anyio.Event()
-        self.first_answer = anyio.Event()
+        self.first_answer = anyio.Event()  # set by the first successful answer: the probe is over
+        self.answered_error = False  # the server has answered with an error (it is up, but refusing)
+        self.watch = RepeatWatch()
         self.pull_scope: anyio.CancelScope | None = None
         self.workers_scope: anyio.CancelScope | None = None
         self.keys: set[str] = set()
@@ -131,10 +174,8 @@ class RunState:
 
     def repeated_failure(self, failure: AttemptFailure, base_url: str) -> FatalAPIError | None:
         """A FatalAPIError when this final failure is the REPEATS_BEFORE_FATAL-th in a row alike."""
-        if failure.kind == "bad_request":
-            signature: tuple[Any, ...] = (failure.status, failure.code, str(failure))
-        elif failure.kind in ("connection", "timeout", "unreachable"):
-            signature = (failure.kind,)
+        if failure.kind in ("connection", "timeout", "unreachable") and failure.status is None:
+            signature: tuple[Any, ...] = (failure.kind,)
         else:
             self._repeat, self._repeats = None, 0
             return None
@@ -142,11 +183,6 @@ class RunState:
         self._repeat = signature
         if self._repeats < REPEATS_BEFORE_FATAL:
             return None
-        if failure.kind == "bad_request":
-            return FatalAPIError(
-                f"{self._repeats} requests in a row were refused the same way ({failure.describe()}): "
-                "fix the request parameters", status=failure.status, code=failure.code,
-            )
         return FatalAPIError(
             f"{self._repeats} requests in a row failed every attempt ({failure.describe()}): "
             f"check that {base_url} is reachable, or raise --timeout"
@@ -154,6 +190,7 @@ class RunState:
 
     def no_repeat(self) -> None:
         self._repeat, self._repeats = None, 0
+        self.watch.answered()
 
     def count(self, result: ChatResult) -> None:
         s = self.stats

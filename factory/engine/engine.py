@@ -41,7 +41,7 @@ from factory.engine.bookkeeping import Abandoned, BudgetHold, Plan, RunState, Ta
 from factory.engine.client import api_key_for, openai_client, post_chat, read_reply, request_body
 from factory.engine.ledger import AttemptRow, Ledger, Limits
 from factory.engine.budget import Budget
-from factory.engine.limiter import AdaptiveConcurrency, RateLimiter, wait_hint
+from factory.engine.limiter import QUEUE_LATENCY_FLOOR_S, AdaptiveConcurrency, RateLimiter, wait_hint
 from factory.engine.pricing import price_table_for
 from factory.engine.progress import Goal, Snapshot, progress_display
 from factory.engine.records import ChatRequest, ChatResult, OnResult, RunStats
@@ -53,6 +53,7 @@ from factory.engine.retry import (
     classify,
 )
 from factory.engine.settings import EngineSettings
+from factory.engine.structured import Mode, wire_form
 from factory.engine.tokens import estimate_input
 from factory.engine.writer import LedgerWriter
 from factory.errors import FactoryError, FatalAPIError
@@ -93,6 +94,8 @@ class Engine:
         self.rate = RateLimiter(settings.rpm, settings.tpm, accounting=settings.tpm_accounting)
         self.concurrency = AdaptiveConcurrency(settings.max_concurrency, start=1)
         self.retry = RetryPolicy(settings.max_attempts)
+        # How the server takes a json_schema `response_format` (structured.choose_structured finds out).
+        self.structured_mode: Mode = "json_schema"
         self._run: RunState | None = None
         self._running = False
 
@@ -102,10 +105,12 @@ class Engine:
         on_result: OnResult,
         total: int | None = None,
         goal: Callable[[], Goal] | None = None,
+        *,
+        quiet: bool = False,
     ) -> RunStats:
         """Complete every request (each once), calling `on_result` for each result, serially.
         `total` (requests) or `goal` (what the caller counts toward, asked for at each refresh)
-        sets what the progress line projects.
+        sets what the progress line projects; `quiet`: no progress line (a probe).
 
         Raises FatalAPIError (or PriceUnknownError) after in-flight requests drained when the API
         refuses in a way every request would repeat. Requests not sent because the run stopped
@@ -115,7 +120,7 @@ class Engine:
             raise RuntimeError("this engine is already running: one run at a time (or use another Engine)")
         self._running = True
         try:
-            return await self._run_to_end(requests, on_result, total, goal)
+            return await self._run_to_end(requests, on_result, total, goal, quiet)
         except BaseExceptionGroup as group:
             # anyio's task groups wrap what a task raised (on_result, the request iterator, a
             # bug): hand the caller the exception itself when there is just one.
@@ -125,7 +130,7 @@ class Engine:
 
     async def _run_to_end(
         self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest], on_result: OnResult, total: int | None,
-        goal: Callable[[], Goal] | None,
+        goal: Callable[[], Goal] | None, quiet: bool = False,
     ) -> RunStats:
         budget = Budget(self.settings.max_cost) if self.settings.max_cost is not None else None
         run = self._run = RunState(total, budget, LedgerWriter(self.ledger))
@@ -138,7 +143,7 @@ class Engine:
             async with self._client() as client, anyio.create_task_group() as helpers:
                 helpers.start_soon(self._end_probe, run)
                 helpers.start_soon(self._watch_signals, run)
-                if self._progress:
+                if self._progress and not quiet:
                     helpers.start_soon(self._show_progress, run)
                 async with anyio.create_task_group() as core:
                     core.start_soon(self._deliver, receive, on_result, run)
@@ -258,8 +263,9 @@ class Engine:
         plan = self._plan(request, run)
         tally = Tally()
         label = f"request {request.key[:12]} ({request.stage})"
+        policy = self.retry if "max_attempts" not in request.meta else RetryPolicy(int(request.meta["max_attempts"]))
         try:
-            call = await self.retry.call(lambda: self._attempt(request, plan, client, run, tally), label,
+            call = await policy.call(lambda: self._attempt(request, plan, client, run, tally), label,
                                          lambda seconds: self._back_off(seconds, run, tally))
         except (Abandoned, FatalAPIError) as stop:
             if isinstance(stop, FatalAPIError):
@@ -270,7 +276,9 @@ class Engine:
             why = str(stop) if isinstance(stop, FatalAPIError) else f"not retried: the run stopped ({run.stop_reason})"
             return self._failed(request, tally, why, run)
         except AttemptFailure as failure:
-            gave_up = f" (gave up after {tally.attempts} attempts)" if failure.retryable else ""
+            gave_up = (f" (gave up after {tally.attempts} attempts)" if failure.retryable
+                       else f" (gave up after {tally.attempts} attempts: the same answer each time)" if failure.repeated
+                       else "")
             log.debug("%s: failed: %s%s", label, failure.describe(), gave_up)
             if (fatal := run.repeated_failure(failure, self.settings.base_url)) is not None:
                 run.stop("fatal", fatal)
@@ -296,8 +304,10 @@ class Engine:
         price = self.prices.lookup(request.model)
         worst = None if price is None else price.worst_case(estimate.tokens, request.max_output_tokens)
         budgeted = worst if run.budget is not None and worst is not None else 0.0
-        return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, budgeted,
-                    request_body(request), worst)
+        body = request_body(request)
+        if "response_format" in body:  # in the form this server takes (factory.engine.structured)
+            body["response_format"] = wire_form(body["response_format"], self.structured_mode)
+        return Plan(estimate.tokens, estimate.tokens + request.max_output_tokens, price, budgeted, body, worst)
 
     async def _attempt(
         self, request: ChatRequest, plan: Plan, client: openai.AsyncOpenAI, run: RunState, tally: Tally
@@ -338,6 +348,8 @@ class Engine:
             except Exception as exc:  # never a cancellation: that is a BaseException
                 failure = classify(exc, model=request.model, base_url=self.settings.base_url)
                 if isinstance(failure, AttemptFailure):
+                    if (why := run.watch.failed(failure, request.key)) is not None:
+                        run.stop("fatal", FatalAPIError(why, status=failure.status, code=failure.code))
                     cost = self._after_failure(failure, plan, run, tally)
                     hold.settle(cost)
                     if cost == 0.0 and failure.usage is None:  # known not billed: nothing to count later
@@ -347,14 +359,18 @@ class Engine:
                         raise FatalAPIError(str(failure)) from exc
                 raise failure from exc
             latency = time.monotonic() - started
-            run.first_answer.set()
             self.rate.observe(raw.headers)
+            if not run.first_answer.is_set() and self.rate.unlimited:
+                self.concurrency.follow_queue()  # before the probe opens the cap: a local server's queue
+            run.first_answer.set()
             if reply.usage is not None:
                 u = reply.usage
                 self.rate.settle(plan.reserve_tokens, self.rate.counted(u.input_tokens, u.output_tokens, request.max_output_tokens))
             # The cap held the pace and the limits have room: let one more request in flight.
             self.concurrency.on_success(room=self.concurrency.full and self.rate.has_room(plan.reserve_tokens)
-                                        and not (run.budget is not None and run.budget.waiting))
+                                        and not (run.budget is not None and run.budget.waiting),
+                                        seconds_per_token=max(latency, QUEUE_LATENCY_FLOOR_S)
+                                        / max(1, reply.usage.output_tokens if reply.usage else 1))
             hold.settle(tally.bill(reply.usage, plan.price))
             return LLMCall(
                 key=request.key, stage=request.stage, model=request.model, status="done",
@@ -375,7 +391,7 @@ class Engine:
     def _after_failure(self, failure: AttemptFailure, plan: Plan, run: RunState, tally: Tally) -> float | None:
         """Limiter bookkeeping for a failed attempt; returns what it may have cost (None: the worst case)."""
         if failure.status is not None:
-            run.first_answer.set()  # the server answers: the probe is over
+            run.answered_error = True  # the server is up; the probe waits for an answer it can use
         if failure.headers is not None:
             self.rate.observe(failure.headers)
         if failure.kind == "rate_limited":
@@ -429,7 +445,11 @@ class Engine:
         return openai_client(self.settings, api_key=self._api_key, http_client=self._http_client)
 
     async def _end_probe(self, run: RunState) -> None:
+        """Open the concurrency once the probe is answered, or after PROBE_WAIT_S of silence (a slow
+        server). A server that answers only errors keeps it at one request until one succeeds."""
         with anyio.move_on_after(PROBE_WAIT_S):
+            await run.first_answer.wait()
+        if not run.first_answer.is_set() and run.answered_error:
             await run.first_answer.wait()
         self.concurrency.open()
 

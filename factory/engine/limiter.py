@@ -9,7 +9,9 @@
   everyone for the server's retry-after.
 - `AdaptiveConcurrency`: the cap on requests in flight (it bounds memory too), grown by one per
   answer while it holds the pace and the limits have room, cut in half on a 429 (AIMD, as TCP does).
-- `Budget`: the hard spending cap; a request reserves its worst-case cost before it is sent.
+  Against a server that sends no rate-limit headers (a local llama.cpp or vLLM), whose limit is its
+  own queue, `QueueControl` sizes the cap instead: from how much slower answers come than the
+  fastest seen (TCP Vegas's estimate of how many requests wait in line).
 """
 
 from __future__ import annotations
@@ -138,6 +140,11 @@ class RateLimiter:
         self.learned: dict[str, int] = {}  # "requests"/"tokens" -> the server's limit per minute (headers)
 
     @property
+    def unlimited(self) -> bool:
+        """No limit given and none told by the server: its own queue is all that limits it."""
+        return not self.learned and all(b is None for b in self._buckets.values())
+
+    @property
     def rpm(self) -> float | None:
         b = self._buckets["requests"]
         return b.per_minute if b else None
@@ -262,6 +269,49 @@ def wait_hint(headers: Mapping[str, str], tokens: int) -> float | None:
 # have room: a fixed cap would hold the pace whenever answers are slow (32 in flight at 60 s each
 # is 32 requests a minute, however high the limits).
 OPEN_LIMIT = 32
+# QueueControl: requests waiting in the server's line, as estimated, below which the cap grows and
+# above which it shrinks; between the two it holds. Two in line keep a one-slot server always busy
+# (a request is ready the moment one finishes) without letting any wait for long.
+QUEUE_LOW, QUEUE_HIGH = 1.0, 3.0
+# Latencies below this are taken as this: at a few milliseconds, what varies is the network and
+# this process, not the server's line, and no request is at risk of a timeout.
+QUEUE_LATENCY_FLOOR_S = 0.05
+
+
+class QueueControl:
+    """The cap on requests in flight for a server whose only limit is its own queue.
+
+    Each answer gives a sample of seconds per output token (the latency includes the time the
+    request waited in the server's line). Over a round (as many answers as the cap), the estimate
+    of requests in line is cap x (1 - fastest / mean of the round): a server that answers each
+    request alone as fast as ever has none in line; one that answers one at a time has cap - 1.
+    Below QUEUE_LOW the cap doubles (until a first round shows a line) and then grows by one;
+    above QUEUE_HIGH it shrinks by one; a fresh fastest time resets nothing but the estimate.
+    """
+
+    def __init__(self) -> None:
+        self.fastest = math.inf
+        self._round: list[float] = []
+        self.slow_start = True
+        self.queued = 0.0  # the last round's estimate
+
+    def observe(self, seconds_per_token: float, limit: int) -> int | None:
+        """A new cap when a round ends and the estimate says to change it, else None."""
+        if not math.isfinite(seconds_per_token) or seconds_per_token <= 0:
+            return None
+        self.fastest = min(self.fastest, seconds_per_token)
+        self._round.append(seconds_per_token)
+        if len(self._round) < max(2, limit):
+            return None
+        mean = sum(self._round) / len(self._round)
+        self._round.clear()
+        self.queued = limit * (1.0 - self.fastest / mean)
+        if self.queued < QUEUE_LOW:
+            return limit * 2 if self.slow_start else limit + 1
+        self.slow_start = False
+        if self.queued > QUEUE_HIGH:
+            return max(1, limit - 1)
+        return None
 
 
 class AdaptiveConcurrency:
@@ -288,6 +338,7 @@ class AdaptiveConcurrency:
         self.grown = 0  # steps of additive increase
         self.highest = self.lowest = self._opened
         self._limiter: anyio.CapacityLimiter | None = None
+        self.queue: QueueControl | None = None  # set against a server without rate-limit headers
 
     @property
     def limit(self) -> int:
@@ -313,20 +364,42 @@ class AdaptiveConcurrency:
         self._capacity().total_tokens = limit  # raising it wakes waiters; lowering lets in-flight finish
 
     def open(self) -> None:
-        """End the probe: go from the start limit to the opening one."""
+        """End the probe: go from the start limit to the opening one (two, where the server's
+        queue sets the pace: `QueueControl` grows it from there)."""
         if self._probing:
             self._probing = False
-            log.debug("concurrency: %d -> %d (the probe was answered)", self._limit, self._opened)
-            self._set(self._opened)
+            opened = min(2, self.ceiling) if self.queue is not None else self._opened
+            log.debug("concurrency: %d -> %d (the probe was answered)", self._limit, opened)
+            self._set(opened)
+            self.highest = self.lowest = opened
+
+    def follow_queue(self) -> None:
+        """The server sent no rate-limit headers: size the cap by its queue from now on."""
+        if self.queue is None:
+            log.debug("concurrency: no rate-limit headers; following the server's queue")
+            self.queue = QueueControl()
 
     @property
     def full(self) -> bool:
         """Every slot is taken: the cap holds the pace (unless something else does too)."""
         return self.in_flight >= self._limit
 
-    def on_success(self, room: bool = False) -> None:
+    def on_success(self, room: bool = False, seconds_per_token: float | None = None) -> None:
         """An answer came. `room`: every slot was taken and the rate limits had room for one more
-        request: the cap, not the limits, held the pace, so it grows by one."""
+        request: the cap, not the limits, held the pace, so it grows by one. Following the server's
+        queue, `seconds_per_token` (the answer's latency over its output tokens) decides instead."""
+        if self.queue is not None:
+            if self._probing or seconds_per_token is None:
+                return
+            new = self.queue.observe(seconds_per_token, self._limit)
+            if new is not None and (new := min(new, self.ceiling)) != self._limit:
+                log.debug("concurrency: %d -> %d (about %.1f requests in the server's line)", self._limit, new,
+                          self.queue.queued)
+                self.grown += new > self._limit
+                self.cuts += new < self._limit
+                self._set(new)
+                self.highest, self.lowest = max(self.highest, new), min(self.lowest, new)
+            return
         if self._probing or not room or self._limit >= self.ceiling:
             return
         self._set(self._limit + 1)

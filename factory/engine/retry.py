@@ -73,6 +73,7 @@ class AttemptFailure(Exception):
         self.headers = headers
         # The request reached the server and no answer came back: it may have been billed.
         self.maybe_billed = maybe_billed
+        self.repeated = False  # the server gave this request the same answer often enough: not retried
 
     @property
     def message(self) -> str:

@@ -1,6 +1,9 @@
 """The data's quality gates: the filters (each a named rejection reason) and the near-duplicate check.
 
-- `filters`   the per-example filters: truncated, length, unsupported, refusal, language
+- `filters`   the per-example filters: truncated, empty, placeholder, label, length, no_text,
+              unsupported, refusal, echo, repetition, language
+- `replies`   the gates for what real models write wrong (placeholders and labels of the prompt
+              templates, echoes, loops, empty fields) and the repair of leading labels and quotes
 - `settings`  how near is a duplicate (`DedupSettings`) and the LSH band layout it implies
 - `shingles`  normalisation and the hashed character n-gram sets that are compared
 - `minhash`   datasketch-compatible MinHash signatures of those sets

@@ -4,14 +4,23 @@ The generate loop calls one function per example, `check(example, finish_reason,
 gets None (keep) or a `Rejection` (drop, and why). In order of cost and certainty:
 
 - `truncated`   the answer was cut off by max_tokens (finish_reason == "length")
+- `empty`       an empty instruction, or an output of whitespace or punctuation only
 - `length`      instruction, input or output outside the configured character bounds
 - `no_text`     an instruction with no letter or digit (emoji or punctuation only): nothing to
                 learn from, and to the near-duplicate check every such text is alike
+- `placeholder` a field that is, or holds, a placeholder of the prompt: `(the instruction)`,
+                `(1번 질문의 답변, ...)`, `<noinput>`, a JSON format's `"..."` (replies.py)
+- `label`       a field that is a bare label (`Output:`, `[답변 2]`), or holds a label that opens a
+                next task (`Instruction:` on a later line)
 - `unsupported` a task a text model cannot do: look at an image, open a file, listen to audio,
                 watch a video, read a graph, fetch a URL (English and Korean keywords)
 - `refusal`     the model talks about itself or declines: "As an AI language model",
                 "I'm sorry, but I can't", "저는 AI 언어 모델", "죄송하지만 ... 수 없습니다"
+- `echo`        an output that repeats the instruction instead of answering it
+- `repetition`  a degenerate loop: a phrase repeated back to back, the same line over and over
 - `language`    a Korean run keeps Korean text (Hangul share of the letters), an English run English
+The placeholders and labels are those of the prompt templates (replies.py's `markers_of`): the
+shipped ones in both languages unless the caller gives those of its run.
 `parse` (an unparseable model reply) has no example to check: `parse_rejection` records it.
 `encoding` (text with a lone surrogate, such as a JSON "\\ud83d" cut from its pair, which no
 UTF-8 file can hold) is caught before an example is made: `encoding_rejection` records it.
@@ -28,6 +37,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factory.quality import replies
+from factory.quality.replies import (
+    REASON_ECHO,
+    REASON_EMPTY,
+    REASON_LABEL,
+    REASON_PLACEHOLDER,
+    REASON_REPETITION,
+    PromptMarkers,
+)
 from factory.quality.shingles import normalize
 from schemas import Example, Rejected
 
@@ -39,7 +57,8 @@ REASON_REFUSAL = "refusal"
 REASON_LANGUAGE = "language"
 REASON_NO_TEXT = "no_text"
 REASON_ENCODING = "encoding"
-FILTER_NAMES = (REASON_TRUNCATED, REASON_LENGTH, REASON_NO_TEXT, REASON_UNSUPPORTED, REASON_REFUSAL, REASON_LANGUAGE)
+FILTER_NAMES = (REASON_TRUNCATED, REASON_EMPTY, REASON_PLACEHOLDER, REASON_LABEL, REASON_LENGTH, REASON_NO_TEXT,
+                REASON_UNSUPPORTED, REASON_REFUSAL, REASON_ECHO, REASON_REPETITION, REASON_LANGUAGE)
 
 
 class FilterSettings(BaseModel):
@@ -188,6 +207,11 @@ _AI_BOILERPLATE = re.compile(
         r"\bas an ai\b", r"\bas a language model\b", r"\bas an? (?:ai )?language model\b", r"\bi am an ai\b",
         r"\bi'm an ai\b", r"\bi(?: a|')m just an ai\b", r"\bas an artificial intelligence\b",
         r"\bmy knowledge cutoff\b", r"\bmy training data\b", r"\bopenai\b",
+        # SmolLM2-135M's own words (tests/fixtures/real_model)
+        # ("as a chatbot developer", "as an assistant manager" are people: the model says "as a chatbot, I")
+        r"\bas an? (?:text-based |ai )?(?:chatbot|ai model|ai assistant)(?:,| designed| created| trained| built)",
+        r"\bas a text-based ai\b", r"\bas an? (?:[\w-]+ ){0,2}ai(?:,| designed| model| assistant| chatbot| language)", r"\bi(?: am|'m) an? (?:[\w-]+,? ){0,3}ai(?: named| designed| assistant| model| chatbot|[.,!])",
+        r"\bi do(?:n'?t| not) have (?:personal )?(?:feelings|emotions|opinions|a physical body)\b(?! for)",
         r"저는 ?ai", r"ai ?언어 ?모델", r"인공지능 ?언어 ?모델", r"언어 ?모델로서", r"ai로서", r"인공지능으로서",
         r"저는 인공지능", r"저는 언어 모델", r"학습 데이터(?:에|가) (?:따르면|없)",
     ),
@@ -199,6 +223,7 @@ _AI_BOILERPLATE = re.compile(
 _REFUSAL_OPENING = re.compile(
     r"^\W*(?:" + _words(
         r"i'?m sorry", r"i am sorry", r"sorry", r"i apologi[sz]e", r"unfortunately", r"i cannot", r"i can'?t",
+        r"i'?m afraid", r"i am afraid",
         r"i am unable", r"i'?m unable", r"i am not able", r"i'?m not able", r"i won'?t",
         r"죄송하지만", r"죄송합니다", r"미안하지만", r"미안합니다", r"유감스럽게도", r"안타깝게도",
         r"저는 (?:그|이|해당)", r"제가 (?:그|이|해당)",
@@ -208,7 +233,9 @@ _REFUSAL_OPENING = re.compile(
 _INABILITY = re.compile(
     _words(
         r"\bcan(?:'|no)?t\b", r"\bcannot\b", r"\bunable to\b", r"\bnot able to\b", r"\bwon'?t be able\b",
-        r"\bnot (?:allowed|permitted|appropriate)\b", r"\bdo(?:n'?t| not) have (?:access|the ability)\b",
+        r"\bnot (?:allowed|permitted|appropriate)\b",
+        r"\bdo(?:n'?t| not) have (?:access|the (?:ability|capability|capacity|means))\b",
+        r"\bnot (?:designed|programmed|equipped) to\b",
         r"수 없", r"수가 없", r"드릴 수 없", r"어렵습니다", r"불가능합니다", r"할 수 없", r"접근할 수 없", r"제공할 수 없",
     ),
     re.IGNORECASE,
@@ -263,7 +290,7 @@ def _truncated(finish_reason: str | None) -> Rejection | None:
     return None
 
 
-def _length(ex: Example, s: FilterSettings) -> Rejection | None:
+def _length(ex: Example, s: FilterSettings, mk: PromptMarkers | None = None) -> Rejection | None:
     for field, value, lo, hi in (
         ("instruction", ex.instruction, s.min_instruction_chars, s.max_instruction_chars),
         ("input", ex.input, 0, s.max_input_chars),
@@ -277,13 +304,13 @@ def _length(ex: Example, s: FilterSettings) -> Rejection | None:
     return None
 
 
-def _no_text(ex: Example, s: FilterSettings) -> Rejection | None:
+def _no_text(ex: Example, s: FilterSettings, mk: PromptMarkers | None = None) -> Rejection | None:
     if not normalize(ex.instruction):
         return Rejection(REASON_NO_TEXT, "the instruction has no letter or digit (emoji or punctuation only)")
     return None
 
 
-def _unsupported(ex: Example, s: FilterSettings) -> Rejection | None:
+def _unsupported(ex: Example, s: FilterSettings, mk: PromptMarkers | None = None) -> Rejection | None:
     prompt = ex.prompt()
     if m := _URL.search(prompt):
         return Rejection(REASON_UNSUPPORTED, f"the task points to a URL ({m.group(0)[:60]}), which a text model cannot open")
@@ -297,7 +324,7 @@ def _unsupported(ex: Example, s: FilterSettings) -> Rejection | None:
     return None
 
 
-def _refusal(ex: Example, s: FilterSettings) -> Rejection | None:
+def _refusal(ex: Example, s: FilterSettings, mk: PromptMarkers | None = None) -> Rejection | None:
     out = ex.output
     if m := _AI_BOILERPLATE.search(out):
         return Rejection(REASON_REFUSAL, f"the answer talks about being a model: {m.group(0)!r}")
@@ -315,7 +342,7 @@ def _refusal(ex: Example, s: FilterSettings) -> Rejection | None:
     return None
 
 
-def _language(ex: Example, s: FilterSettings) -> Rejection | None:
+def _language(ex: Example, s: FilterSettings, mk: PromptMarkers | None = None) -> Rejection | None:
     if s.lang is None:
         return None
     fields = [("instruction", ex.prompt())]
@@ -334,13 +361,63 @@ def _language(ex: Example, s: FilterSettings) -> Rejection | None:
     return None
 
 
-def check(example: Example, finish_reason: str | None = None, settings: FilterSettings | None = None) -> Rejection | None:
-    """The first filter that rejects `example`, or None to keep it."""
+def _fields(ex: Example) -> dict[str, str]:
+    return {"instruction": ex.instruction, "input": ex.input, "output": ex.output}
+
+
+def _empty(ex: Example, s: FilterSettings, mk: PromptMarkers | None) -> Rejection | None:
+    detail = replies.empty(ex.instruction, ex.output)
+    return Rejection(REASON_EMPTY, detail) if detail else None
+
+
+def _placeholder(ex: Example, s: FilterSettings, mk: PromptMarkers | None) -> Rejection | None:
+    detail = replies.placeholder(_fields(ex), mk)
+    return Rejection(REASON_PLACEHOLDER, detail) if detail else None
+
+
+def _label(ex: Example, s: FilterSettings, mk: PromptMarkers | None) -> Rejection | None:
+    detail = replies.label(_fields(ex), mk)
+    return Rejection(REASON_LABEL, detail) if detail else None
+
+
+def _echo(ex: Example, s: FilterSettings, mk: PromptMarkers | None) -> Rejection | None:
+    detail = replies.echo(ex.instruction, ex.input, ex.output)
+    return Rejection(REASON_ECHO, detail) if detail else None
+
+
+def _repetition(ex: Example, s: FilterSettings, mk: PromptMarkers | None) -> Rejection | None:
+    detail = replies.repetition(_fields(ex))
+    return Rejection(REASON_REPETITION, detail) if detail else None
+
+
+def check(example: Example, finish_reason: str | None = None, settings: FilterSettings | None = None,
+          markers: PromptMarkers | None = None) -> Rejection | None:
+    """The first filter that rejects `example`, or None to keep it. `markers`: the placeholders
+    and labels of the prompts that produced it (None: those of the shipped templates)."""
     s = settings or FilterSettings()
     if s.enabled(REASON_TRUNCATED) and (r := _truncated(finish_reason)):
         return r
-    for name, fn in ((REASON_LENGTH, _length), (REASON_NO_TEXT, _no_text), (REASON_UNSUPPORTED, _unsupported),
-                     (REASON_REFUSAL, _refusal), (REASON_LANGUAGE, _language)):
-        if s.enabled(name) and (r := fn(example, s)):
+    # A placeholder or label is named before `length`: "(입력)" is too short, but what it is says more.
+    for name, fn in ((REASON_EMPTY, _empty), (REASON_PLACEHOLDER, _placeholder), (REASON_LABEL, _label),
+                     (REASON_LENGTH, _length), (REASON_NO_TEXT, _no_text), (REASON_UNSUPPORTED, _unsupported),
+                     (REASON_REFUSAL, _refusal), (REASON_ECHO, _echo), (REASON_REPETITION, _repetition),
+                     (REASON_LANGUAGE, _language)):
+        if s.enabled(name) and (r := fn(example, s, markers)):
             return r
     return None
+
+
+def check_fields(instruction: str, input: str, output: str, finish_reason: str | None = None,
+                 settings: FilterSettings | None = None, markers: PromptMarkers | None = None,
+                 ) -> tuple[Rejection | None, tuple[str, str, str]]:
+    """What the generate gate decides for a candidate's raw fields, and the fields it keeps: the
+    fields tidied (replies.tidy: a leading label stripped, a quoted instruction unwrapped), an
+    empty field rejected as `empty`, then `check`."""
+    s = settings or FilterSettings()
+    fields, _ = replies.tidy(instruction, input, output, markers)
+    ins, inp, out = (f.strip() for f in fields)
+    if s.enabled(REASON_EMPTY) and (detail := replies.empty(ins, out)):
+        return Rejection(REASON_EMPTY, detail), (ins, inp, out)
+    if not ins or not out:
+        return Rejection(REASON_PARSE, f"empty {'instruction' if not ins else 'output'}"), (ins, inp, out)
+    return check(Example(id="-", instruction=ins, input=inp, output=out), finish_reason, s, markers), (ins, inp, out)

@@ -10,6 +10,7 @@ Batch API path, and hands each result back, so both paths parse, filter and dedu
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from factory.quality import filters
+from factory.quality import filters, replies
 from factory.quality import Deduper, example_text, rejection
 from factory.engine import ChatRequest, ChatResult
 from factory.quality.filters import FilterSettings
@@ -26,6 +27,8 @@ from factory.recipes.outputs import Outputs
 from factory.recipes.settings import GenerateSettings
 from factory.recipes.templates import Template
 from schemas import Example, Provenance, Rejected, RunFolder
+
+log = logging.getLogger(__name__)
 
 # Reasons of rejections made here; the others are filters.py's names and dedup's.
 REASON_PARSE = filters.REASON_PARSE
@@ -180,10 +183,18 @@ class Gate:
         # (`disabled = ["language"]` switches the check off).
         self.filter_settings = filter_settings if filter_settings.lang else filter_settings.model_copy(update={"lang": lang})
         # A question alone has no answer to be cut short or to decline: those filters do not apply.
-        off = sorted({*self.filter_settings.disabled, filters.REASON_TRUNCATED, filters.REASON_REFUSAL})
+        # (nor to repeat: the probe's output is the question itself)
+        off = sorted({*self.filter_settings.disabled, filters.REASON_TRUNCATED, filters.REASON_REFUSAL, filters.REASON_ECHO})
         self.question_settings = self.filter_settings.model_copy(update={"disabled": off})
         self.deduper = deduper
         self.lang = lang
+        # The placeholders and labels a model may echo: the shipped templates', and the run's own
+        # (edited copies from --prompts) once the recipe shows them (`learn_prompts`).
+        self.markers = replies.default_markers()
+        self.repairs = 0  # fields tidied (a leading label stripped, wrapping quotes removed)
+
+    def learn_prompts(self, *templates: Template) -> None:
+        self.markers = self.markers | replies.markers_of(t.sections for t in templates)
 
     def admit_many(self, candidates: list[Candidate]) -> list[Example | Rejected]:
         """For each candidate, in order: the kept example, or the record of why it was dropped (a
@@ -194,17 +205,26 @@ class Gate:
         survivors: list[tuple[int, Example]] = []
         for c in candidates:
             key = c.provenance.request_key
-            if not c.instruction.strip() or not c.output.strip():
-                part = "instruction" if not c.instruction.strip() else "output"
+            (instruction, input_, output), repaired = replies.tidy(c.instruction, c.input, c.output, self.markers)
+            if repaired:
+                self.repairs += 1
+                log.debug("%s: %s", c.id, "; ".join(repaired))
+            empty = replies.empty(instruction, output)
+            if empty and self.filter_settings.enabled(filters.REASON_EMPTY):
+                out.append(Rejected(id=c.id, reason=filters.REASON_EMPTY, detail=empty, request_key=key,
+                                    text=c.instruction + "\n\n" + c.output))
+                continue
+            if not instruction.strip() or not output.strip():
+                part = "instruction" if not instruction.strip() else "output"
                 out.append(filters.parse_rejection(c.id, c.instruction + "\n\n" + c.output, f"empty {part}", key))
                 continue
-            bad = filters.encoding_rejection(c.id, {"instruction": c.instruction, "input": c.input, "output": c.output}, key)
+            bad = filters.encoding_rejection(c.id, {"instruction": instruction, "input": input_, "output": output}, key)
             if bad is not None:
                 out.append(bad)
                 continue
-            example = Example(id=c.id, instruction=c.instruction.strip(), input=c.input.strip(),
-                              output=c.output.strip(), lang=self.lang, provenance=c.provenance)
-            refused = filters.check(example, c.finish_reason, self.filter_settings)
+            example = Example(id=c.id, instruction=instruction.strip(), input=input_.strip(),
+                              output=output.strip(), lang=self.lang, provenance=c.provenance)
+            refused = filters.check(example, c.finish_reason, self.filter_settings, self.markers)
             out.append(refused.record(example, key) if refused is not None else None)
             if refused is None:
                 survivors.append((len(out) - 1, example))
@@ -220,7 +240,7 @@ class Gate:
         if bad := filters.encoding_rejection(qid, {"question": text}, request_key):
             return bad
         probe = Example(id=qid, instruction=text, output=text, lang=self.lang)
-        refused = filters.check(probe, None, self.question_settings)
+        refused = filters.check(probe, None, self.question_settings, self.markers)
         if refused is None:
             return None
         return Rejected(id=qid, reason=refused.reason, detail=refused.detail, text=text, request_key=request_key)

@@ -83,6 +83,7 @@ class SelfInstruct(Recipe):
         self.seeds = seeds
         self.template: Template = load_template("self_instruct", ctx.lang, ctx.settings.prompts).require(
             ["system", "user", "example", "format:json", "format:text"], {"user": ["examples", "format"]})
+        ctx.gate.learn_prompts(self.template)  # its placeholders and labels, which a model may echo
         # Generated tasks that may be shown in later prompts: this recipe's kept examples.
         self.pool: list[tuple[str, tuple[str, str, str]]] = [
             (ex.id, (ex.instruction, ex.input, ex.output))
@@ -256,9 +257,10 @@ def _draft_of(item: Any) -> TaskDraft | ParseError:
     if not isinstance(item, dict):
         return ParseError(f"a task is a {type(item).__name__}, not an object")
     instruction, inp, output = (item.get(k) for k in ("instruction", "input", "output"))
-    if not isinstance(instruction, str) or not instruction.strip():
+    # An empty string is a task with an empty field: the gate rejects it as `empty`.
+    if not isinstance(instruction, str):
         return ParseError("a task has no instruction")
-    if not isinstance(output, str) or not output.strip():
+    if not isinstance(output, str):
         return ParseError("a task has no output")
     inp = inp if isinstance(inp, str) and not no_input(inp) else ""
     return TaskDraft(instruction.strip(), inp.strip(), output.strip())

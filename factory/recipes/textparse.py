@@ -85,7 +85,7 @@ _FIELD_NAMES = {
 }
 _LABEL = re.compile(
     r"^[ \t]*(?:#+[ \t]*)?(\d+[ \t]*[.)][ \t]*)?[*_]{0,2}[ \t]*"
-    r"(instruction|task|input|output|response|answer|지시문|지시|명령문|명령|입력|출력|답변|응답)"
+    r"(instructions?|tasks?|inputs?|outputs?|responses?|answers?|지시문|지시|명령문|명령|입력|출력|답변|응답)"
     r"[ \t]*[*_]{0,2}[ \t]*[:：][ \t]*[*_]{0,2}",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -117,7 +117,8 @@ def parse_task_list(text: str) -> list[TaskDraft | ParseError]:
         labels = [m for m in labels if m.group(1)]
     tasks: list[dict[str, str]] = []
     for i, m in enumerate(labels):
-        field = _FIELD_NAMES[m.group(2).lower()]
+        name = m.group(2).lower()
+        field = _FIELD_NAMES.get(name) or _FIELD_NAMES[name.removesuffix("s")]  # "Instructions:" too
         end = labels[i + 1].start() if i + 1 < len(labels) else len(text)
         value = _clean(text[m.end():end])
         if field == "instruction" or not tasks or field in tasks[-1]:
@@ -127,9 +128,11 @@ def parse_task_list(text: str) -> list[TaskDraft | ParseError]:
     for n, t in enumerate(tasks, start=1):
         instruction, output = t.get("instruction", ""), t.get("output", "")
         raw_input = t.get("input", "")
-        if not instruction:
+        # A label without text ("Output:" and nothing) is a task with an empty field: the gate
+        # rejects it as `empty`. A task without the label at all did not come in this format.
+        if "instruction" not in t:
             out.append(ParseError(f"task {n} has no instruction"))
-        elif not output:
+        elif "output" not in t:
             out.append(ParseError(f"task {n} has no output"))
         else:
             out.append(TaskDraft(instruction, "" if no_input(raw_input) else raw_input, output))
@@ -191,14 +194,30 @@ def parse_numbered_answers(text: str, count: int) -> dict[int, str]:
     if not marks:
         if count == 1 and text.strip():
             return {1: text.strip()}
+        if numbered := _numbered_answers(text, count):
+            return numbered
         raise ParseError("no '[Answer N]' markers found (not the requested format)")
     out: dict[int, str] = {}
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
         number, body = int(m.group(1)), text[m.end():end].strip()
-        if body and number not in out:
-            out[number] = body
+        if number not in out or (body and not out[number]):
+            out[number] = body  # "" for a marker with nothing under it: the gate rejects it as `empty`
     return out
+
+
+_NUMBERED = re.compile(r"^[ \t]*(\d+)[ \t]*[.)][ \t]+", re.MULTILINE)
+
+
+def _numbered_answers(text: str, count: int) -> dict[int, str]:
+    """"1. ...\n2. ..." in place of the markers, as small models write it: taken only when the
+    numbers at line starts are exactly 1 .. count in order (an answer with a list of its own
+    has more, and is not guessed at)."""
+    marks = list(_NUMBERED.finditer(text))
+    if [int(m.group(1)) for m in marks] != list(range(1, count + 1)):
+        return {}
+    ends = [m.start() for m in marks[1:]] + [len(text)]
+    return {i: text[m.end():end].strip() for i, (m, end) in enumerate(zip(marks, ends), start=1)}
 
 
 _STRING_FIELD = re.compile(r'"(answer_\d+)"\s*:\s*(?=")')

@@ -117,6 +117,7 @@ class Topics(Recipe):
         self.a_template: Template = load_template("answers", lang, prompts).require(
             ["system", "user", "grounding", "format:json", "format:text"],
             {"user": ["questions", "format", "grounding"], "grounding": ["snippets"]})
+        ctx.gate.learn_prompts(self.q_template, self.a_template)  # placeholders and labels a model may echo
         order = list(self.keywords)
         random.Random(f"{ctx.settings.seed}/keywords").shuffle(order)
         self.order = order

@@ -18,6 +18,7 @@ and results do not depend on how concurrent requests interleave.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -27,6 +28,7 @@ from typing import Any
 
 from . import faults, schema_json, text
 from .config import SIGNATURE, SimConfig
+from . import servers
 from .errors import InvalidRequest, error_response, invalid_request_response
 from .httpserver import DROP, HANG, Outcome, Request, Response
 from .limits import RateLimiter, Rejection, format_reset, retry_after_headers
@@ -89,7 +91,7 @@ def _content_text(content: Any, index: int) -> str:
                          f"messages[{index}].content", "invalid_type")
 
 
-def parse_chat(payload: Any) -> ChatRequest:
+def parse_chat(payload: Any, *, json_word_rule: bool = True) -> ChatRequest:
     """Check a chat completion request as the API does; raise InvalidRequest on the first problem."""
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.")
@@ -131,13 +133,14 @@ def parse_chat(payload: Any) -> ChatRequest:
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise InvalidRequest("Invalid type for 'seed': expected an integer.", "seed", "invalid_type")
 
-    fmt, schema = _response_format(payload.get("response_format"), messages)
+    fmt, schema = _response_format(payload.get("response_format"), messages, json_word_rule)
     tools = payload.get("tools")
     tools_text = json.dumps(tools, ensure_ascii=False, sort_keys=True) if tools else ""
     return ChatRequest(model, messages, max_tokens, n, temperature > 0 and seed is None, fmt, schema, tools_text)
 
 
-def _response_format(value: Any, messages: list[tuple[str, str, str | None]]) -> tuple[str, dict[str, Any] | None]:
+def _response_format(value: Any, messages: list[tuple[str, str, str | None]],
+                     json_word_rule: bool = True) -> tuple[str, dict[str, Any] | None]:
     if value is None:
         return "text", None
     if not isinstance(value, dict) or value.get("type") not in ("text", "json_object", "json_schema"):
@@ -145,7 +148,7 @@ def _response_format(value: Any, messages: list[tuple[str, str, str | None]]) ->
                              "response_format", "invalid_value")
     kind = value["type"]
     if kind == "json_object":
-        if not any(_JSON_OBJECT_HINT in content.lower() for _, content, _ in messages):
+        if json_word_rule and not any(_JSON_OBJECT_HINT in content.lower() for _, content, _ in messages):
             # OpenAI's own rule: json_object mode needs the word "json" in the messages.
             raise InvalidRequest("'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
                                  "messages", None)
@@ -297,6 +300,7 @@ class ChatHandler:
         self.cache = PrefixCache(config.cache_ttl_s)
         self.attempts = Attempts()
         self._seed = str(config.seed).encode()
+        self.slots: Any = asyncio.Semaphore(config.slots) if config.slots else contextlib.nullcontext()
 
     async def __call__(self, req: Request) -> Outcome:
         self.stats.chat_completions += 1
@@ -305,8 +309,11 @@ class ChatHandler:
         except (ValueError, UnicodeDecodeError):
             return error_response(400, "We could not parse the JSON body of your request. The API expects a JSON payload "
                                        "(send Content-Type: application/json and a valid JSON body).")
+        if (refused := servers.refusal(self.config.server, payload.get("response_format"))) is not None:
+            return refused
+        payload, json_word_rule = servers.as_openai(self.config.server, payload)
         try:
-            chat = parse_chat(payload)
+            chat = parse_chat(payload, json_word_rule=json_word_rule)
             forced = self._forced_fault(req, chat)
         except (InvalidRequest, faults.FaultSpecError) as exc:
             if isinstance(exc, faults.FaultSpecError):
@@ -365,7 +372,8 @@ class ChatHandler:
         delay = self.config.latency_base_s + self.config.latency_per_token_s * completion_tokens + jitter
         headers.append(("openai-processing-ms", str(round(delay * 1000))))
         if delay > 0:
-            await asyncio.sleep(delay)
+            async with self.slots:  # a server of few slots: the others wait in line
+                await asyncio.sleep(delay)
         encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         if fault == "malformed":
             self.stats.faults[fault] += 1
@@ -406,8 +414,10 @@ class ChatHandler:
             message = (f"Rate limit reached for {model} in organization org-simulator on requests per min (RPM). "
                        f"Please try again in {format_reset(wait)}. (simulated fault)")
             return error_response(429, message, "requests", None, "rate_limit_exceeded", headers + retry_after_headers(wait))
-        messages = {
-            "500": "The server had an error while processing your request. Sorry about that! (simulated fault)",
+        request_id = next((v for k, v in headers if k == "x-request-id"), "req_simulated")
+        messages = {  # OpenAI's 500 names the request, so no two are alike
+            "500": ("The server had an error while processing your request. Sorry about that! You can retry your "
+                    f"request (Please include the request ID {request_id} in your message.) (simulated fault)"),
             "502": "Bad gateway. (simulated fault)",
             "503": "The engine is currently overloaded, please try again later. (simulated fault)",
             "504": "Gateway timeout. (simulated fault)",

@@ -53,8 +53,20 @@ class SimConfig:
     cache_ttl_s: float = 600.0
     max_body_bytes: int = 32 * 1024 * 1024
     log_requests: bool = False
+    # The server played for structured output (factory/simulator/servers.py): openai, vllm,
+    # llamacpp (json_object with a schema; json_schema refused with a 500), textonly.
+    server: str = "openai"
+    # Requests answered at once; more wait in line (llama.cpp's server answers one at a time).
+    # 0: no limit.
+    slots: int = 0
 
     def __post_init__(self) -> None:
+        from .servers import SERVERS
+
+        if self.server not in SERVERS:
+            raise SimConfigError(f"server is {self.server!r}; use one of {', '.join(SERVERS)}")
+        if self.slots < 0:
+            raise SimConfigError(f"slots is {self.slots}; use 0 (no limit) or a positive number")
         if not 0 <= self.port <= 65535:
             raise SimConfigError(f"port {self.port} is out of range; use 0 (any free port) to 65535")
         for name in ("rpm", "tpm"):

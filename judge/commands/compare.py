@@ -28,7 +28,7 @@ from typing import Any
 from factory.batch import add_batch_arguments, batch_settings_from_args
 from factory.engine import add_engine_arguments, engine_settings_from_args, wants_structured
 from judge.errors import structured_hint
-from judge.compare.analysis import MIN_ROUNDS
+from judge.compare.analysis import DEFAULT_ROUNDS, MIN_ROUNDS
 from judge.compare.run import CompareSettings, run_compare
 from judge.compare.language import HANGUL_THRESHOLD
 from judge.grading.settings import GradeError
@@ -62,7 +62,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="an answer to a Korean question not in Korean: counted only (flag) or a loss (loss)")
     s.add_argument("--hangul-threshold", type=float, default=HANGUL_THRESHOLD,
                    help=f"Hangul share of letters under which an answer is not Korean (default {HANGUL_THRESHOLD})")
-    s.add_argument("--bootstrap-rounds", type=int, default=200, help=f"bootstrap rounds (at least {MIN_ROUNDS})")
+    s.add_argument("--bootstrap-rounds", type=int, default=DEFAULT_ROUNDS,
+                   help=f"bootstrap rounds (default %(default)s, at least {MIN_ROUNDS})")
     s.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     s.add_argument("--gpu-hour-usd", type=float, help="price of one GPU-hour: adds training compute to the cost")
     s.add_argument("--gpus", type=int, default=1, help="GPUs each training ran on (default 1)")

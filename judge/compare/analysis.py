@@ -19,24 +19,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from factory.engine import Ledger
+from factory.engine import Ledger, usd
 from judge.compare.bt import CONFIDENCE, STRONG_WEIGHT, Game, bootstrap, fit, game_from_preference, win_probability
-from judge.compare.cost import RunCost, ledger_costs, model_cost
+from judge.compare.cost import RunCost, keyed_cost, model_cost, run_costs
 from judge.compare.inputs import CompareInputs
 from judge.compare.language import HANGUL_THRESHOLD, wrong_language
 from judge.compare.strength import StrengthItem
-from judge.compare.winrate import win_rates
+from judge.reports.intervals import DEFAULT_METHOD
+from judge.compare.winrate import ModelVerdicts, difficulty_win_rates, win_rates
 from judge.grading.verdicts import judgment_key
 from schemas import Answer, CompareFolder, Judgment
 
 MIN_ROUNDS = 100
+# 200 rounds left the BCa interval's far quantiles noisy enough to cover about a point less than 1000
+# (bench/results/compare_stats.json, by_method expanded-bca@200); a round is one cheap Newton refit
+DEFAULT_ROUNDS = 1000
 
 
 @dataclass(frozen=True)
 class AnalysisOptions:
     wrong_language: Literal["flag", "loss"] = "flag"
     hangul_threshold: float = HANGUL_THRESHOLD
-    bootstrap_rounds: int = 200
+    bootstrap_rounds: int = DEFAULT_ROUNDS
     seed: int = 0
     gpu_hour_usd: float | None = None
     gpus: int = 1
@@ -58,17 +62,8 @@ def _compare_judging_usd(out: Path, judgments: Sequence[Judgment]) -> dict[str, 
     ledger_path = CompareFolder(out).ledger
     if not ledger_path.exists():
         return {m: 0.0 for m in keys}
-    spent: dict[str, float | None] = {}
     with Ledger(ledger_path) as ledger:
-        for model, ks in keys.items():
-            total: float | None = 0.0
-            for k in ks:
-                call = ledger.get(k)
-                if call is None or total is None:
-                    continue
-                total = None if call.cost_usd is None and (call.usage.input_tokens or call.usage.output_tokens) else total + (call.cost_usd or 0.0)
-            spent[model] = total
-    return spent
+        return {model: keyed_cost(ledger, ks) for model, ks in keys.items()}
 
 
 def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], judgments: Sequence[Judgment],
@@ -117,8 +112,12 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
             per_model[m]["prefs"].append(p)
             per_model[m]["delta"].append(len(own) - len(theirs))
             per_model[m]["category"].append(q.category)
+            per_model[m]["question"].append(q.question_id)
 
     fitted = [m for m in per_model if per_model[m]["prefs"]]
+    outcomes = {m: [1.0 if p > 0 else 0.0 if p < 0 else 0.5 for p in per_model[m]["prefs"]] for m in fitted}
+    with_difficulty = difficulty_win_rates({m: ModelVerdicts(outcomes[m], per_model[m]["delta"], per_model[m]["question"])
+                                            for m in fitted})
     intervals = bootstrap(games, base, rounds=options.bootstrap_rounds, seed=options.seed) if games else {}
     theta = {p: iv.theta for p, iv in intervals.items()}
 
@@ -138,30 +137,37 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
         lengths = [len(t) for (mm, qid), a in answer.items() if mm == model and qid in ids for t in a.turns[:ids[qid]]]
         return sum(lengths) / len(lengths) if lengths else None
 
-    run_costs: dict[Path, RunCost] = {}
+    spend: dict[Path, RunCost] = {}
     judging = _compare_judging_usd(out, [j for j in judgments if judgment_key(j) in planned])
     rows: list[dict[str, Any]] = []
     for src in inputs.models:
         m = src.name
         prefs = per_model[m]["prefs"]
-        if src.run not in run_costs:
-            run_costs[src.run] = ledger_costs(src.run)
-        cost = model_cost(run_costs[src.run], judging.get(m, 0.0), gpu_hour_usd=options.gpu_hour_usd, gpus=options.gpus)
+        if src.run not in spend:
+            spend[src.run] = run_costs(src.run, base)
+        cost = model_cost(spend[src.run], src.label, judging.get(m, 0.0), gpu_hour_usd=options.gpu_hour_usd,
+                          gpus=options.gpus)
         rate, n_ko = lang_stats(m)
         row: dict[str, Any] = {"name": m, "run": str(src.run), "label": src.label, "is_baseline": False,
                                "verdicts": len(prefs), **counts[m], "mean_length": mean_length(m),
                                "wrong_language_rate": rate, "korean_answers": n_ko, "cost": asdict(cost)}
         if m in intervals:
             iv = intervals[m]
-            w = win_rates([1.0 if p > 0 else 0.0 if p < 0 else 0.5 for p in prefs], per_model[m]["delta"])
+            w = win_rates(outcomes[m], per_model[m]["delta"])
+            lc = with_difficulty.get(m)
             score = _score(iv.theta)
             row |= {"theta": iv.theta, "theta_low": iv.low, "theta_high": iv.high, "score": score,
                     "score_low": _score(iv.low), "score_high": _score(iv.high),
                     "win": sum(p > 0 for p in prefs) / len(prefs), "tie": sum(p == 0 for p in prefs) / len(prefs),
                     "loss": sum(p < 0 for p in prefs) / len(prefs), "much_better": sum(p == 2 for p in prefs) / len(prefs),
                     "much_worse": sum(p == -2 for p in prefs) / len(prefs),
-                    "raw_win_rate": _pct(w.raw), "length_slope": w.length_slope,
-                    "lc_win_rate": None if w.length_controlled is None else _pct(w.length_controlled),
+                    "raw_win_rate": _pct(w.raw),
+                    # with the difficulty term where it can be fitted, else length only (lc_terms says which)
+                    "lc_win_rate": _pct(lc.length_controlled) if lc else None if w.length_controlled is None
+                    else _pct(w.length_controlled),
+                    "lc_terms": "length+difficulty" if lc else None if w.length_controlled is None else "length",
+                    "length_slope": lc.length_slope if lc else w.length_slope,
+                    "lc_win_rate_length_only": None if w.length_controlled is None else _pct(w.length_controlled),
                     "points": score - 50.0,
                     "usd_per_point": cost.total_usd / (score - 50.0) if cost.total_usd is not None and score > 50.0 else None}
         rows.append(row)
@@ -192,7 +198,8 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
         "question_files": [str(f) for f in inputs.question_files],
         "questions": len(inputs.questions),
         "settings": {"wrong_language": options.wrong_language, "hangul_threshold": options.hangul_threshold,
-                     "bootstrap_rounds": options.bootstrap_rounds, "seed": options.seed, "confidence": CONFIDENCE,
+                     "bootstrap_rounds": options.bootstrap_rounds, "interval_method": DEFAULT_METHOD,
+                     "seed": options.seed, "confidence": CONFIDENCE,
                      "strong_weight": STRONG_WEIGHT, "gpu_hour_usd": options.gpu_hour_usd, "gpus": options.gpus},
         "grading": {k: sum(c[k] for c in counts.values()) for k in ("planned", "scored", "unscored", "missing")},
         "models": rows,
@@ -201,5 +208,10 @@ def analyse(out: Path, inputs: CompareInputs, items: Sequence[StrengthItem], jud
         "notes": list(inputs.notes) + [f"{m}: no scored comparison yet, so no score" for m in per_model if m not in theta]
         + [f"{r['name']}: no length-controlled win rate: its answers are (nearly) always longer or always shorter "
            "than the baseline's, so length and quality cannot be told apart" for r in rows
-           if not r["is_baseline"] and r.get("score") is not None and r.get("lc_win_rate") is None],
+           if not r["is_baseline"] and r.get("score") is not None and r.get("lc_win_rate") is None]
+        + [f"{run}: {usd(c.unclaimed_answers_usd)} of endpoint answers in its ledger belong to no label of its answers, "
+           "so no model is charged them" for run, c in spend.items() if c.unclaimed_answers_usd != 0.0]
+        + [f"{r['name']}: the length-controlled win rate has no difficulty term: the answers' length differences "
+           "barely vary within a question, so a per-question term would leave nothing to fit the length slope on"
+           for r in rows if r.get("lc_terms") == "length"],
     }

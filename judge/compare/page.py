@@ -13,7 +13,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from judge.compare.report_md import fmt, markdown
+from judge.compare.report_md import COST_PARTS, cost_text, fmt, markdown, shared_text
+from judge.reports.intervals import METHOD_TEXT
 from schemas import CompareFolder
 
 _CSS = """
@@ -30,6 +31,7 @@ tr.baseline td{color:#5a6372;font-style:italic}
 .note{color:#5a6372;font-size:12.5px}
 .matrix td{text-align:center}.matrix td.name,.matrix th.name{text-align:left}
 .matrix th{font-size:11.5px}
+.basis{color:#8a5a00;font-size:11.5px}
 .grid{display:grid;grid-template-columns:auto minmax(0,1fr);gap:28px}
 @media (max-width:900px){.grid{grid-template-columns:1fr}}
 """
@@ -37,6 +39,14 @@ tr.baseline td{color:#5a6372;font-style:italic}
 
 def _cell(value: Any, field: str, model: str, kind: str) -> str:
     return f'<td data-model="{escape(model)}" data-field="{field}">{escape(fmt(value, kind))}</td>'
+
+
+def _cost_cell(r: dict[str, Any], part: str | None) -> str:
+    field = "cost.total_usd" if part is None else f"cost.{dict(COST_PARTS)[part]}"
+    text = cost_text(r["cost"], part) if r.get("cost") else fmt(None, "usd")
+    figure, _, basis = text.partition(" ")
+    tag = f' <span class="basis">{escape(basis)}</span>' if basis else ""
+    return f'<td data-model="{escape(r["name"])}" data-field="{field}">{escape(figure)}{tag}</td>'
 
 
 def _interval_svg(r: dict[str, Any], width: int = 130) -> str:
@@ -71,12 +81,32 @@ def _leaderboard(result: dict[str, Any]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for _, h, _ in _COLUMNS)
     rows = []
     for r in result["models"]:
-        cells = "".join(_cell(_get(r, f), f, r["name"], k) for f, _, k in _COLUMNS)
+        cells = "".join(_cost_cell(r, None) if f == "cost.total_usd" else _cell(_get(r, f), f, r["name"], k)
+                        for f, _, k in _COLUMNS)
         cls = ' class="baseline"' if r["is_baseline"] else ""
         rows.append(f'<tr{cls}><td>{r["rank"]}</td><td class="name">{escape(r["name"])}</td>'
                     f"<td>{_interval_svg(r)}</td>{cells}</tr>")
     return (f'<div class="scroll"><table id="leaderboard"><tr><th>#</th><th class="name">model</th>'
             f'<th>score, 95% interval</th>{head}</tr>' + "".join(rows) + "</table></div>")
+
+
+def _costs(result: dict[str, Any]) -> str:
+    """Each model's cost by part, "shared" or "not used" beside a figure where that is its basis."""
+    rows = []
+    for r in result["models"]:
+        if not r.get("cost"):
+            continue
+        shared = shared_text(r["cost"])
+        cells = "".join(_cost_cell(r, part) for part, _ in COST_PARTS) + _cost_cell(r, None)
+        rows.append(f'<tr><td class="name">{escape(r["name"])}</td>{cells}<td class="name note">{escape(shared)}</td></tr>')
+    head = "".join(f"<th>{escape(part)}</th>" for part, _ in COST_PARTS)
+    return (f'<div class="scroll"><table id="costs"><tr><th class="name">model</th>{head}<th>total</th>'
+            '<th class="name">shared with (same run)</th></tr>' + "".join(rows) + "</table></div>"
+            '<p class="note">Each run\'s ledger is split per label where the run\'s files tell which label a request '
+            "served (answers by their request keys or the endpoint's model, the run's judging by its judgments, data "
+            "and training by the labels that answered with the run's adapter). <i>shared</i>: the files cannot tell, "
+            "so each label that may have used it is charged the whole of it; <i>not used</i>: the label did not use "
+            "it (the base model never saw the generated data nor the training).</p>")
 
 
 def _chart(result: dict[str, Any], width: int = 560, height: int = 340) -> str:
@@ -176,8 +206,10 @@ def html_page(result: dict[str, Any]) -> str:
             f"{escape(result['created'])}")
     method = (f"Scores: Bradley-Terry fit over every verdict (both orders; a strong verdict weighs {s['strong_weight']:g}, "
               f"a tie is half a win), as the win probability against the baseline; {s['confidence']:.0%} intervals from "
-              f"{s['bootstrap_rounds']} bootstrap rounds over questions (both turns together). LC win rate: a logistic "
-              "regression on the answers' length difference, read at equal length (AlpacaEval 2 style). Wrong language: "
+              f"{s['bootstrap_rounds']} bootstrap rounds over questions (both turns and orders together; "
+              f"{METHOD_TEXT.get(s.get('interval_method', ''), 'percentile')}). LC win rate: a logistic regression on the "
+              "answers' length difference and each question's difficulty, read at equal length and averaged over the "
+              "questions (AlpacaEval 2 style; length only where noted). Wrong language: "
               f"an answer to a Korean question with under {s['hangul_threshold']:.0%} Hangul letters; "
               + ("counted as a loss." if s["wrong_language"] == "loss" else "flagged only, the verdicts stand.")
               + " Cost: the run's ledger (data, endpoint answers, judging) plus this comparison's grading"
@@ -194,6 +226,7 @@ def html_page(result: dict[str, Any]) -> str:
 <div class="grid"><div><h2>Score against cost</h2>{_chart(result)}</div>
 <div><h2>Pairwise win probability</h2>{_matrix(result)}</div></div>
 <h2>Score by category</h2>{_categories(result)}
+<h2>Cost by part</h2>{_costs(result)}
 {f'<h2>Notes</h2><ul class="note">{notes}</ul>' if notes else ''}
 </body></html>
 """
@@ -211,7 +244,8 @@ def write_reports(out: Path, result: dict[str, Any]) -> None:
 
 def parse_figure(text: str) -> float | None:
     """A figure as the page shows it, back to a number ('-' is None); for tests and readers."""
-    t = text.strip().replace("$", "").replace("%", "").replace(",", "")
+    t = text.strip().split(" ")[0] if text.strip() else ""  # a basis after the figure ("shared") is no number
+    t = t.replace("$", "").replace("%", "").replace(",", "")
     if t in ("-", ""):
         return None
     v = float(t)

@@ -8,6 +8,14 @@ weighing 3, ties half a win) is exactly sigmoid(theta): then theta is the very q
 Bradley-Terry fit estimates, and an interval can be checked for covering it. On top of that the
 judge favours position A by `position` (added to the win probability of the answer shown first,
 taken away in the other order) and longer answers by `length` * tanh(delta / LENGTH_SCALE).
+
+Questions differ: `planted_games` can give each question a strength shift shared by every model
+(`question_sd`) and one of each model's own (`model_sd`), the same for both turns and both orders of
+that question. Then the fit no longer converges to the planted theta (averaging a win probability
+over easy and hard questions pulls it toward 50%): `strength_limit` computes what it converges to,
+exactly (a one-dimensional integral over the question shift), and that is the truth an interval
+is checked against. `difficulty_verdicts` plants a per-question difficulty that lengths follow, for
+the length-controlled win rate, whose truth at equal length is `equal_length_win_rate`.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import random
 import re
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from judge.compare.bt import Game, game_from_preference
 
@@ -45,17 +55,91 @@ def verdict(rng: random.Random, theta: float, *, model_first: bool, delta: float
 
 
 def planted_games(thetas: Mapping[str, float], questions: int, seed: int, *, baseline: str = "base",
-                  turns: int = 2, position: float = 0.15) -> list[Game]:
-    """Both orders of every turn of `questions` questions, each model against the baseline, as games."""
+                  turns: int = 2, position: float = 0.15, question_sd: float = 0.0, model_sd: float = 0.0
+                  ) -> list[Game]:
+    """Both orders of every turn of `questions` questions, each model against the baseline, as games.
+    Question q shifts every model's theta by a ~ N(0, question_sd^2) and each model's by its own
+    b ~ N(0, model_sd^2), in every turn and order of q (none drawn where the sd is 0)."""
     rng = random.Random(seed)
     games: list[Game] = []
     for q in range(questions):
+        shared = rng.gauss(0, question_sd) if question_sd else 0.0
         for model, theta in thetas.items():
+            own = theta + shared + (rng.gauss(0, model_sd) if model_sd else 0.0)
             for _turn in range(turns):
                 for model_first in (True, False):
-                    pref = verdict(rng, theta, model_first=model_first, position=position)
+                    pref = verdict(rng, own, model_first=model_first, position=position)
                     games.append(game_from_preference(f"q{q}", model, baseline, pref))
     return games
+
+
+def _normal_nodes(sd: float, points: int = 8001) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of E[f(u)], u ~ N(0, sd^2): the trapezoid rule over +-12 sd (the clipped
+    win probabilities have kinks, so a fine even grid, not Gauss-Hermite)."""
+    if sd == 0:
+        return np.zeros(1), np.ones(1)
+    x = np.linspace(-12.0, 12.0, points)
+    w = np.exp(-x**2 / 2)
+    w[[0, -1]] /= 2
+    return sd * x, w / w.sum()
+
+
+def _mean_win(theta: np.ndarray, *, tie: float, strong: float, position: float) -> np.ndarray:
+    """The win probability among non-tie verdicts, averaged over the two orders (clipped as drawn)."""
+    s = 1 / (1 + np.exp(-theta))
+    weight = (1 - tie) * (1 + 2 * strong) + tie
+    p = (s * weight - tie / 2) / ((1 - tie) * (1 + 2 * strong))
+    return (np.clip(p + position, 0, 1) + np.clip(p - position, 0, 1)) / 2
+
+
+def strength_limit(theta: float, *, sd: float, tie: float = 0.2, strong: float = 0.3, position: float = 0.15) -> float:
+    """The strength against the baseline that the Bradley-Terry fit converges to (many questions) for
+    a model whose theta on a question is `theta` + u, u ~ N(0, sd^2), under this judge.
+
+    The fit's score equation sets sigmoid(strength) to E[weight * y] / E[weight]; a verdict's expected
+    weight does not depend on who wins, so that is the expected weighted share of wins over u."""
+    u, w = _normal_nodes(sd)
+    win = _mean_win(theta + u, tie=tie, strong=strong, position=position)
+    weight = (1 - tie) * (1 + 2 * strong) + tie
+    share = float(w @ ((1 - tie) * (1 + 2 * strong) * win + tie / 2)) / weight
+    return math.log(share / (1 - share))
+
+
+def equal_length_win_rate(theta: float, *, sensitivity: float, tie: float = 0.2, strong: float = 0.3,
+                          position: float = 0.15) -> float:
+    """The win rate (ties half, unweighted) of a model whose theta on a question of difficulty
+    d ~ N(0, 1) is theta - sensitivity * d, when its answers are as long as the baseline's: the
+    truth a length-controlled win rate estimates."""
+    u, w = _normal_nodes(abs(sensitivity))
+    win = _mean_win(theta + u, tie=tie, strong=strong, position=position)
+    return float(w @ ((1 - tie) * win + tie / 2))
+
+
+def difficulty_verdicts(rng: random.Random, models: Mapping[str, tuple[float, float]], questions: int, *,
+                        sensitivity: float, length_follows: float, length_bias: float = 0.3, turns: int = 2
+                        ) -> dict[str, tuple[list[float], list[float], list[str]]]:
+    """Outcomes (1/0.5/0), length differences and question ids per model, both orders of every turn.
+
+    `models`: name -> (theta at equal length on a question of average difficulty, length ratio to the
+    baseline). Question q has a difficulty d ~ N(0, 1): every model's theta there is theta -
+    `sensitivity` * d, every answer is exp(0.25 d) as long (harder questions, longer answers), and a
+    model's answers are a further exp(`length_follows` * d) as long as the baseline's (a model that
+    rambles where it is out of its depth). The judge adds `length_bias` * tanh(delta / LENGTH_SCALE)."""
+    out: dict[str, tuple[list[float], list[float], list[str]]] = {m: ([], [], []) for m in models}
+    for q in range(questions):
+        d = rng.gauss(0, 1)
+        for model, (theta, ratio) in models.items():
+            outcomes, deltas, ids = out[model]
+            for _turn in range(turns):
+                base_len = rng.uniform(200, 800) * math.exp(0.25 * d)
+                own = max(20.0, base_len * ratio * math.exp(length_follows * d) + rng.gauss(0, 150))
+                for model_first in (True, False):
+                    pref = verdict(rng, theta - sensitivity * d, model_first=model_first, delta=own - base_len,
+                                   length=length_bias)
+                    outcomes.append(1.0 if pref > 0 else 0.0 if pref < 0 else 0.5)
+                    deltas.append(own - base_len)
+                    ids.append(f"q{q}")
+    return out
 
 
 def length_outcomes(rng: random.Random, ratio: float, questions: int = 300, *, length: float = 0.3

@@ -25,6 +25,27 @@ def fmt(value: Any, kind: str) -> str:
     raise ValueError(f"unknown figure kind {kind!r}; one of {KINDS}")
 
 
+COST_PARTS = (("data", "data_usd"), ("answers", "answers_usd"), ("judging", "judging_usd"), ("training", "training_usd"))
+
+
+def cost_text(cost: dict[str, Any], part: str | None) -> str:
+    """A cost figure with its basis: "$1.2500 shared" where the run's files cannot tell which label
+    spent it (charged whole to each that may have), "$0.0000 not used" where the label did not use
+    it; `part` None is the total, "shared" if any part is."""
+    if part is None:
+        shared = any(b == "shared" for b in (cost.get("basis") or {}).values())
+        return fmt(cost.get("total_usd"), "usd") + (" shared" if shared else "")
+    value = cost.get(dict(COST_PARTS)[part])
+    basis = (cost.get("basis") or {}).get(part, "own")
+    # no training figure (no --gpu-hour-usd or no metrics) has no basis to show
+    return fmt(value, "usd") + ("" if basis == "own" or (value is None and part == "training") else f" {basis}")
+
+
+def shared_text(cost: dict[str, Any]) -> str:
+    """'data with lora; training with lora': the run's other labels charged the same."""
+    return "; ".join(f"{part} with {', '.join(who)}" for part, who in (cost.get("shared_with") or {}).items())
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return out + ["| " + " | ".join(r) + " |" for r in rows]
@@ -47,20 +68,27 @@ def markdown(result: dict[str, Any]) -> str:
         rows.append([str(r["rank"]), r["name"] + (" (baseline)" if r["is_baseline"] else ""), fmt(r.get("score"), "pct"),
                      interval, fmt(r.get("win"), "share"), fmt(r.get("tie"), "share"), fmt(r.get("loss"), "share"),
                      fmt(r.get("raw_win_rate"), "pct"), fmt(r.get("lc_win_rate"), "pct"), fmt(r.get("mean_length"), "int"),
-                     fmt(r.get("wrong_language_rate"), "share"), fmt(r.get("unscored"), "int"), fmt(cost, "usd"),
-                     fmt(r.get("usd_per_point"), "usd")])
+                     fmt(r.get("wrong_language_rate"), "share"), fmt(r.get("unscored"), "int"),
+                     cost_text(r["cost"], None) if r.get("cost") else fmt(cost, "usd"), fmt(r.get("usd_per_point"), "usd")])
     lines += _table(header, rows)
     lines += ["", "## Cost", ""]
     rows = []
+    notes: list[str] = []
     for r in result["models"]:
         c = r.get("cost")
         if not c:
             continue
         tokens = "-" if c["tokens_trained"] is None else f"{c['tokens_trained']:,}" + (" (est.)" if c["training_estimated"] else "")
         gpu_s = "-" if c["gpu_seconds"] is None else f"{c['gpu_seconds']:.0f}"
-        rows.append([r["name"], fmt(c["data_usd"], "usd"), fmt(c["answers_usd"], "usd"), fmt(c["judging_usd"], "usd"),
-                     tokens, gpu_s, fmt(c["training_usd"], "usd"), fmt(c["total_usd"], "usd")])
+        rows.append([r["name"], cost_text(c, "data"), cost_text(c, "answers"), cost_text(c, "judging"),
+                     tokens, gpu_s, cost_text(c, "training"), cost_text(c, None)])
+        if shared_text(c):
+            notes.append(f"{r['name']} shares {shared_text(c)} (labels of the same run)")
     lines += _table(["model", "data", "endpoint answers", "judging", "tokens trained", "GPU-seconds", "training", "total"], rows)
+    lines += ["", "Each run's ledger is split per label where the run's files tell which label a request served. "
+              "\"shared\": the files cannot tell, so each label that may have used it is charged the whole of it "
+              "(adding such rows counts it twice); \"not used\": the label did not use it (the base model never "
+              "saw the generated data nor the training)."] + [f"- {n}" for n in notes]
     players, matrix = result["pairwise"]["players"], result["pairwise"]["win_probability"]
     if players:
         lines += ["", "## Pairwise win probability (row beats column, %)", ""]

@@ -20,8 +20,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from factory.batch import BatchSettings
-from factory.engine import Engine, EngineSettings, Ledger, wants_structured
-from judge.compare.analysis import MIN_ROUNDS, AnalysisOptions, analyse
+from factory.engine import Engine, EngineSettings, Ledger, choose_structured, wants_structured
+from judge.compare.analysis import DEFAULT_ROUNDS, MIN_ROUNDS, AnalysisOptions, analyse
 from judge.compare.inputs import CompareInputs, load_compare_inputs
 from judge.compare.language import HANGUL_THRESHOLD
 from judge.compare.page import write_reports
@@ -52,7 +52,7 @@ class CompareSettings(BaseModel):
     batch: bool = False
     wrong_language: Literal["flag", "loss"] = "flag"
     hangul_threshold: float = Field(default=HANGUL_THRESHOLD, gt=0, lt=1)
-    bootstrap_rounds: int = Field(default=200, ge=MIN_ROUNDS, le=100_000)
+    bootstrap_rounds: int = Field(default=DEFAULT_ROUNDS, ge=MIN_ROUNDS, le=100_000)
     seed: int = 0
     gpu_hour_usd: float | None = Field(default=None, ge=0)
     gpus: int = Field(default=1, ge=1)
@@ -85,10 +85,12 @@ def read_judgments(out: Path) -> list[Judgment]:
 
 
 def grade_comparisons(out: Path, items: Sequence[StrengthItem], *, engine_settings: EngineSettings,
-                      structured: bool, retries: int, max_tokens: int, batch: BatchSettings | None = None,
-                      http_client: httpx.AsyncClient | None = None, api_key: str | None = None,
-                      err: TextIO | None = None) -> GradeCounts:
-    """Grade the items without a scored judgment in `out`; the counts of this run."""
+                      structured: str, judge_model: str, retries: int, max_tokens: int,
+                      batch: BatchSettings | None = None, http_client: httpx.AsyncClient | None = None,
+                      api_key: str | None = None, err: TextIO | None = None) -> GradeCounts:
+    """Grade the items without a scored judgment in `out`; the counts of this run. `structured`: the
+    setting (auto probes the server once, as judge.grading does)."""
+    err = err if err is not None else sys.stderr
     todo = left_to_grade(items, read_judgments(out))
     check_prompts(todo.items, todo.first_attempt)
     if not todo.items:
@@ -98,16 +100,24 @@ def grade_comparisons(out: Path, items: Sequence[StrengthItem], *, engine_settin
         # Built before anything is sent: the engine refuses a missing key or a budget without a price.
         engine = None if batch is not None else Engine(engine_settings, ledger, api_key=api_key, http_client=http_client)
         with JsonlWriter(CompareFolder(out).judgments) as writer:
-            grading = Grading(todo, writer, structured=structured, retries=retries, max_tokens=max_tokens)
+            grading = Grading(todo, writer, structured=wants_structured(structured, judge_model), retries=retries,
+                              max_tokens=max_tokens)
             if engine is not None:
-                anyio.run(grade_online, grading, engine)
+                anyio.run(_grade_online, grading, engine, structured, judge_model, CompareFolder(out), err)
             else:
-                anyio.run(grade_batch, grading, ledger, engine_settings, batch, http_client, api_key,
-                          err if err is not None else sys.stderr)
+                anyio.run(grade_batch, grading, ledger, engine_settings, batch, http_client, api_key, err)
     counts = grading.finish()
     counts.planned = len(items)
     counts.already_scored = todo.already_scored
     return counts
+
+
+async def _grade_online(grading: Grading, engine: Engine, setting: str, judge_model: str, folder: CompareFolder,
+                        err: TextIO) -> None:
+    grading.structured, note = await choose_structured(engine, setting, judge_model, folder)
+    if note:
+        print(note, file=err)
+    await grade_online(grading, engine)
 
 
 def run_compare(out: Path, settings: CompareSettings, engine_settings: EngineSettings,
@@ -125,7 +135,7 @@ def run_compare(out: Path, settings: CompareSettings, engine_settings: EngineSet
     CompareFolder(out).write_config_section(SECTION, settings)
     if settings.grade:
         counts = grade_comparisons(out, plan.items, engine_settings=engine_settings,
-                                   structured=wants_structured(settings.structured, settings.judge_model),
+                                   structured=settings.structured, judge_model=settings.judge_model,
                                    retries=settings.retries, max_tokens=settings.max_tokens,
                                    batch=(batch or BatchSettings()) if settings.batch else None,
                                    http_client=http_client, api_key=api_key)

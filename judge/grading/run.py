@@ -21,7 +21,7 @@ import anyio
 import httpx
 
 from factory.batch import BatchSettings
-from factory.engine import Engine, EngineSettings, Ledger, usd, wants_structured
+from factory.engine import Engine, EngineSettings, Ledger, choose_structured, usd, wants_structured
 from judge.grading.inputs import load_inputs, left_to_grade
 from judge.grading.rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
 from judge.grading.settings import SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
@@ -82,6 +82,13 @@ async def grade_run_async(run: Path, settings: JudgeSettings, engine_settings: E
     with Ledger.for_run(run) as ledger:
         # Built before anything is sent: the engine refuses a missing key or a budget without a price.
         engine = None if settings.batch else Engine(engine_settings, ledger, api_key=api_key, http_client=http_client)
+        RunFolder(run).write_config_section(SECTION, resolved)  # what was asked, before anything is sent
+        if engine is not None:  # json_schema, json_object (llama.cpp) or text: as the server takes it
+            structured, note = await choose_structured(engine, settings.structured, settings.judge_model,
+                                                       RunFolder(run))
+            if note:
+                print(note, file=err)
+            resolved = resolved.model_copy(update={"structured": "yes" if structured else "no"})
         RunFolder(run).write_config_section(SECTION, resolved)
         with JsonlWriter(out_path) as writer:
             grading = Grading(todo, writer, structured=structured, retries=settings.retries,

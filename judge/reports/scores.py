@@ -15,6 +15,7 @@ from typing import Any
 
 from factory.cost import ReportError
 from judge.reports import stats
+from judge.reports.intervals import METHOD_TEXT
 from schemas import Answer, JsonlError, Judgment, Question, RunFolder, read_jsonl
 
 MODE_TITLES = {"single": "Single-answer grading (1-10)", "reference": "Reference-guided grading (1-10)"}
@@ -54,7 +55,8 @@ def build_scores(judgments: Sequence[Judgment], answers: Sequence[Answer], *,
             agreed = n - sum(r["inconsistent"] for r in overall)
             consistency.append({"judge_model": judge, "consistent": agreed, "n": n, "rate": agreed / n})
     return {
-        "settings": {"bootstrap": "percentile", "resamples": n_resamples, "confidence": confidence, "seed": seed},
+        "settings": {"bootstrap": stats.DEFAULT_METHOD, "resampled": "questions", "resamples": n_resamples,
+                     "confidence": confidence, "seed": seed},
         "counts": {"judgments": len(judgments), "answers": len(answers)},
         "judge_models": sorted(set(frame["judge_model"].to_list())),
         "single": stats.score_rows(frame, "single", **kw),
@@ -124,8 +126,9 @@ def render_markdown(scores: dict[str, Any], run_name: str, charts: Sequence[Path
         f"# Scores — {run_name}",
         "",
         f"Judgments: {scores['counts']['judgments']}; answers: {scores['counts']['answers']}. "
-        f"Intervals: {s['confidence']:.0%} percentile bootstrap over graded items "
-        f"({s['resamples']} resamples, seed {s['seed']}). Items whose verdict could not be parsed after "
+        f"Intervals: {s['confidence']:.0%} bootstrap ({METHOD_TEXT.get(s['bootstrap'], s['bootstrap'])}) over "
+        f"questions, both turns of a question together ({s['resamples']} resamples, seed {s['seed']}). "
+        "Items whose verdict could not be parsed after "
         "retries are **unscored**: they are left out of every mean and rate and counted below.",
         "",
     ]

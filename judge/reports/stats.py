@@ -1,12 +1,14 @@
 """Statistics of a judge run: bootstrap intervals, win/tie/loss, position consistency, unscored rate,
 verbosity.
 
-The bootstrap is the percentile bootstrap over graded items (each question-turn is one item): draw
-`n_resamples` resamples of the item indices at once with `numpy.random.default_rng(seed)`, take the
-statistic of each, and report the `(1-confidence)/2` and `(1+confidence)/2` quantiles (numpy's
-linear interpolation). That is draw for draw what `scipy.stats.bootstrap(..., method="percentile",
-rng=default_rng(seed))` computes, and a test holds it to an independent computation. Turns of one
-question are resampled as separate items, so intervals of multi-turn sets are slightly narrow.
+The bootstrap resamples questions, not items: both turns of a question (and, for a pairwise
+comparison, its verdict) come along as often as the question is drawn, since a question that is easy
+in one turn tends to be easy in the other. A mean over the drawn questions is their items' sum over
+their items' count (`n_resamples` rounds at once, drawn with `numpy.random.default_rng(seed)`), and
+the interval is judge.reports.intervals' (by default BCa with the small-sample expansion, its
+jackknife leaving out one question at a time). With one item per question this is draw for draw
+`scipy.stats.bootstrap(..., rng=default_rng(seed))`, and the tests hold it to scipy's percentile and
+BCa intervals; bench/compare_stats.py measures its coverage on scores with planted question effects.
 
 Unscored items never enter a mean or a rate: they are counted apart, per model and mode.
 """
@@ -22,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from judge.grading.verdicts import judgment_key
+from judge.reports.intervals import DEFAULT_METHOD, Method, endpoints, resample_counts
 from schemas import Answer, Judgment
 
 DEFAULT_RESAMPLES = 5000
@@ -38,7 +41,8 @@ class Estimate:
     value: float
     low: float
     high: float
-    n: int
+    n: int  # items
+    questions: int = 0  # the resampling units
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -53,42 +57,79 @@ def _check(n: int, n_resamples: int, confidence: float) -> None:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
 
 
-def _resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    # One (n_resamples, n) draw, the same as scipy.stats.bootstrap draws with one batch.
-    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+def _by_question(columns: np.ndarray, groups: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(questions, k) sums of the item columns and (questions,) item counts; without `groups`,
+    each item is its own question (in order)."""
+    if groups is None:
+        return columns, np.ones(len(columns))
+    if len(groups) != len(columns):
+        raise ValueError(f"one question per value: {len(groups)} questions for {len(columns)} values")
+    _, index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    sums = np.zeros((int(index.max()) + 1, columns.shape[1]))
+    np.add.at(sums, index, columns)
+    return sums, np.bincount(index).astype(float)
 
 
-def _interval(stats: np.ndarray, confidence: float) -> tuple[float, float]:
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(stats, [alpha, 1 - alpha])
-    return float(low), float(high)
+@dataclass(frozen=True)
+class MeanReplicates:
+    """Means of item columns over questions: on the data, per bootstrap round, per left-out question."""
+
+    point: np.ndarray  # (k,)
+    rounds: np.ndarray  # (n_resamples, k); empty with fewer than two questions
+    jackknife: np.ndarray  # (questions, k)
+    questions: int
 
 
-def bootstrap_mean(values: Sequence[float], *, n_resamples: int = DEFAULT_RESAMPLES,
-                   confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED) -> Estimate:
-    """The mean of `values` with its percentile-bootstrap interval."""
+def mean_replicates(columns: np.ndarray, groups: Sequence[str] | None, *, n_resamples: int, seed: int) -> MeanReplicates:
+    """A drawn question brings all its items: a round's mean is their sum over their count."""
+    sums, sizes = _by_question(columns, groups)
+    total, n = sums.sum(axis=0), sizes.sum()
+    q = len(sizes)
+    if q < 2:  # one question: nothing to resample between
+        return MeanReplicates(total / n, np.empty((0, sums.shape[1])), np.empty((0, sums.shape[1])), q)
+    counts = resample_counts(q, n_resamples, seed)
+    rounds = (counts @ sums) / (counts @ sizes)[:, None]
+    jackknife = (total - sums) / (n - sizes)[:, None]
+    return MeanReplicates(total / n, rounds, jackknife, q)
+
+
+def _mean_intervals(columns: np.ndarray, groups: Sequence[str] | None, *, n_resamples: int, confidence: float,
+                    seed: int, method: Method) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The means of the item columns (items, k), their interval ends, and the number of questions."""
+    r = mean_replicates(columns, groups, n_resamples=n_resamples, seed=seed)
+    if r.questions < 2:
+        return r.point, r.point.copy(), r.point.copy(), r.questions
+    low, high = endpoints(r.point, r.rounds, r.jackknife, confidence=confidence, n_groups=r.questions, method=method)
+    return r.point, low, high, r.questions
+
+
+def bootstrap_mean(values: Sequence[float], groups: Sequence[str] | None = None, *,
+                   n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+                   seed: int = DEFAULT_SEED, method: Method = DEFAULT_METHOD) -> Estimate:
+    """The mean of `values` with its bootstrap interval over the questions `groups` (one per value;
+    None: every value its own question)."""
     x = np.asarray(values, dtype=float)
     _check(len(x), n_resamples, confidence)
-    means = x[_resample_indices(len(x), n_resamples, seed)].mean(axis=1)
-    low, high = _interval(means, confidence)
-    return Estimate(float(x.mean()), low, high, len(x))
+    point, low, high, q = _mean_intervals(x[:, None], groups, n_resamples=n_resamples, confidence=confidence,
+                                          seed=seed, method=method)
+    return Estimate(float(point[0]), float(low[0]), float(high[0]), len(x), q)
 
 
-def bootstrap_rates(outcomes: Sequence[str], labels: Sequence[str] = PAIR_OUTCOMES, *,
-                    n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
-                    seed: int = DEFAULT_SEED) -> dict[str, Estimate]:
-    """The share of each label among `outcomes`, with intervals from the same resamples."""
+def bootstrap_rates(outcomes: Sequence[str], labels: Sequence[str] = PAIR_OUTCOMES,
+                    groups: Sequence[str] | None = None, *, n_resamples: int = DEFAULT_RESAMPLES,
+                    confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED,
+                    method: Method = DEFAULT_METHOD) -> dict[str, Estimate]:
+    """The share of each label among `outcomes`, with intervals from the same resamples of questions."""
     unknown = set(outcomes) - set(labels)
     if unknown:
         raise ValueError(f"outcomes {sorted(unknown)} are not among {list(labels)}")
     codes = np.array([labels.index(o) for o in outcomes])
     _check(len(codes), n_resamples, confidence)
-    drawn = codes[_resample_indices(len(codes), n_resamples, seed)]
-    result = {}
-    for k, label in enumerate(labels):
-        low, high = _interval((drawn == k).mean(axis=1), confidence)
-        result[label] = Estimate(float((codes == k).mean()), low, high, len(codes))
-    return result
+    indicators = (codes[:, None] == np.arange(len(labels))[None, :]).astype(float)
+    point, low, high, q = _mean_intervals(indicators, groups, n_resamples=n_resamples, confidence=confidence,
+                                          seed=seed, method=method)
+    return {label: Estimate(float(point[k]), float(low[k]), float(high[k]), len(codes), q)
+            for k, label in enumerate(labels)}
 
 
 # --- judgments as a table ---------------------------------------------------------------------
@@ -159,7 +200,8 @@ def _groups(frame: pl.DataFrame, keys: list[str]) -> list[tuple[dict[str, Any], 
 # --- the tables of a report ---------------------------------------------------------------------
 
 def score_rows(frame: pl.DataFrame, mode: str, *, n_resamples: int = DEFAULT_RESAMPLES,
-               confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
+               confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED,
+               method: Method = DEFAULT_METHOD) -> list[dict[str, Any]]:
     """Mean score per judge, model and category (plus "all"; and "all" per turn), with intervals.
 
     `turn` is None for all turns together. A group whose items are all unscored has no estimate.
@@ -169,8 +211,10 @@ def score_rows(frame: pl.DataFrame, mode: str, *, n_resamples: int = DEFAULT_RES
     for keys, turn_col in ((["judge_model", "model", "category"], False), (["judge_model", "model"], False),
                            (["judge_model", "model", "turn"], True)):
         for values, group in _groups(rows_of_mode, keys):
-            scored = group.filter(pl.col("status") == "scored")["score"].to_list()
-            est = bootstrap_mean(scored, n_resamples=n_resamples, confidence=confidence, seed=seed) if scored else None
+            rows = group.filter(pl.col("status") == "scored")
+            scored = rows["score"].to_list()
+            est = bootstrap_mean(scored, rows["question_id"].to_list(), n_resamples=n_resamples,
+                                 confidence=confidence, seed=seed, method=method) if scored else None
             out.append({
                 "judge_model": values["judge_model"], "model": values["model"],
                 "category": values.get("category", "all"),
@@ -181,8 +225,8 @@ def score_rows(frame: pl.DataFrame, mode: str, *, n_resamples: int = DEFAULT_RES
     return out
 
 
-def pair_rows(frame: pl.DataFrame, *, n_resamples: int = DEFAULT_RESAMPLES,
-              confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
+def pair_rows(frame: pl.DataFrame, *, n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+              seed: int = DEFAULT_SEED, method: Method = DEFAULT_METHOD) -> list[dict[str, Any]]:
     """Win/tie/loss of each model against its baseline (per judge; overall and per category), with
     intervals, and the position consistency rate: the share of scored comparisons whose two orders
     agreed. Inconsistent comparisons are already ties; `inconsistent` counts them."""
@@ -192,8 +236,8 @@ def pair_rows(frame: pl.DataFrame, *, n_resamples: int = DEFAULT_RESAMPLES,
         for values, group in _groups(pairs, keys):
             scored = group.filter(pl.col("status") == "scored")
             outcomes = [_OUTCOME_OF_WINNER[w] for w in scored["winner"].to_list()]
-            rates = (bootstrap_rates(outcomes, n_resamples=n_resamples, confidence=confidence, seed=seed)
-                     if outcomes else {})
+            rates = (bootstrap_rates(outcomes, groups=scored["question_id"].to_list(), n_resamples=n_resamples,
+                                     confidence=confidence, seed=seed, method=method) if outcomes else {})
             flags = [c for c in scored["consistent"].to_list() if c is not None]
             out.append({
                 "judge_model": values["judge_model"], "model": values["model"], "baseline": values["baseline"],

@@ -114,7 +114,7 @@ def test_topics_dedups_questions_before_paying_for_answers(tmp_path, sim, keywor
         assert e.instruction == q.text and e.provenance.seed_ids == [q.keyword] and q.keyword in EN_KEYWORDS
         assert e.provenance.cost_usd > q.cost_usd > 0  # the answer's share plus the question's
     stages = {stage for _, stage, _ in ledger_rows(run)}
-    assert stages == {"questions", "answers"}
+    assert stages == {"probe", "questions", "answers"}  # (the probe: whether the server takes json_schema)
 
 
 def test_rerun_continues_without_paying_twice(tmp_path, sim, capsys):

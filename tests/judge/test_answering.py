@@ -16,6 +16,7 @@ from test_grade_support import (
     turns_of,
 )
 
+from factory.engine import Ledger
 from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
 from judge.__main__ import main
@@ -54,6 +55,10 @@ def test_answers_every_question_and_turn_then_the_rerun_asks_nothing(tmp_path: P
         assert a.model == "lora" and len(a.turns) == len(q.turns) and all(a.turns)
         assert len(a.tokens) == len(q.turns) and all(t > 0 for t in a.tokens) and a.latency_s is not None
         assert a.temperature == MT_BENCH_TEMPERATURE.get(q.category, DEFAULT_TEMPERATURE)
+        # the ledger's request behind each turn: what the comparison charges this label for its answers
+        assert len(a.model_extra["request_keys"]) == len(q.turns)
+        with Ledger.for_run(run) as ledger:
+            assert all(ledger.get(k).stage == "eval-answers" for k in a.model_extra["request_keys"])
     saved = tomllib.loads((run / "config.toml").read_text())["answer"]["lora"]
     assert saved["questions"] == str(qfile) and saved["endpoint"] == url and saved["model"] == "lora"
     assert len(judgments(run)) == turns_of(questions)

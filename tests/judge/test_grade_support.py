@@ -85,12 +85,22 @@ class ScriptedJudge:
         if status != 200:
             return httpx.Response(status, json={"error": {"message": f"scripted {status}", "type": "server_error",
                                                           "param": None, "code": None}})
+        if "probe)" in body["messages"][-1]["content"]:  # the engine asks whether json_schema replies work: yes
+            return self._reply(body, '{"ok": true}')
+        return self._reply(body, self.reply(body))
+
+    def _reply(self, body: dict[str, Any], content: str) -> httpx.Response:
         return httpx.Response(200, json={
             "id": f"chatcmpl-{len(self.bodies)}", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": self.reply(body)}}],
+                         "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
         })
+
+    @property
+    def graded(self) -> list[dict[str, Any]]:
+        """The bodies that asked for a verdict (not the engine's structured-output probe)."""
+        return [b for b in self.bodies if "probe)" not in b["messages"][-1]["content"]]
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(self.handle))

@@ -54,7 +54,7 @@ def test_grade_and_report_inside_a_running_event_loop(tmp_path: Path) -> None:
         served = sim_stats(url)["chat_completions"]
     assert single.status == 0 and single.scored == n and single.unscored == 0 and single.label == "lora"
     assert pair.status == 0 and pair.scored == n and pair.requests == 2 * n, "pair mode asks both orders"
-    assert served == single.requests + pair.requests
+    assert served == single.requests + pair.requests + 1  # and the one structured-output probe of the folder
     assert single.cost_usd is not None and single.cost_usd > 0
     assert "graded now:" in str(single)
     frame = pair.judgments()

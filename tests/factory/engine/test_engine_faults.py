@@ -132,10 +132,39 @@ def test_an_unknown_model_stops_the_run(make_engine):
 def test_a_400_that_every_request_gets_stops_the_run(make_engine, ledger):
     fake = FakeAPI(lambda api, call: api.error(400, "Unrecognized request argument supplied: frobnicate"))
     engine = make_engine(fake, max_concurrency=1)
-    with pytest.raises(FatalAPIError, match="3 requests in a row were refused the same way"):
+    with pytest.raises(FatalAPIError, match="3 attempts of 3 requests in a row the same answer, HTTP 400: "
+                                            ".*Unrecognized request argument"):
         run(engine, [request(i, frobnicate=True) for i in range(100)])
     assert len(fake.calls) == 3
     assert ledger.count_by_status()["failed"] == 3 and ledger.count_by_status()["done"] == 0
+
+
+@pytest.mark.parametrize("concurrency", [1, 32])
+def test_the_same_500_on_every_request_stops_the_run_within_five_requests(make_engine, ledger, concurrency):
+    """A validation error dressed as a 500 (llama.cpp's server refusing json_schema) is retried as a
+    server error would be, but the same body every time is not transient: the run stops."""
+    body = ("1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+            "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}")
+    fake = FakeAPI(lambda api, call: api.error(500, body))
+    engine = make_engine(fake, max_concurrency=concurrency, max_attempts=6)
+    with pytest.raises(FatalAPIError, match=r"(?s)2 requests in a row the same answer, HTTP 500: .*Input should be 'text' or "
+                                            r"'json_object'.*not a passing fault"):
+        run(engine, [request(i) for i in range(200)])
+    sent = {c.prompt for c in fake.calls}
+    assert len(sent) <= 5 and len(fake.calls) <= 5, "the probe holds the rest back while only errors come"
+    assert ledger.count_by_status()["done"] == 0
+
+
+def test_a_500_that_differs_each_time_is_ridden_out(make_engine):
+    """OpenAI's own 500s name their request id: each is a passing fault, retried as usual."""
+    def respond(api: FakeAPI, call):
+        if call.attempt < 3:
+            return api.error(500, f"The server had an error processing your request (request ID req_{len(api.calls)})")
+        return api.ok(call)
+
+    fake = FakeAPI(respond)
+    stats, results = run(make_engine(fake, max_attempts=6), [request(i) for i in range(4)])
+    assert stats.done == 4 and all(r.call.attempts == 4 for r in results)
 
 
 def test_in_flight_requests_finish_when_the_run_stops(make_engine, ledger):

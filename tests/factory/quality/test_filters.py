@@ -39,11 +39,16 @@ def test_truncated() -> None:
     (ex("Hi"), "instruction has 2 characters, fewer than 5"),
     (ex("Write a poem.", "x" * 9000), "output has 9000 characters, more than 8000"),
     (ex("Summarize this.", input="y" * 5000), "input has 5000 characters, more than 4000"),
-    (ex("Write a poem.", "   "), "output has 0 characters, fewer than 1"),
 ])
 def test_length(e: Example, detail: str) -> None:
     r = check(e)
     assert r is not None and r.reason == "length" and r.detail == detail
+
+
+def test_a_whitespace_output_is_empty_and_with_empty_off_too_short() -> None:
+    assert check(ex("Write a poem.", "   ")) == Rejection("empty", "the output is empty (whitespace only)")
+    r = check(ex("Write a poem.", "   "), None, FilterSettings(disabled=["empty"]))
+    assert r == Rejection("length", "output has 0 characters, fewer than 1")
 
 
 def test_length_bounds_are_settings() -> None:

@@ -49,6 +49,21 @@ def test_korean_labels_without_numbers_and_no_input_markers():
                                      TaskDraft("시를 써 주세요.", "", "가을 시")]
 
 
+def test_plural_labels_and_a_label_with_nothing_after_it():
+    # Both as SmolLM2-135M wrote them (tests/fixtures/real_model): "Instructions:" for the
+    # instruction, and an "Output:" label with no text, which the gate then rejects as `empty`.
+    text = "Task 1\nInstructions: Write a four-week running plan.\nOutput:\n###\nInstructions: Name a river.\nOutputs: The Nile."
+    assert parse_task_list(text) == [TaskDraft("Write a four-week running plan.", "", ""),
+                                     TaskDraft("Name a river.", "", "The Nile.")]
+    assert parse_numbered_answers("[Answer 1]\n[Answer 2]\nThe second.", 2) == {1: "", 2: "The second."}
+
+
+def test_answers_numbered_without_markers_are_read_only_when_the_numbers_are_exactly_the_questions():
+    assert parse_numbered_answers("1. Paris.\n2. The Nile.", 2) == {1: "Paris.", 2: "The Nile."}
+    with pytest.raises(ParseError, match="no '\\[Answer N\\]' markers"):
+        parse_numbered_answers("1. Boil water.\n2. Add pasta.\n3. Drain.", 2)  # one answer's own list
+
+
 def test_text_without_task_labels_is_a_parse_error():
     with pytest.raises(ParseError, match="no 'Instruction:'"):
         parse_task_list("[simulated] The river helps the garden in economics.")

@@ -1,4 +1,4 @@
-"""The comparison's inputs and costs: what is refused, with what message, and unknown prices."""
+"""The comparison's inputs: what is refused, with what message (the costs: test_compare_cost.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from pathlib import Path
 import pytest
 from compare_fakes import make_runs, some_questions
 
-from factory.engine.ledger import Ledger
-from judge.compare.cost import ledger_costs, model_cost
 from judge.compare.inputs import load_compare_inputs
 from judge.grading.settings import GradeError
-from schemas import LLMCall, Usage
 
 
 def test_models_are_named_run_slash_label_and_the_baseline_comes_from_the_first_run(tmp_path: Path) -> None:
@@ -48,18 +45,3 @@ def test_differing_baseline_answers_are_named(tmp_path: Path) -> None:
                               for line in lines) + "\n")
     got = load_compare_inputs(runs, "base", [tmp_path / "questions.jsonl"])
     assert len(got.notes) == 1 and "2 answers of the baseline 'base' differ" in got.notes[0]
-
-
-def test_an_unknown_price_makes_the_cost_unknown_never_zero(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    with Ledger.for_run(run) as ledger:
-        ledger.record([
-            LLMCall(key="a", stage="self-instruct", model="m", status="done", usage=Usage(input_tokens=5), cost_usd=0.5),
-            LLMCall(key="b", stage="self-instruct", model="x", status="done", usage=Usage(input_tokens=5), cost_usd=None),
-            LLMCall(key="c", stage="judge", model="m", status="done", usage=Usage(input_tokens=5), cost_usd=0.25),
-        ])
-    costs = ledger_costs(run)
-    assert costs.data_usd is None and costs.judging_usd == 0.25 and costs.unpriced_requests == 1
-    cost = model_cost(costs, 0.1, gpu_hour_usd=None)
-    assert cost.total_usd is None and cost.judging_usd == pytest.approx(0.35) and cost.training_usd is None
-    assert ledger_costs(tmp_path / "no-ledger").data_usd == 0.0  # nothing spent through the API

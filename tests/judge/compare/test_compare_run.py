@@ -12,6 +12,7 @@ import pytest
 from compare_fakes import PLANTED, RUNS, make_runs, some_questions
 from test_grade_support import FAKE_URL, JUDGE, ScriptedJudge, clean_env  # noqa: F401  (fixture)
 
+from factory.engine import usd
 from factory.engine.ledger import Ledger
 from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
@@ -19,7 +20,7 @@ from judge.__main__ import main
 from judge.compare.run import CompareSettings, run_compare
 from judge.compare.page import parse_figure
 from judge.compare.planted import PlantedJudge
-from schemas import LLMCall, Usage
+from schemas import Answer, LLMCall, RunFolder, Usage, read_jsonl, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -41,7 +42,7 @@ def test_the_leaderboard_recovers_the_planted_order_and_a_rerun_sends_nothing(tm
     fake = ScriptedJudge(planted_judge)
     counts, result, _ = run_compare(out, _settings(runs, tmp_path), ENGINE, http_client=fake.client())
     n = 2 * len(questions) * len(RUNS)  # turns x models
-    assert counts.scored == n and len(fake.bodies) == 2 * n  # both orders of every comparison
+    assert counts.scored == n and len(fake.graded) == 2 * n  # both orders of every comparison
     order = [r["name"] for r in result["models"] if not r["is_baseline"]]
     assert order == ["strong/lora", "mid/lora", "weak/lora"]
     rows = {r["name"]: r for r in result["models"]}
@@ -77,7 +78,7 @@ def test_unreadable_verdicts_stay_unscored_are_counted_and_a_rerun_grades_only_t
     assert "| unscored |" in (out / "compare.md").read_text().replace("unscored |", "unscored |")
     good = ScriptedJudge(planted_judge)
     counts, result, _ = run_compare(out, _settings(runs, tmp_path), ENGINE, http_client=good.client())
-    assert counts.already_scored == counts.planned - unscored and len(good.bodies) == 2 * unscored
+    assert counts.already_scored == counts.planned - unscored and len(good.graded) == 2 * unscored
     assert result["grading"]["unscored"] == 0
 
 
@@ -181,6 +182,12 @@ def test_the_pages_figures_are_those_of_compare_json(tmp_path: Path) -> None:
             assert parse_figure(parser.cells[(m, f"category:{c}")]) == pytest.approx(v, abs=0.051)
             checked += 1
     assert checked > 60
+    for r in data["models"]:
+        for part in ("data_usd", "answers_usd", "judging_usd", "training_usd"):
+            if r["cost"] and r["cost"][part] is not None:
+                shown = parse_figure(parser.cells[(r["name"], f"cost.{part}")])
+                assert shown == pytest.approx(r["cost"][part], abs=0.00005), (r["name"], part)
+                checked += 1
     md = (out / "compare.md").read_text()
     top = data["models"][0]
     assert f"| 1 | {top['name']} | {top['score']:.1f} |" in md
@@ -203,3 +210,33 @@ def test_the_command_line_grades_through_the_simulator_and_explains_bad_input(tm
     assert "no run has answers labelled 'nobody'" in capsys.readouterr().err
     assert main([*args, "--bootstrap-rounds", "10"]) == 2
     assert "bootstrap_rounds" in capsys.readouterr().err
+
+
+def test_a_runs_spend_is_split_per_label_and_what_cannot_be_split_says_shared(tmp_path: Path) -> None:
+    questions = some_questions(4, 0)
+    runs = make_runs(tmp_path, questions)
+    strong = runs[2]
+    # strong also holds answers an endpoint served (it may serve strong's adapter) and the base model's own
+    write_jsonl(strong / "eval" / "answers.jsonl",
+                read_jsonl(strong / "eval" / "answers.jsonl", Answer)
+                + [Answer(question_id=q.question_id, model=label, turns=[f"[#{marker}] An answer." for _ in q.turns])
+                   for q in questions for label, marker in (("served", "3"), ("plain", "1"))])
+    RunFolder(strong).write_config_section(("answer", "served"), {"endpoint": "http://127.0.0.1:9/v1", "model": "lora"})
+    RunFolder(strong).write_config_section(("answer", "plain"), {"model": "m"})
+    RunFolder(strong).write_config_section(("answer", "lora"), {"adapter": str(strong / "train" / "adapter")})
+    with Ledger.for_run(strong) as ledger:
+        ledger.record([LLMCall(key="k1", stage="self-instruct", model="gpt-4o-mini", status="done",
+                               usage=Usage(input_tokens=10, output_tokens=10), cost_usd=2.0)])
+    out = tmp_path / "cmp"
+    _, result, _ = run_compare(out, _settings(runs, tmp_path), ENGINE, http_client=ScriptedJudge(planted_judge).client())
+    rows = {r["name"]: r for r in result["models"]}
+    lora, served, plain = rows["strong/lora"]["cost"], rows["strong/served"]["cost"], rows["strong/plain"]["cost"]
+    assert lora["data_usd"] == served["data_usd"] == 2.0 and lora["basis"]["data"] == "shared"
+    assert lora["shared_with"]["data"] == ["served"] and served["shared_with"]["data"] == ["lora"]
+    assert plain["data_usd"] == 0.0 and plain["basis"]["data"] == "not used"  # the base model never saw the data
+    assert rows["mid/lora"]["cost"]["basis"]["data"] == "own"
+    md = (out / "compare.md").read_text()
+    assert f"| strong/lora | {usd(2.0)} shared |" in md and f"| strong/plain | {usd(0.0)} not used |" in md
+    assert "strong/lora shares data with served; training with served" in md
+    page = (out / "compare.html").read_text()
+    assert f'data-field="cost.data_usd">{usd(2.0)} <span class="basis">shared</span>' in page

@@ -90,9 +90,9 @@ def test_a_judge_that_always_prefers_position_a_yields_ties_and_zero_consistency
     settings = JudgeSettings(mode="pair", judge_model=JUDGE, model="lora", baseline="base", questions=[qfile])
     outcome = grade_run(run, settings, EngineSettings(base_url=FAKE_URL, progress=False), http_client=fake.client())
     n = turns_of(questions)
-    assert outcome.counts.scored == n and len(fake.bodies) == 2 * n
+    assert outcome.counts.scored == n and len(fake.graded) == 2 * n
     # Both orders were asked: each model's answer stood in position A once per comparison.
-    firsts = [b["messages"][1]["content"].split("<answer_a-")[1][:200] for b in fake.bodies
+    firsts = [b["messages"][1]["content"].split("<answer_a-")[1][:200] for b in fake.graded
               if "<answer_a-" in b["messages"][1]["content"]]
     assert sum("lora answers" in f for f in firsts) == sum("base answers" in f for f in firsts) > 0
     assert {j.winner for j in judgments(run)} == {"tie"} and not any(j.consistent for j in judgments(run))
@@ -220,22 +220,25 @@ def test_a_bad_key_stops_with_one_line_and_never_shows_the_key(tmp_path: Path, c
     assert wrong not in err and wrong not in (run / "config.toml").read_text()
 
 
-def test_an_endpoint_that_refuses_json_schema_stops_with_a_hint(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_an_endpoint_that_refuses_structured_output_is_graded_as_text(tmp_path: Path, capsys, monkeypatch) -> None:
+    """--structured auto: one probe learns that the endpoint refuses json_schema; the verdicts are then
+    asked for and read as text, and a rerun of the folder does not probe again."""
     import judge.commands.grade as grade
 
     run, qfile = make_run(tmp_path, pick_questions(4))
-    refusing = ScriptedJudge(_always_a, status=lambda body: 400 if "response_format" in body else 200)
-    real = grade.grade_run
-    monkeypatch.setattr(grade, "grade_run", lambda *a, **kw: real(*a, **kw, http_client=refusing.client()))
-    assert main(grade_args(run, qfile, FAKE_URL)) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: 3 requests in a row were refused") and "rerun with --structured no" in err
-    assert not judgments(run)  # a refused request is no verdict: nothing written
-
     prose = ScriptedJudge(lambda body: "Score: 7", status=lambda body: 400 if "response_format" in body else 200)
+    real = grade.grade_run
     monkeypatch.setattr(grade, "grade_run", lambda *a, **kw: real(*a, **kw, http_client=prose.client()))
-    assert main(grade_args(run, qfile, FAKE_URL, "--structured", "no")) == 0
+    assert main(grade_args(run, qfile, FAKE_URL)) == 0
+    err = capsys.readouterr().err
+    assert "takes neither json_schema nor json_object replies" in err and "parsed as text" in err
+    probes = [b for b in prose.bodies if "probe)" in b["messages"][-1]["content"]]
+    assert len(probes) == 1, "one failed probe, and json_object is not tried: the refusal did not name it"
+    assert not any("response_format" in b for b in prose.bodies if b not in probes)
     assert {j.score for j in judgments(run)} == {7.0}
+    assert (run / "config.toml").read_text().count('format = "text"') == 1
+    sent = len(prose.bodies)
+    assert main(grade_args(run, qfile, FAKE_URL)) == 0 and len(prose.bodies) == sent, "graded already, probed already"
 
 
 def test_missing_mode_or_judge_model_says_which_flag_to_give(tmp_path: Path, capsys) -> None:
@@ -259,3 +262,16 @@ def test_settings_come_from_the_config_file_and_flags_override_them(tmp_path: Pa
     assert len(got) == with_reference and {j.mode for j in got} == {"reference"}
     saved = tomllib.loads((run / "config.toml").read_text())["judge"]
     assert saved["mode"] == "reference" and saved["engine"]["base_url"] == url
+
+
+def test_a_llamacpp_server_grades_in_json_object_form_and_every_verdict_is_read(tmp_path: Path, capsys) -> None:
+    """llama.cpp's server refuses json_schema with a 500 and takes json_object with the schema: one failed
+    probe, then every verdict comes back in the schema's shape."""
+    run, qfile = make_run(tmp_path, pick_questions(3))
+    with run_simulator(SimConfig(seed=3, server="llamacpp")) as url:
+        assert main(grade_args(run, qfile, url)) == 0
+    out = capsys.readouterr()
+    assert "0 unscored" in out.out and "structured output" not in out.err
+    config = tomllib.loads((run / "config.toml").read_text())
+    assert config["structured"][url]["format"] == "json_object" and config["judge"]["structured"] == "yes"
+    assert judgments(run) and all(j.status == "scored" for j in judgments(run))

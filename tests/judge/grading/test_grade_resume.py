@@ -74,7 +74,7 @@ def test_kill_and_rerun_grades_only_what_is_missing(tmp_path: Path, capsys) -> N
                 proc.wait()
         assert len(judgments(run)) == n - 1
         asked_before = sim_stats(url)["chat_completions"]
-        assert asked_before == n
+        assert asked_before == n + 1  # and the structured-output probe
 
         assert main(grade_args(run, qfile, url)) == 0
         assert sim_stats(url)["chat_completions"] == asked_before + 1  # the missing one, nothing else

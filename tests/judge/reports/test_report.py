@@ -56,7 +56,8 @@ def test_report_tables_charts_and_verbosity(tmp_path: Path) -> None:
         assert (out / chart).read_bytes()[:8] == PNG_MAGIC
         assert f"]({chart})" in md
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))["scores"]
-    assert summary["settings"] == {"bootstrap": "percentile", "resamples": 300, "confidence": 0.95, "seed": 5}
+    assert summary["settings"] == {"bootstrap": "expanded-bca", "resampled": "questions", "resamples": 300,
+                                   "confidence": 0.95, "seed": 5}
     overall = {r["model"]: r for r in summary["single"] if r["category"] == "all" and r["turn"] is None}
     assert overall["lora"]["score"]["value"] > overall["base"]["score"]["value"]  # longer answers, higher scores
     assert {r["model"]: r["mean_chars"] for r in summary["verbosity"]}["lora"] > \

@@ -45,7 +45,7 @@ def reference_percentile_bootstrap(values: list[float], n_resamples: int, confid
 
 @pytest.mark.parametrize(("n_resamples", "confidence", "seed"), [(2000, 0.95, 0), (999, 0.9, 12345)])
 def test_bootstrap_mean_matches_a_plain_python_reference(n_resamples: int, confidence: float, seed: int) -> None:
-    est = bootstrap_mean(SCORES, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    est = bootstrap_mean(SCORES, n_resamples=n_resamples, confidence=confidence, seed=seed, method="percentile")
     low, high = reference_percentile_bootstrap([float(s) for s in SCORES], n_resamples, confidence, seed)
     assert est.value == pytest.approx(sum(SCORES) / len(SCORES), abs=1e-12)
     assert est.low == pytest.approx(low, abs=1e-9)
@@ -56,7 +56,7 @@ def test_bootstrap_mean_matches_a_plain_python_reference(n_resamples: int, confi
 
 def test_bootstrap_mean_matches_scipy_percentile_bootstrap() -> None:
     scipy_stats = pytest.importorskip("scipy.stats")
-    est = bootstrap_mean(SCORES, n_resamples=3000, seed=7)
+    est = bootstrap_mean(SCORES, n_resamples=3000, seed=7, method="percentile")
     res = scipy_stats.bootstrap((np.asarray(SCORES, dtype=float),), np.mean, n_resamples=3000,
                                 method="percentile", confidence_level=0.95, rng=np.random.default_rng(7))
     assert est.low == pytest.approx(res.confidence_interval.low, abs=1e-9)
@@ -81,7 +81,7 @@ def test_bootstrap_of_constant_values_has_zero_width_and_empty_input_is_refused(
 def test_bootstrap_rates_match_the_reference_for_each_outcome() -> None:
     rng = random.Random(1)
     outcomes = [rng.choice(["win", "win", "tie", "loss"]) for _ in range(40)]
-    rates = bootstrap_rates(outcomes, seed=11, n_resamples=1500)
+    rates = bootstrap_rates(outcomes, seed=11, n_resamples=1500, method="percentile")
     assert sum(r.value for r in rates.values()) == pytest.approx(1.0)
     for label, est in rates.items():
         indicator = [1.0 if o == label else 0.0 for o in outcomes]
