@@ -58,7 +58,7 @@ DATA_HTML = "data.html"  # the data viewer (`just view`): every stage's records 
 COST_MD = "cost.md"
 SCORES_MD = "scores.md"
 CURATION_DIR = "curation"
-CURATION_SCORES = "scores.jsonl"  # one line per graded example, in curation/NAME/
+SCORES = "scores.jsonl"  # a curation's verdict per example (curation/NAME/, beside its own ledger)
 # A comparison of several runs (`just compare --out DIR`) is a folder of its own: its ledger,
 # config.toml and judgments at its root, and its three reports.
 COMPARE_JSON = "compare.json"
@@ -66,8 +66,8 @@ COMPARE_MD = "compare.md"
 COMPARE_HTML = "compare.html"
 
 FILE_NAMES = (CONFIG, LEDGER, EXAMPLES, REJECTED, REQUESTS, QUESTIONS, RESPONSES, NAVER_CACHE, NAVER_QUOTA,
-              METRICS, LOSS_CHART, ANSWERS, JUDGMENTS, SUMMARY, INDEX_HTML, DATA_HTML, COST_MD, SCORES_MD,
-              CURATION_SCORES, COMPARE_JSON, COMPARE_MD, COMPARE_HTML)
+              METRICS, LOSS_CHART, ANSWERS, JUDGMENTS, SUMMARY, INDEX_HTML, COST_MD, SCORES_MD, COMPARE_JSON,
+              COMPARE_MD, COMPARE_HTML, SCORES, DATA_HTML)
 # (a checkpoint has an adapter/ of its own: trainer/checkpoint.py owns that layout, so "adapter" is not listed)
 FOLDER_NAMES = (GENERATE_DIR, TRAIN_DIR, CHECKPOINTS_DIR, MERGED_DIR, EVAL_DIR, REPORT_DIR, CURATION_DIR)
 
@@ -219,15 +219,15 @@ class RunFolder(_Folder):
         return self.root / CURATION_DIR / name
 
     def curation_scores(self, name: str) -> Path:
-        """The scores of one curation: `curation/NAME/scores.jsonl`."""
-        return self.curation_dir(name) / CURATION_SCORES
+        """A curation's verdicts, one line per example: `curation/NAME/scores.jsonl`."""
+        return self.curation_dir(name) / SCORES
 
-    def curations(self) -> list[str]:
-        """The names of the curations that have scores, sorted (none: [])."""
+    def curation_names(self) -> list[str]:
+        """The curations of the run that hold scores, by name."""
         root = self.root / CURATION_DIR
         if not root.is_dir():
             return []
-        return sorted(p.name for p in root.iterdir() if (p / CURATION_SCORES).is_file() and not p.name.startswith("."))
+        return sorted(p.name for p in root.iterdir() if (p / SCORES).is_file())
 
     # --- the reports ---
     @property

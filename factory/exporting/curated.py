@@ -2,14 +2,16 @@
 subset of a run's kept examples an export takes: all of them, those a curation scored at or above
 a bar, or those a file of ids names.
 
-A score line, as the curation grading writes it:
+A score line, as the curation (`judge curate`, another branch's judge/curation/records.py) writes it:
 
-    {"example_id": "si-...-0", "judge_model": "gpt-4o", "rubric_version": "v1",
-     "criteria": {"helpfulness": 4, "correctness": 5, ...},   # 1-5 integers
-     "overall": 4.5,                                          # 1-5 in half points
-     "rationale": "...", "cost_usd": 0.0012}
+    {"example_id": "si-...-0", "curation": "gpt-4o-v1", "status": "scored",   # | unscored | skipped
+     "overall": 4.5,                                          # 1-5 in half points; scored only
+     "criteria": {"accuracy": 5, "helpfulness": 4, ...},      # 1-5 integers
+     "rationale": "...", "error": null, "judge_model": "gpt-4o", "rubric_version": "v1",
+     "cost_usd": 0.0012, ...}
 
-(`id` is read as `example_id` too). Unknown fields are kept, as in every record of schemas.
+Only the fields read here are declared (`id` is read as `example_id` too); the others are kept, as
+in every record of schemas, so a newer file still loads.
 """
 
 from __future__ import annotations
@@ -29,19 +31,26 @@ class CurationScore(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     example_id: str = Field(validation_alias=AliasChoices("example_id", "id"))
+    status: str = ""  # scored | unscored (no readable reply: never a number) | skipped (a prefilter); "": by overall
+    error: str | None = None
     judge_model: str = ""
     rubric_version: str = ""
     criteria: dict[str, int] = Field(default_factory=dict)
-    overall: float | None = None  # None: the judge's reply had no readable score
+    overall: float | None = None  # None: not scored (see status)
     rationale: str = ""
     cost_usd: float | None = None
+
+    @property
+    def state(self) -> str:
+        """scored, unscored or skipped (a file without `status` says it by `overall`)."""
+        return self.status or ("scored" if self.overall is not None else "unscored")
 
 
 def read_scores(run: RunFolder, name: str) -> dict[str, CurationScore]:
     """example id -> its score in curation NAME (the last line wins for an id graded twice)."""
     path = run.curation_scores(name)
     if not path.is_file():
-        have = ", ".join(run.curations()) or "none"
+        have = ", ".join(run.curation_names()) or "none"
         raise ExportError(f"no curation {name!r} in {run} (no {path}); the run's curations: {have}")
     try:
         return {s.example_id: s for s in iter_jsonl(path, CurationScore)}

@@ -56,10 +56,11 @@ def write_run(root: Path, n: int = 12) -> Path:
     run.write_config_section("filters", {"lang": "en", "min_instruction_chars": 5, "disabled": ["refusal"]})
     scores = run.curation_scores("judge-v1")
     scores.parent.mkdir(parents=True)
-    scores.write_text("".join(json.dumps({"example_id": r["id"], "judge_model": "gpt-4o", "rubric_version": "v1",
-                                          "criteria": {"helpfulness": 1 + k % 5}, "overall": 1 + (k % 9) / 2,
-                                          "rationale": "ok", "cost_usd": 0.0001}) + "\n"
-                              for k, r in enumerate(rows)))
+    lines = [{"example_id": r["id"], "curation": "judge-v1", "status": "scored", "judge_model": "gpt-4o",
+              "rubric_version": "v1", "criteria": {"helpfulness": 1 + k % 5}, "overall": 1 + (k % 9) / 2,
+              "rationale": "ok", "cost_usd": 0.0001} for k, r in enumerate(rows)]
+    lines[-1] |= {"status": "skipped", "overall": None, "criteria": {}, "error": "prefilter: too short"}
+    scores.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return root
 
 
@@ -158,6 +159,8 @@ def test_a_curated_selection_and_a_list_of_ids(run: Path, tmp_path: Path) -> Non
     assert "curation 'judge-v1' scored with an overall score of 4 or more" in out.selection
     card = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert f"exported: 3 ({out.selection})" in card
+    every = factory.export(run, format="alpaca", out=tmp_path / "scored" / "t.jsonl", curation="judge-v1")
+    assert every.rows == 12  # every example the curation scored: not the one it skipped
     ids = tmp_path / "ids.txt"
     ids.write_text("# two of them\nex-3\n\nex-chat\n")
     out = factory.export(run, format="sharegpt", out=tmp_path / "two" / "t.parquet", ids=ids)

@@ -79,11 +79,11 @@ def rejected_table(run: RunFolder, rejected: Lines) -> dict[str, Any]:
 def curation_table(name: str, scores: Iterable[CurationScore]) -> dict[str, Any]:
     scores = list(scores)
     criteria = sorted({c for s in scores for c in s.criteria})
-    t = Table(["id", "overall", "judge", "rubric", "why", "cost", "cost_text", *(f"c.{c}" for c in criteria)],
-              coded=("judge", "rubric", "cost_text"))
+    t = Table(["id", "status", "overall", "judge", "rubric", "why", "error", "cost", "cost_text",
+               *(f"c.{c}" for c in criteria)], coded=("status", "judge", "rubric", "cost_text"))
     for s in scores:
-        t.add({"id": s.example_id, "overall": s.overall, "judge": s.judge_model or None,
-               "rubric": s.rubric_version or None, "why": s.rationale, "cost": s.cost_usd,
+        t.add({"id": s.example_id, "status": s.state, "overall": s.overall, "judge": s.judge_model or None,
+               "rubric": s.rubric_version or None, "why": s.rationale, "error": s.error, "cost": s.cost_usd,
                "cost_text": _money(s.cost_usd), **{f"c.{c}": s.criteria.get(c) for c in criteria}})
     return t.as_data(name=name, criteria=criteria)
 

@@ -129,7 +129,7 @@ def collect(run: Path, max_rows: int = MAX_ROWS) -> dict[str, Any]:
     except JsonlError as e:
         raise ViewerError(f"{e}; fix or remove that line, then view again") from None
     try:
-        scores = {name: read_scores(folder, name) for name in folder.curations()}
+        scores = {name: read_scores(folder, name) for name in folder.curation_names()}
     except ExportError as e:
         raise ViewerError(str(e)) from None
     if not (examples.total or rejected.total or answers or judgments or scores):

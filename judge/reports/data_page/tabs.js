@@ -30,7 +30,8 @@ function curationFacts(score) {
   const { table, row } = score;
   const c = columnsOf(table);
   return el("div", null, el("h4", { text: `curation ${table.name}` }), facts([
-    ["overall", c("overall")(row) === null ? "unscored" : String(c("overall")(row))],
+    ["overall", c("overall")(row) === null ? c("status")(row) : String(c("overall")(row))],
+    ["why not scored", c("error")(row)],
     ...table.criteria.map((name) => [name, String(c("c." + name)(row) ?? "—")]),
     ["judge", c("judge")(row)], ["rubric", c("rubric")(row)], ["cost", c("cost_text")(row)],
     ["rationale", c("why")(row)],
@@ -127,14 +128,16 @@ function curationView(t, examples) {
   const instruction = (i) => { const r = exampleRow.get(ids[i]); return r === undefined ? null : ex("instruction")(r); };
   return ListView({
     n: t.n, empty: "This curation holds no scores.",
-    search: (i) => [ids[i], col("why")(i), instruction(i)].filter(Boolean).join("\n"),
-    filters: [{ label: "judge", get: col("judge") }, { label: "rubric", get: col("rubric") }],
+    search: (i) => [ids[i], col("why")(i), col("error")(i), instruction(i)].filter(Boolean).join("\n"),
+    filters: [{ label: "status", get: col("status") }, { label: "judge", get: col("judge") },
+              { label: "rubric", get: col("rubric") }],
     ranges: [{ label: "overall", get: col("overall") }, { label: "cost $", get: col("cost") }],
     sorts: [{ label: "overall", get: col("overall"), desc: true }, { label: "cost", get: col("cost"), desc: true },
             ...t.criteria.map((c) => ({ label: c, get: col("c." + c), desc: true }))],
     columns: [
       { label: "example", cell: (i) => ids[i], cls: "mono", width: "150px" },
-      { label: "overall", cell: (i) => (col("overall")(i) === null ? "unscored" : String(col("overall")(i))), cls: "num", width: "70px", sort: 0 },
+      { label: "overall", cell: (i) => (col("overall")(i) === null ? col("status")(i) : String(col("overall")(i))),
+        cls: "num", width: "76px", sort: 0 },
       ...t.criteria.map((c, k) => ({ label: c, cell: (i) => String(col("c." + c)(i) ?? "—"), cls: "num", width: "90px", sort: 2 + k })),
       { label: "instruction", cell: (i) => preview(instruction(i) || "", 140) },
       { label: "rationale", cell: (i) => preview(col("why")(i), 140) },

@@ -88,10 +88,13 @@ def test_the_page_holds_every_stage(run: Path, page: DataPage) -> None:
     assert len(ko["single"]) == 4 and [p["winner"] for p in ko["pair"]] == ["model", "model"]
     # Curation: its criteria and the scores of the examples it graded.
     (c,) = data["curation"]
-    assert c["name"] == CURATION and c["criteria"] == sorted(CRITERIA) and c["n"] == 27
-    assert all(1 <= v <= 5 for name in CRITERIA for v in c["cols"][f"c.{name}"])
+    assert c["name"] == CURATION and c["criteria"] == sorted(CRITERIA) and c["n"] == 28
+    assert sorted(c["dicts"]["status"]) == ["scored", "unscored"]
+    unscored = column(c, "status").index("unscored")
+    assert c["cols"]["overall"][unscored] is None and column(c, "error")[unscored] == "no JSON object and no score marker"
+    assert all(1 <= v <= 5 for name in CRITERIA for v in c["cols"][f"c.{name}"] if v is not None)
     assert data["examples"]["curations"] == [CURATION]
-    assert page.rows == {"examples": 32, "rejected": 7, "questions": 3, f"curation:{CURATION}": 27}
+    assert page.rows == {"examples": 32, "rejected": 7, "questions": 3, f"curation:{CURATION}": 28}
 
 
 def test_the_head_is_the_first_rows_in_file_order(page: DataPage) -> None:

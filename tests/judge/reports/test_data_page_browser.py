@@ -71,7 +71,7 @@ def test_it_loads_without_console_errors_or_requests(browser: Any, page: DataPag
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     tabs = {b.get_attribute("data-tab"): b.text for b in css(browser, "nav button")}
     assert tabs == {"examples": "Kept examples32", "rejected": "Rejected7", "answers": "Answers3",
-                    "curation": "Curation27"}
+                    "curation": "Curation28"}
     assert status(browser) == "1–32 of 32 rows" and len(css(browser, "tr.row")) == 32
     shot = tmp_path / "data-page.png"
     assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:4] == b"\x89PNG"
@@ -155,8 +155,13 @@ def test_sorts_and_score_ranges(browser: Any, page: DataPage) -> None:
     from selenium.webdriver.support.ui import Select
 
     Select(css(browser, "section.view select[aria-label=sort]")[0]).select_by_visible_text("overall")
-    overall = [float(r.find_elements("css selector", "td.num")[0].text) for r in css(browser, "tr.row")]
-    assert overall == sorted(overall, reverse=True) and len(overall) == 27
+    overall = [r.find_elements("css selector", "td.num")[0].text for r in css(browser, "tr.row")]
+    assert overall[-1] == "unscored" and len(overall) == 28  # never a number, and last
+    scored = [float(x) for x in overall[:-1]]
+    assert scored == sorted(scored, reverse=True)
+    Select(css(browser, "select[data-filter=status]")[0]).select_by_value("unscored")
+    css(browser, "tr.row")[0].click()
+    assert "no JSON object and no score marker" in css(browser, "tr.detail")[0].text
 
 
 def test_a_sampled_page_says_so(browser: Any, tmp_path: Path) -> None:

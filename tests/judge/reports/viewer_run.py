@@ -109,11 +109,15 @@ def _curation(run: RunFolder, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = []
     for k, row in enumerate(rows):
-        if k % 6 == 5:
+        if k % 6 == 5 and k != 5:
             continue  # not every example is graded
         criteria = {c: 1 + (k + j) % 5 for j, c in enumerate(CRITERIA)}
-        lines.append({"example_id": row["id"], "judge_model": "gpt-4o", "rubric_version": "v1", "criteria": criteria,
-                      "overall": round(2 * sum(criteria.values()) / len(criteria)) / 2,
-                      "rationale": f"graded {row['id']}" + (f" {INJECTION}" if row["id"] == "ex-inject" else ""),
-                      "cost_usd": 0.0003})
+        line = {"example_id": row["id"], "curation": CURATION, "status": "scored", "judge_model": "gpt-4o",
+                "rubric_version": "v1", "criteria": criteria, "overall": round(2 * sum(criteria.values()) / 3) / 2,
+                "rationale": f"graded {row['id']}" + (f" {INJECTION}" if row["id"] == "ex-inject" else ""),
+                "error": None, "cost_usd": 0.0003, "rubric_digest": "d" * 16, "example_sha": "e" * 16}
+        if k == 5:  # the judge's reply had no readable score: recorded, never a number
+            line |= {"status": "unscored", "overall": None, "criteria": {}, "rationale": "I think it is fine",
+                     "error": "no JSON object and no score marker"}
+        lines.append(line)
     path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
