@@ -33,8 +33,9 @@ function boot() {
   }
   V.show = (key) => show(tabs.find((t) => t.key === key));
 
+  // The tab shown before the whole data came, else the one the address names, else the first with rows.
   const first = tabs.find((t) => t.key === current) || tabs.find((t) => "#" + t.key === location.hash)
-    || tabs[DATA.examples.total || !DATA.rejected.total ? 0 : 1];
+    || tabs.find((t) => t.count > 0) || tabs[0];
   show(first);
 }
 

@@ -162,6 +162,20 @@ def test_a_torn_last_line_is_left_out_and_a_bad_line_is_named(tmp_path: Path) ->
         write_data_page(run)
 
 
+def test_a_run_with_answers_only(tmp_path: Path) -> None:
+    """A run whose answers were made from an endpoint, with no data of its own: the answers tab alone."""
+    run = write_run(tmp_path / "full", n_examples=2)
+    only = tmp_path / "answers-only"
+    (only / "eval").mkdir(parents=True)
+    for name in ("answers", "judgments"):
+        getattr(RunFolder(only), name).write_bytes(getattr(RunFolder(run), name).read_bytes())
+    data = page_data(write_data_page(only).path)
+    assert data["examples"]["n"] == data["rejected"]["n"] == 0 and data["curation"] == []
+    assert [q["id"] for q in data["answers"]["questions"]] == ["q-math", "q-write", "q-ko"]
+    assert data["answers"]["questions"][0]["turns"] is None  # no config.toml: no question file to read
+    assert data["answers"]["questions"][0]["category"] is None
+
+
 def test_errors_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert judge_main(["view", "--run", str(tmp_path / "none")]) == 2
     assert "no run folder" in capsys.readouterr().err

@@ -172,6 +172,22 @@ def test_a_sampled_page_says_so(browser: Any, tmp_path: Path) -> None:
     assert status(browser) == "1–20 of 20 rows"
 
 
+def test_a_run_without_data_opens_on_its_answers(browser: Any, tmp_path: Path) -> None:
+    from schemas import RunFolder
+
+    full = RunFolder(write_run(tmp_path / "full", n_examples=2))
+    only = RunFolder(tmp_path / "answers-only")
+    only.eval_dir.mkdir(parents=True)
+    only.answers.write_bytes(full.answers.read_bytes())
+    only.judgments.write_bytes(full.judgments.read_bytes())
+    state = load(browser, write_data_page(only.root))
+    assert state["tab"] == "answers" and len(css(browser, "div.card")) == 3
+    assert "(the question's text is not in the run's question files)" in css(browser, "div.card")[0].text
+    browser.execute_script("window.__viewer.show('examples')")
+    assert "No kept examples yet: just generate --run" in browser.execute_script("return document.body.innerText")
+    assert console_problems(browser) == []
+
+
 def test_it_runs_in_an_iframe_as_a_notebook_output_cell(browser: Any, page: DataPage, tmp_path: Path) -> None:
     """judge.view(run) in a notebook shows `page._repr_html_()`: the page in an iframe's srcdoc."""
     cell = tmp_path / "cell.html"
