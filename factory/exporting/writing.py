@@ -48,7 +48,8 @@ def _parquet(path: Path, fmt: Format, rows: Iterable[Row]) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise ExportError("a .parquet export needs pyarrow: pip install -e '.[export]' (or write --out FILE.jsonl)") from None
+        raise ExportError("a .parquet export needs pyarrow: pip install -e '.[export]' (or write --out FILE.jsonl)"
+                          ) from None
     schema = fmt.arrow_schema()
     n = 0
     with _replacing(path) as tmp:

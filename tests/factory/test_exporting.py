@@ -155,7 +155,8 @@ def test_a_curated_selection_and_a_list_of_ids(run: Path, tmp_path: Path) -> Non
     out = factory.export(run, format="alpaca", out=tmp_path / "best.jsonl", curation="judge-v1", min_score=4)
     kept = [json.loads(x) for x in (tmp_path / "best.jsonl").read_text(encoding="utf-8").splitlines()]
     assert out.rows == len(kept) == 3  # the overall scores are 1 + (k % 9) / 2: 4 or more for k = 6, 7, 8
-    assert [r["instruction"] for r in kept] == ["생각 6을 설명하세요.", "Explain idea 7.", "생각 8을 설명하세요."]
+    assert [r["instruction"] for r in kept] == ["생각 6을 설명하세요.", "Explain idea 7.",
+                                                "생각 8을 설명하세요."]
     assert "curation 'judge-v1' scored with an overall score of 4 or more" in out.selection
     card = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert f"exported: 3 ({out.selection})" in card
@@ -176,7 +177,8 @@ def test_the_dataset_card(run: Path, tmp_path: Path) -> None:
     assert meta["size_categories"] == ["n<1K"] and meta["language"] == ["en", "ko"]
     assert "text-generation" in meta["task_categories"] and "license" not in meta
     for line in ("| source model | `gpt-4o-mini` |", "| recipe | `self-instruct` |", "- kept by the run: 13",
-                 "- exported: 13 (all kept examples)", "- rejected by the run: 5 (duplicate 2, contamination 1, length 1, refusal 1)",
+                 "- exported: 13 (all kept examples)",
+                 "- rejected by the run: 5 (duplicate 2, contamination 1, length 1, refusal 1)",
                  "exact Jaccard similarity of 0.55 or more", "`en.jsonl`, `ko.jsonl`", "switched off: refusal",
                  "- dropped as near-duplicates: 2; as contamination: 1",
                  f"- generation: {usd(0.007)} over 7 requests, {usd(0.007 / 13)} per kept example",
@@ -191,7 +193,8 @@ def test_bad_input_is_refused_before_anything_is_written(run: Path, tmp_path: Pa
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o" / "train.jsonl"
     cases = [
-        (["--format", "csv", "--out", str(out)], "unknown format 'csv': use one of messages, alpaca, sharegpt, prompt-completion"),
+        (["--format", "csv", "--out", str(out)],
+         "unknown format 'csv': use one of messages, alpaca, sharegpt, prompt-completion"),
         (["--format", "messages", "--out", str(tmp_path / "o" / "train.csv")], "name a .jsonl or a .parquet file"),
         (["--format", "messages", "--out", str(out), "--min-score", "3"], "--min-score needs --curation NAME"),
         (["--format", "messages", "--out", str(out), "--curation", "nope"], "no curation 'nope'"),

@@ -175,6 +175,7 @@ def test_load_examples_reads_chat_rows(tmp_path) -> None:
     got = load_examples(path)
     assert [(e.id, e.system, e.instruction, e.output) for e in got] == [
         ("row-1", "Be brief.", "Hi?", "Hello."), ("mine", "", "Two?", "2.")]
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]}) + "\n")
+    empty = [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]
+    path.write_text(json.dumps({"messages": empty}) + "\n")
     with pytest.raises(ValueError, match="instruction"):  # an empty turn is no example (TrainError in train)
         load_examples(path)

@@ -7,7 +7,8 @@ function answersView(A) {
   const labels = A.labels;
   const combos = A.pairs.filter(([a, b]) => labels.includes(a) && labels.includes(b));
   for (let x = 0; x < labels.length; x++) for (let y = x + 1; y < labels.length; y++) {
-    if (!combos.some(([a, b]) => (a === labels[x] && b === labels[y]) || (a === labels[y] && b === labels[x]))) combos.push([labels[x], labels[y]]);
+    const same = ([a, b]) => (a === labels[x] && b === labels[y]) || (a === labels[y] && b === labels[x]);
+    if (!combos.some(same)) combos.push([labels[x], labels[y]]);
   }
   const state = { q: "", category: "", pair: 0, sort: "order", page: 0, size: 10 };
   const root = el("section", { class: "view" });
@@ -31,7 +32,8 @@ function answersView(A) {
           : winner ? el("span", { class: winner === b ? "win" : "loss", text: `${winner} wins` }) : el("span", { text: "tie" });
         return el("div", { class: "verdict" }, el("b", { text: `pairwise (${p.judge}): ` }), outcome,
           p.consistent === false ? " · the two orders disagreed" : "", p.cost ? ` · ${p.cost}` : "",
-          p.why ? el("details", null, el("summary", { text: "the judge's rationale" }), el("div", { class: "text why", text: p.why })) : null);
+          p.why ? el("details", null, el("summary", { text: "the judge's rationale" }),
+                     el("div", { class: "text why", text: p.why })) : null);
       });
   }
 
@@ -60,7 +62,8 @@ function answersView(A) {
       parts.push(el("div", { class: "side", style: `--sides: ${shown.length}` }, shown.map((label) => side(q, label, turn))));
       parts.push(...verdicts(q, turn));
       if (q.reference && q.reference[turn - 1]) {
-        parts.push(el("details", null, el("summary", { text: "reference answer" }), el("div", { class: "text", text: q.reference[turn - 1] })));
+        parts.push(el("details", null, el("summary", { text: "reference answer" }),
+                      el("div", { class: "text", text: q.reference[turn - 1] })));
       }
     }
     return el("div", { class: "card", "data-question": q.id }, parts);
@@ -76,7 +79,8 @@ function answersView(A) {
                    gap: (q) => (meanScore(q, b) === null || meanScore(q, a) === null ? null : meanScore(q, b) - meanScore(q, a)) };
     if (keys[state.sort]) {
       const key = keys[state.sort];
-      rows = rows.map((i) => [i, key(qs[i])]).sort((x, y) => (x[1] === null) - (y[1] === null) || (y[1] - x[1]) || x[0] - y[0]).map((x) => x[0]);
+      rows = rows.map((i) => [i, key(qs[i])])  // highest first, questions without the score last
+        .sort((x, y) => (x[1] === null) - (y[1] === null) || (y[1] - x[1]) || x[0] - y[0]).map((x) => x[0]);
     }
     const pages = Math.max(1, Math.ceil(rows.length / state.size));
     state.page = Math.min(state.page, pages - 1);
@@ -92,7 +96,8 @@ function answersView(A) {
   }
 
   if (!qs.length) {
-    root.append(el("p", { class: "empty", text: `No answers yet: python -m trainer answer --run ${RUN} --questions FILE --label base` }));
+    root.append(el("p", { class: "empty",
+                          text: `No answers yet: python -m trainer answer --run ${RUN} --questions FILE --label base` }));
     return { root, apply() {} };
   }
   const categories = [...new Set(qs.map((q) => q.category).filter(Boolean))].sort();
@@ -103,7 +108,8 @@ function answersView(A) {
                   oninput: (e) => { state.q = e.target.value; state.page = 0; apply(); } }),
     el("label", null, "category", el("select", { onchange: (e) => { state.category = e.target.value; state.page = 0; apply(); } },
       el("option", { value: "" }, "all"), categories.map((c) => el("option", { value: c }, c)))),
-    combos.length ? el("label", null, "side by side", el("select", { onchange: (e) => { state.pair = Number(e.target.value); apply(); } },
+    combos.length ? el("label", null, "side by side",
+      el("select", { onchange: (e) => { state.pair = Number(e.target.value); apply(); } },
       combos.map(([x, y], k) => el("option", { value: k }, `${x} | ${y}`)))) : null,
     el("label", null, "sort", el("select", { onchange: (e) => { state.sort = e.target.value; apply(); } },
       Object.entries(sortNames).map(([k, v]) => el("option", { value: k }, v))))),

@@ -14,7 +14,8 @@ function boot() {
   ];
   const main = el("main");
   const buttons = tabs.map((t) => el("button", { role: "tab", "data-tab": t.key, "aria-selected": "false",
-                                                 onclick: () => show(t) }, t.label, el("span", { class: "count", text: fmt(t.count) })));
+                                                 onclick: () => show(t) },
+                                     t.label, el("span", { class: "count", text: fmt(t.count) })));
   const meta = el("div", { class: "meta" }, `written ${DATA.written} by `, el("code", { text: `just view --run ${DATA.path}` }),
     DATA.index_html ? [" · ", el("a", { href: "index.html" }, "the run's report")] : null);
   document.getElementById("app").replaceChildren(

@@ -152,7 +152,8 @@ function ListView(spec) {
       class: [c.cls, c.sort !== undefined ? "sortable" : null].filter(Boolean).join(" ") || null,
       style: c.width ? `width: ${c.width}` : null,
       title: c.sort !== undefined ? "sort by " + c.label : null,
-      onclick: c.sort !== undefined ? () => { setSort(c.sort, state.sort === c.sort ? !state.desc : !!spec.sorts[c.sort].desc); } : null,
+      onclick: c.sort === undefined ? null  // a second click reverses; a first sorts the column's own way
+        : () => { setSort(c.sort, state.sort === c.sort ? !state.desc : !!spec.sorts[c.sort].desc); },
     }, c.label + (state.sort === c.sort && c.sort !== undefined ? (state.desc ? " ▼" : " ▲") : ""))));
     const rows = [];
     for (const i of shown) {
@@ -165,11 +166,13 @@ function ListView(spec) {
     body.replaceChildren(matches.length || n ? el("table", null, el("thead", null, head), el("tbody", null, rows))
                                              : el("p", { class: "empty", text: spec.empty }));
     pager.replaceChildren(
-      el("button", { onclick: () => { state.page = Math.max(0, state.page - 1); renderRows(); }, disabled: state.page === 0 }, "‹ previous"),
+      el("button", { onclick: () => { state.page = Math.max(0, state.page - 1); renderRows(); },
+                     disabled: state.page === 0 }, "‹ previous"),
       el("span", null, `page ${fmt(state.page + 1)} of ${fmt(pages)}`),
       el("button", { onclick: () => { state.page = Math.min(pages - 1, state.page + 1); renderRows(); },
                      disabled: state.page >= pages - 1 }, "next ›"),
-      el("label", null, " rows per page ", el("select", { onchange: (e) => { state.size = Number(e.target.value); state.page = 0; renderRows(); } },
+      el("label", null, " rows per page ",
+        el("select", { onchange: (e) => { state.size = Number(e.target.value); state.page = 0; renderRows(); } },
         PAGE_SIZES.map((s) => el("option", { value: s, selected: s === state.size }, String(s))))));
   }
 
@@ -209,7 +212,8 @@ function ListView(spec) {
       el("input", { type: "number", placeholder: "max", step: "any", "data-range": r.label + " max",
                     oninput: (e) => { state.ranges[k][1] = number(e.target.value); state.page = 0; apply(); } }))),
     el("label", null, "sort", sortSelect,
-       el("button", { title: "reverse the order", onclick: () => { if (state.sort >= 0) setSort(state.sort, !state.desc); } }, "⇅")),
+       el("button", { title: "reverse the order",
+                      onclick: () => { if (state.sort >= 0) setSort(state.sort, !state.desc); } }, "⇅")),
     spec.toolbar || [],
   ];
   const toolbar = el("div", { class: "toolbar" }, controls);

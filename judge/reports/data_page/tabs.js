@@ -66,7 +66,10 @@ function examplesView(t) {
     { label: "length", cell: (i) => fmt(col("len")(i)), cls: "num", width: "70px", sort: 1 },
     { label: "cost", cell: (i) => col("cost_text")(i) || "unknown", cls: "num", width: "96px", sort: 2 },
   ];
-  if (current) columns.push({ label: "score", cell: (i) => (score(i) === null ? "—" : String(score(i))), cls: "num", width: "60px", sort: 3 });
+  if (current) {
+    columns.push({ label: "score", cell: (i) => (score(i) === null ? "—" : String(score(i))), cls: "num", width: "60px",
+                   sort: 3 });
+  }
   columns.push({ label: "model", cell: (i) => col("model")(i) || "", width: "110px" });
   const toolbar = curations.length > 1 ? [el("label", null, "scores of", el("select", {
     onchange: (e) => { current = curations[Number(e.target.value)]; view.refreshSort(); } },
@@ -74,7 +77,8 @@ function examplesView(t) {
   const view = ListView({
     n: t.n, total: t.total, search: text, empty: `No kept examples yet: just generate --run ${RUN} ...`,
     notes: [sampleNote(t, "kept examples")],
-    filters: [{ label: "language", get: col("lang") }, { label: "recipe", get: col("recipe") }, { label: "model", get: col("model") }],
+    filters: [{ label: "language", get: col("lang") }, { label: "recipe", get: col("recipe") },
+              { label: "model", get: col("model") }],
     ranges: [{ label: "length", get: col("len") }, { label: "cost $", get: col("cost") },
              ...(current ? [{ label: "score", get: score }] : [])],
     sorts: [{ label: "id", get: (i) => ids[i] }, { label: "length", get: col("len"), desc: true },
@@ -85,7 +89,10 @@ function examplesView(t) {
       ["id", ids[i]], ["recipe", col("recipe")(i)], ["model", col("model")(i)], ["seed ids", col("seeds")(i)],
       ["request key", col("key")(i)], ["cost (its share of the request)", col("cost_text")(i) || "unknown"],
       ["language", col("lang")(i)], ["length", fmt(col("len")(i)) + " characters"]]),
-      curations.map((c) => { const r = c.rows.get(ids[i]); return r === undefined ? null : curationFacts({ table: c.table, row: r }); })),
+      curations.map((c) => {
+        const r = c.rows.get(ids[i]);
+        return r === undefined ? null : curationFacts({ table: c.table, row: r });
+      })),
   });
   return view;
 }
@@ -138,7 +145,8 @@ function curationView(t, examples) {
       { label: "example", cell: (i) => ids[i], cls: "mono", width: "150px" },
       { label: "overall", cell: (i) => (col("overall")(i) === null ? col("status")(i) : String(col("overall")(i))),
         cls: "num", width: "76px", sort: 0 },
-      ...t.criteria.map((c, k) => ({ label: c, cell: (i) => String(col("c." + c)(i) ?? "—"), cls: "num", width: "90px", sort: 2 + k })),
+      ...t.criteria.map((c, k) => ({ label: c, cell: (i) => String(col("c." + c)(i) ?? "—"), cls: "num", width: "90px",
+                                     sort: 2 + k })),
       { label: "instruction", cell: (i) => preview(instruction(i) || "", 140) },
       { label: "rationale", cell: (i) => preview(col("why")(i), 140) },
       { label: "cost", cell: (i) => col("cost_text")(i) || "unknown", cls: "num", width: "82px", sort: 1 },

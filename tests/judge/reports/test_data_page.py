@@ -68,7 +68,8 @@ def test_the_page_holds_every_stage(run: Path, page: DataPage) -> None:
     first = lines[1]
     i = column(ex, "id").index(first["id"])
     p = first["provenance"]
-    assert (column(ex, "recipe")[i], column(ex, "model")[i], column(ex, "key")[i]) == (p["recipe"], p["model"], p["request_key"])
+    assert (column(ex, "recipe")[i], column(ex, "model")[i], column(ex, "key")[i]) == (
+        p["recipe"], p["model"], p["request_key"])
     assert column(ex, "seeds")[i] == " ".join(p["seed_ids"]) and column(ex, "cost")[i] == pytest.approx(p["cost_usd"])
     assert column(ex, "cost_text")[i] == "$0.0002"  # factory.engine.usd's text
     assert column(ex, "len")[i] == len(first["instruction"]) + len(first["output"])

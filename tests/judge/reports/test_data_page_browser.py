@@ -117,8 +117,10 @@ def test_an_injected_script_stays_text(browser: Any, page: DataPage) -> None:
     for tab in ("rejected", "answers", "curation"):  # every row opened, every rationale unfolded
         browser.execute_script("window.__viewer.show(arguments[0])", tab)
         browser.execute_script("""
-            for (let k = 0; k < document.querySelectorAll('tr.row').length; k++)
-              if (!document.querySelectorAll('tr.row')[k].classList.contains('open')) document.querySelectorAll('tr.row')[k].click();
+            for (let k = 0; k < document.querySelectorAll('tr.row').length; k++) {
+              const row = document.querySelectorAll('tr.row')[k];  // rows are drawn anew on each click
+              if (!row.classList.contains('open')) row.click();
+            }
             document.querySelectorAll('details').forEach((d) => { d.open = true; });""")
     assert INJECTION in browser.execute_script("return document.body.innerText")  # shown, as text
     assert browser.execute_script("return window.__pwned === undefined")

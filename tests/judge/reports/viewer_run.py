@@ -28,9 +28,11 @@ def _key(n: int) -> str:
 
 def _example(i: int) -> dict:
     lang = "ko" if i % 3 == 0 else "en"
-    instruction = KOREAN if i == 3 else (f"질문 {i}: 한국어로 답하세요." if lang == "ko" else f"Explain topic number {i} to a beginner.")
+    instruction = (KOREAN if i == 3 else f"질문 {i}: 한국어로 답하세요." if lang == "ko"
+                   else f"Explain topic number {i} to a beginner.")
     return {"id": f"ex-{i:03d}", "instruction": instruction, "input": "context line" if i % 4 == 0 else "",
-            "output": ("답변 " if lang == "ko" else "Answer ") + "word " * (5 + i * 3), "system": "Be brief." if i % 5 == 0 else "",
+            "output": ("답변 " if lang == "ko" else "Answer ") + "word " * (5 + i * 3),
+            "system": "Be brief." if i % 5 == 0 else "",
             "lang": lang,
             "provenance": {"recipe": "topics" if i % 2 else "self-instruct", "model": "gpt-4o" if i % 7 == 0 else "gpt-4o-mini",
                            "seed_ids": [f"seed-{i % 4}", f"seed-{(i + 1) % 4}"], "request_key": _key(i // 2),
