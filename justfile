@@ -43,6 +43,10 @@ bench-engine *args:
 bench-dedup *args:
     {{python}} bench/dedup.py "$@"
 
+# the data page at 100k rows in headless Chromium (first render, search, filter, sort): bench/results/viewer.json
+bench-viewer *args:
+    {{python}} bench/viewer.py "$@"
+
 # trainer benchmark on CPU with the tiny model (ratio against HF Trainer): bench/results/train_cpu.json
 bench-train-cpu *args:
     {{python}} bench/train_cpu.py "$@"
@@ -74,6 +78,14 @@ compare *args:
 # the whole report of a run (cost, training, scores): runs/NAME/report/index.html; just report --run runs/NAME
 report *args:
     {{python}} -m judge overview "$@"
+
+# every record of a run on one page (examples, rejections, answers, curation): runs/NAME/report/data.html; just view --run runs/NAME
+view *args:
+    {{python}} -m judge view "$@"
+
+# a run's kept examples for other trainers: just export --run runs/NAME --format messages|alpaca|sharegpt|prompt-completion --out FILE.jsonl|.parquet
+export *args:
+    {{python}} -m factory export "$@"
 
 # the whole pipeline offline on a CPU against the local simulator (no API key, a few minutes): runs/demo/report/index.html
 demo *args:

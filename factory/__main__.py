@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "factory.commands.simulate",  # simulate: the local OpenAI-compatible simulator
     "factory.commands.serve_local",  # serve-local: a real model on a local OpenAI-compatible server
     "factory.commands.report",  # report: what a run cost and kept (report/cost.md)
+    "factory.commands.export",  # export: the kept examples for other trainers (JSONL, Parquet, a dataset card)
 )
 
 

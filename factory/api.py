@@ -29,6 +29,7 @@ from factory.dry_run import StageProjection, dry_run
 from factory.engine.progress import ProgressBar, use_display
 from factory.engine.settings import EngineSettings, settings_from
 from factory.errors import FactoryError, SettingsError
+from factory.exporting import ExportResult, export_run
 from factory.generation import (
     GenerationEnd,
     Resolved,
@@ -269,5 +270,15 @@ def rejected(run: str | Path) -> pl.DataFrame:
     return frame(rows, {"id": "String", "reason": "String", "detail": "String", "text": "String"}, FactoryError)
 
 
-__all__ = ["GenerationOutcome", "GenerationPlan", "StageProjection", "examples", "generate", "generate_async",
-           "rejected"]
+def export(run: str | Path, *, format: str, out: str | Path, force: bool = False, curation: str | None = None,
+           min_score: float | None = None, ids: str | Path | None = None) -> ExportResult:
+    """Write the kept examples of `run` to `out` (.jsonl or .parquet) in `format` ("messages", "alpaca",
+    "sharegpt" or "prompt-completion"), with a dataset card (README.md) beside it, as `python -m factory
+    export` does. `curation` (a curation's name) with `min_score`, or `ids` (a file of ids, one a line),
+    choose a subset. Raises ExportError (an unknown format, an output that exists without `force`, a run
+    with nothing kept, an empty selection); nothing is written then."""
+    return export_run(run, format=format, out=out, force=force, curation=curation, min_score=min_score, ids=ids)
+
+
+__all__ = ["ExportResult", "GenerationOutcome", "GenerationPlan", "StageProjection", "examples", "export", "generate",
+           "generate_async", "rejected"]

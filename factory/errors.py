@@ -15,6 +15,7 @@ the packages share (schemas.errors); `python -m factory` prints its message as o
         BatchBudgetError       a batch's worst case does not fit --max-cost
         BatchFailedError       the API refused a whole batch
         ReportError            a run folder the cost report cannot read
+        ExportError            an export that cannot be written as asked (format, path, selection, run)
 
 Errors from the `openai` SDK and `httpx` are translated into this tree at one place
 (`factory.engine.retry.classify`), so the rest of the engine never sees a transport exception.
@@ -91,8 +92,13 @@ class ReportError(FactoryError):
     """A run folder the report cannot read; the message says what to do."""
 
 
+class ExportError(FactoryError):
+    """An export that cannot be written as asked: an unknown format, an output that exists, a run with
+    nothing kept, an empty selection. Nothing was written."""
+
+
 __all__ = [
-    "BatchBudgetError", "BatchFailedError", "FactoryError", "FatalAPIError", "ImportFormatError", "NaverError",
-    "NaverQuotaExceeded", "PriceUnknownError", "ReportError", "RequestError", "SecretFilter", "SeedFileError",
-    "SettingsError", "TemplateError", "UserError", "redact", "register_secret",
+    "BatchBudgetError", "BatchFailedError", "ExportError", "FactoryError", "FatalAPIError", "ImportFormatError",
+    "NaverError", "NaverQuotaExceeded", "PriceUnknownError", "ReportError", "RequestError", "SecretFilter",
+    "SeedFileError", "SettingsError", "TemplateError", "UserError", "redact", "register_secret",
 ]

@@ -1,8 +1,9 @@
 """The judge: LLM grading through the factory engine, statistics, score report.
 
 The Python API (judge/api.py): `judge.grade(run, mode=..., judge_model=...)`, `judge.grade_async`,
-`judge.report(run)` (the whole report: index.html, summary, charts) and `judge.judgments(run)`
-(a polars DataFrame). They load on first use.
+`judge.report(run)` (the whole report: index.html, summary, charts), `judge.view(run)` (the data
+page: report/data.html, shown inline in a notebook) and `judge.judgments(run)` (a polars DataFrame).
+They load on first use.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from judge.api import GradeResult, OverviewError, ReportResult, grade, grade_async, judgments, report
+    from judge.api import DataPage, GradeResult, OverviewError, ReportResult, grade, grade_async, judgments, report, view
+    from judge.errors import ViewerError
     from judge.grading.settings import GradeError, JudgeSettings
 
-__all__ = ["GradeError", "GradeResult", "JudgeSettings", "OverviewError", "ReportResult", "grade", "grade_async",
-           "judgments", "report"]
+__all__ = ["DataPage", "GradeError", "GradeResult", "JudgeSettings", "OverviewError", "ReportResult", "ViewerError",
+           "grade", "grade_async", "judgments", "report", "view"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +24,10 @@ def __getattr__(name: str) -> Any:
         from judge.grading import settings as grade_settings
 
         return getattr(grade_settings, name)
+    if name == "ViewerError":
+        from judge import errors
+
+        return errors.ViewerError
     if name in __all__:
         from judge import api
 

@@ -5,6 +5,7 @@
     g.scored, g.unscored, g.cost_usd, g.judgments()      # judgments: a polars DataFrame
     r = judge.report("runs/ko")
     r.index_html, r.summary["headline"], r.charts
+    page = judge.view("runs/ko")                          # report/data.html; in a notebook, shown inline
 
 `grade` takes the settings `python -m judge grade` takes (`JudgeSettings`, `EngineSettings`, a
 TOML file, or keyword arguments named like their fields) and raises the errors the command prints
@@ -33,6 +34,7 @@ from factory.batch import BatchSettings
 from factory import SettingsError
 from judge.grading.settings import GradeError, JudgeSettings, load_judge_settings
 from judge.grading.run import grade_run_async, summary_lines
+from judge.reports.data_page import MAX_ROWS, DataPage, write_data_page
 from judge.reports.overview import OverviewError, write_overview
 from schemas import Judgment
 from schemas import RunFolder, frame, read_records
@@ -188,6 +190,14 @@ def report(run: str | Path, *, questions: list[str | Path] | tuple[str | Path, .
                         summary=out.summary, parts=out.parts, charts=charts)
 
 
+def view(run: str | Path, *, max_rows: int = MAX_ROWS) -> DataPage:
+    """Write the run's data page, RUN/report/data.html (every stage's records: kept and rejected examples,
+    answers side by side with their grades, curation scores), as `just view` does. In a notebook the
+    returned DataPage shows the page in the output cell. A file of more than `max_rows` rows is shown
+    as a seeded random sample. Raises ViewerError (a run with nothing to show)."""
+    return write_data_page(Path(run), max_rows=max_rows)
+
+
 def judgments(run: str | Path) -> pl.DataFrame:
     """RUN/eval/judgments.jsonl as a polars DataFrame: question_id, mode, turn, model, baseline,
     judge_model, status, score, winner, rationale, cost_usd."""
@@ -201,4 +211,5 @@ def judgments(run: str | Path) -> pl.DataFrame:
                  GradeError)
 
 
-__all__ = ["GradeResult", "OverviewError", "ReportResult", "grade", "grade_async", "judgments", "report"]
+__all__ = ["DataPage", "GradeResult", "OverviewError", "ReportResult", "grade", "grade_async", "judgments", "report",
+           "view"]

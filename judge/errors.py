@@ -7,6 +7,7 @@
         PromptError          a grading prompt that cannot be built (a template, turn, answer or reference)
         TrainingReportError  a metrics file the report cannot read
         OverviewError        a run the overview cannot report on
+        ViewerError          a run the data page cannot show (nothing to show, a line to fix)
 
 The factory's errors (factory.errors: a refused key, a budget without a price, ...) reach the judge's
 commands through the engine and are printed the same way.
@@ -41,6 +42,10 @@ class OverviewError(JudgeError):
     """A run the overview cannot report on; the message says what to do."""
 
 
+class ViewerError(JudgeError):
+    """A run the data page cannot show: no run, nothing in it yet, a line that does not read."""
+
+
 @contextmanager
 def structured_hint(structured: bool) -> Iterator[None]:
     """A grading asked for json_schema replies and the endpoint refused them (HTTP 400): say how to do without."""
@@ -54,4 +59,4 @@ def structured_hint(structured: bool) -> Iterator[None]:
 
 
 __all__ = ["AnswerError", "GradeError", "JudgeError", "OverviewError", "PromptError", "TrainingReportError",
-           "UserError", "structured_hint"]
+           "UserError", "ViewerError", "structured_hint"]

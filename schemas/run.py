@@ -54,9 +54,11 @@ JUDGMENTS = "judgments.jsonl"
 REPORT_DIR = "report"
 SUMMARY = "summary.json"
 INDEX_HTML = "index.html"
+DATA_HTML = "data.html"  # the data viewer (`just view`): every stage's records on one page
 COST_MD = "cost.md"
 SCORES_MD = "scores.md"
 CURATION_DIR = "curation"
+SCORES = "scores.jsonl"  # a curation's verdict per example (curation/NAME/, beside its own ledger)
 # A comparison of several runs (`just compare --out DIR`) is a folder of its own: its ledger,
 # config.toml and judgments at its root, and its three reports.
 COMPARE_JSON = "compare.json"
@@ -65,7 +67,7 @@ COMPARE_HTML = "compare.html"
 
 FILE_NAMES = (CONFIG, LEDGER, EXAMPLES, REJECTED, REQUESTS, QUESTIONS, RESPONSES, NAVER_CACHE, NAVER_QUOTA,
               METRICS, LOSS_CHART, ANSWERS, JUDGMENTS, SUMMARY, INDEX_HTML, COST_MD, SCORES_MD, COMPARE_JSON,
-              COMPARE_MD, COMPARE_HTML)
+              COMPARE_MD, COMPARE_HTML, SCORES, DATA_HTML)
 # (a checkpoint has an adapter/ of its own: trainer/checkpoint.py owns that layout, so "adapter" is not listed)
 FOLDER_NAMES = (GENERATE_DIR, TRAIN_DIR, CHECKPOINTS_DIR, MERGED_DIR, EVAL_DIR, REPORT_DIR, CURATION_DIR)
 
@@ -216,6 +218,17 @@ class RunFolder(_Folder):
             raise RunFolderError(f"curation name {name!r}: use a plain folder name such as 'gpt-4o-v1'")
         return self.root / CURATION_DIR / name
 
+    def curation_scores(self, name: str) -> Path:
+        """A curation's verdicts, one line per example: `curation/NAME/scores.jsonl`."""
+        return self.curation_dir(name) / SCORES
+
+    def curation_names(self) -> list[str]:
+        """The curations of the run that hold scores, by name."""
+        root = self.root / CURATION_DIR
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if (p / SCORES).is_file())
+
     # --- the reports ---
     @property
     def report_dir(self) -> Path:
@@ -228,6 +241,10 @@ class RunFolder(_Folder):
     @property
     def index_html(self) -> Path:
         return self.report_dir / INDEX_HTML
+
+    @property
+    def data_html(self) -> Path:
+        return self.report_dir / DATA_HTML
 
     @property
     def cost_md(self) -> Path:

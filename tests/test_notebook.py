@@ -53,23 +53,36 @@ def text_of(cell: nbformat.NotebookNode) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
-@pytest.mark.slow
-def test_the_tutorial_runs_offline_in_a_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "INSTRUCT_FACTORY_REPO"):
-        monkeypatch.delenv(name, raising=False)
-    run = tmp_path / "runs" / "tutorial"
-    env = {
-        "TUTORIAL_RUN": str(run),
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": "1",
-        "TIKTOKEN_CACHE_DIR": str(tmp_path / "tiktoken-empty"),  # nothing downloaded: the fallback estimator
-        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-    }
-    nb = offline(nbformat.read(NOTEBOOK, as_version=4))
-    client = nbclient.NotebookClient(nb, km=kernel_manager(tmp_path, env), timeout=240,
-                                     resources={"metadata": {"path": str(ROOT / "notebooks")}})
-    client.execute(cleanup_kc=True)  # and shut the kernel down: nbclient leaves one it did not start
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[nbformat.NotebookNode, Path]:
+    """The notebook run once in its offline mode (the tests below read what it produced)."""
+    tmp_path = tmp_path_factory.mktemp("notebook")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "INSTRUCT_FACTORY_REPO"):
+            monkeypatch.delenv(name, raising=False)
+        run = tmp_path / "runs" / "tutorial"
+        env = {
+            "TUTORIAL_RUN": str(run),
+            "PYTHONPATH": str(ROOT),
+            "OMP_NUM_THREADS": "1",
+            "TIKTOKEN_CACHE_DIR": str(tmp_path / "tiktoken-empty"),  # nothing downloaded: the fallback estimator
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        }
+        nb = offline(nbformat.read(NOTEBOOK, as_version=4))
+        client = nbclient.NotebookClient(nb, km=kernel_manager(tmp_path, env), timeout=240,
+                                         resources={"metadata": {"path": str(ROOT / "notebooks")}})
+        client.execute(cleanup_kc=True)  # and shut the kernel down: nbclient leaves one it did not start
+    return nb, run
 
+
+def html_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    return ["".join(o["data"]["text/html"]) for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+
+
+@pytest.mark.slow
+def test_the_tutorial_runs_offline_in_a_kernel(executed: tuple[nbformat.NotebookNode, Path]) -> None:
+    nb, run = executed
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -107,6 +120,42 @@ def test_the_tutorial_runs_offline_in_a_kernel(tmp_path: Path, monkeypatch: pyte
     summary = json.loads((run / "report" / "summary.json").read_text())
     assert summary["headline"]["simulated"] is True and summary["training"]["loss_fell"] is True
     assert summary["headline"]["kept_examples"] == len(kept)
+
+    # The data page, shown in its output cell (an iframe of its own), and the export with its card.
+    data_page = run / "report" / "data.html"
+    assert data_page.is_file() and f"data page of {run} ({len(kept)} examples" in printed
+    assert any(h.startswith("<iframe srcdoc=") and "data-page=&quot;instruct-factory-data&quot;" in h
+               for h in html_outputs(nb)), "the data page is shown in an output cell"
+    export = run / "export" / "train.jsonl"
+    lines = export.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(kept) and json.loads(lines[0]).keys() == {"messages"}
+    assert f"exported {len(kept)} of {len(kept)} kept examples" in printed and "# tutorial:" in printed
+
+
+@pytest.mark.slow
+def test_the_data_page_renders_in_its_output_cell(executed: tuple[nbformat.NotebookNode, Path], tmp_path: Path) -> None:
+    """The output cell's HTML, as a notebook shows it, in headless Chromium: the page runs in its iframe
+    and shows the run's kept examples."""
+    from headless import chromium, console_problems, require_browser, wait_ready
+
+    require_browser()
+    nb, run = executed
+    (cell,) = [h for h in html_outputs(nb) if "instruct-factory-data" in h]
+    shown = tmp_path / "output-cell.html"
+    shown.write_text(f"<!DOCTYPE html><html><body><div class='output_html'>{cell}</div></body></html>", encoding="utf-8")
+    kept = read_jsonl(run / "examples.jsonl", Example)
+    with chromium() as driver:
+        driver.get(shown.as_uri())
+        driver.switch_to.frame(driver.find_element("css selector", "iframe"))
+        state = wait_ready(driver)
+        rows = driver.find_elements("css selector", "tr.row")
+        assert state["ready"] and len(rows) == min(50, len(kept))
+        assert rows[0].find_elements("css selector", "td")[0].text == kept[0].id
+        assert console_problems(driver) == []
+        driver.switch_to.default_content()
+        assert driver.save_screenshot(str(tmp_path / "output-cell.png"))
+
+
 
 
 def test_the_online_mode_without_a_key_stops_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -206,14 +206,58 @@ def encode_examples(
     return kept, stats
 
 
+def _is_chat_file(path: Path) -> bool:
+    """Whether `path` holds chat rows ({"messages": [...]}, TRL's conversational format, as
+    `python -m factory export --format messages` writes) rather than examples.jsonl's records."""
+    import json
+
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    first = json.loads(line)
+                except json.JSONDecodeError:
+                    return False  # not for this check to report: the examples reader names the line
+                return isinstance(first, dict) and "messages" in first and "instruction" not in first
+    return False
+
+
+def _chat_examples(path: Path) -> list[Example]:
+    """Chat rows as examples: a system message (if first) is the system text; one user and one
+    assistant turn are instruction and output; a longer conversation is the example's `messages`."""
+    from pydantic import BaseModel, ConfigDict
+
+    from schemas import Example, iter_jsonl
+
+    class ChatRow(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        messages: list[dict[str, Any]]
+
+    examples = []
+    for n, row in enumerate(iter_jsonl(path, ChatRow), start=1):
+        turns = [{"role": m.get("role"), "content": m.get("content")} for m in row.messages]
+        system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else ""
+        fields: dict[str, Any] = {"id": str(getattr(row, "id", None) or f"row-{n}"), "system": system or ""}
+        if [t["role"] for t in turns] == ["user", "assistant"]:
+            fields |= {"instruction": turns[0]["content"], "output": turns[1]["content"]}
+        elif "messages" in Example.model_fields:  # multi-turn examples (schemas' Example.messages)
+            fields["messages"] = turns
+        else:
+            raise ValueError(f"{path} row {n}: a conversation of {len(turns)} messages; this trainer reads chat rows "
+                             "of one user and one assistant turn (after an optional system message)")
+        examples.append(Example.model_validate(fields))
+    return examples
+
+
 def load_examples(path: str | Path) -> list[Example]:
-    """Read examples.jsonl; a missing or empty file is an error that says so."""
+    """Read examples.jsonl, or a file of chat rows (the `messages` export); a missing or empty file is an
+    error that says so."""
     from schemas import Example, read_jsonl
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no examples file at {path}: generate one first (just generate --run ...)")
-    examples = read_jsonl(path, Example)
+    examples = _chat_examples(path) if _is_chat_file(path) else read_jsonl(path, Example)
     if not examples:
         raise ValueError(f"{path} holds no examples: generate some first (just generate --run ...) or pass --data FILE")
     return examples

@@ -431,6 +431,16 @@ def _scores_html(scores: dict[str, Any], out_dir: Path) -> str:
     return "".join(parts)
 
 
+def _data_page_link(run: Path) -> str:
+    """The data page (judge/reports/data_page): every record of the run, beside these aggregates."""
+    page = RunFolder(run).data_html
+    state = "" if page.is_file() else " (not written yet)"
+    return (f'<p class="note" data-figure="data_page" data-value="{_e(json.dumps(page.is_file()))}">The records '
+            f'themselves (kept and rejected examples, answers side by side, curation scores): '
+            f'<a href="{_e(page.name)}">{_e(page.name)}</a>{state}, which <code>just view --run {_e(run)}</code> '
+            "writes.</p>")
+
+
 def _missing(title: str, what: str, command: str) -> str:
     return f'<h2>{_e(title)}</h2><p class="missing">{_e(what)}: <code>{_e(command)}</code></p>'
 
@@ -440,7 +450,8 @@ def render_html(run: Path, summary: dict[str, Any], out_dir: Path) -> str:
     h = summary.get("headline", {})
     body = [f"<h1>instruct-factory report — {_e(run_name)}</h1>",
             f'<p class="note">Written {_e(time.strftime("%Y-%m-%d %H:%M"))} by <code>just report --run '
-            f"{_e(run)}</code>; the same figures are in report/summary.json, cost.md and scores.md.</p>"]
+            f"{_e(run)}</code>; the same figures are in report/summary.json, cost.md and scores.md.</p>",
+            _data_page_link(run)]
     if h.get("simulated"):
         body.append('<p class="banner" data-figure="simulated" data-value="true"><b>Simulated run.</b> The texts, '
                     "token counts and judge scores on this page come from the local simulator "

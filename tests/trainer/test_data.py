@@ -160,3 +160,22 @@ def test_load_examples_reads_jsonl_and_explains_a_missing_file(tmp_path) -> None
     assert [e.id for e in load_examples(path)] == ["ex-0", "ex-1", "ex-2"]
     with pytest.raises(FileNotFoundError, match="no examples file"):
         load_examples(tmp_path / "missing.jsonl")
+
+
+def test_load_examples_reads_chat_rows(tmp_path) -> None:
+    """A file of chat rows (`python -m factory export --format messages`, TRL's conversational format):
+    a first system message is the system text; the turns are instruction and output; ids by row."""
+    import json
+
+    path = tmp_path / "train.jsonl"
+    rows = [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"},
+                          {"role": "assistant", "content": "Hello."}]},
+            {"messages": [{"role": "user", "content": "Two?"}, {"role": "assistant", "content": "2."}], "id": "mine"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"messages": [{"role": "us')  # a torn tail
+    got = load_examples(path)
+    assert [(e.id, e.system, e.instruction, e.output) for e in got] == [
+        ("row-1", "Be brief.", "Hi?", "Hello."), ("mine", "", "Two?", "2.")]
+    empty = [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]
+    path.write_text(json.dumps({"messages": empty}) + "\n")
+    with pytest.raises(ValueError, match="instruction"):  # an empty turn is no example (TrainError in train)
+        load_examples(path)

@@ -136,10 +136,13 @@ def test_page_shows_training_and_scores(small_run: Path) -> None:
 def test_page_is_self_contained(small_run: Path) -> None:
     page = read_figures(small_run / "report" / "index.html")
     assert page.tags["script"] == 0 and page.tags["link"] == 0
-    assert page.links and all(link.startswith("data:image/png;base64,") for link in page.links)
+    # The one link out of the page: the data page beside it (report/data.html, `just view`).
+    links = [link for link in page.links if link != "data.html"]
+    assert page.links.count("data.html") == 1 and page.values["data_page"] is False
+    assert links and all(link.startswith("data:image/png;base64,") for link in links)
     summary = json.loads((small_run / "report" / "summary.json").read_text())
     charts = summary["cost"]["charts"] + [summary["training"]["chart"]] + summary["scores"]["charts"]
-    assert len(page.links) == len(charts) >= 5
+    assert len(links) == len(charts) >= 5
     assert page.values["simulated"] is True  # the simulator's texts are labelled as such
 
 
