@@ -47,7 +47,7 @@ import anyio  # noqa: E402
 from bench.provenance import write_result  # noqa: E402
 from factory.engine import ChatRequest, Engine, EngineSettings, Ledger  # noqa: E402
 from factory.local_server import local_server  # noqa: E402
-from schemas import Question, RunFolder, read_jsonl, write_jsonl  # noqa: E402
+from schemas import Answer, Question, RunFolder, read_jsonl, write_jsonl  # noqa: E402
 
 SEEDS = {("self-instruct", "en"): "examples/seed_tasks_en.jsonl", ("self-instruct", "ko"): "examples/seed_tasks_ko.jsonl",
          ("topics", "ko"): "examples/keywords_ko.txt"}
@@ -55,8 +55,9 @@ EN_KEYWORDS = ["first home purchase", "mortgage rates", "renting a flat", "prope
                "home insurance", "tenant rights", "house viewing"]
 # Settings that fit a 4096-token context: fewer tasks per request than the default 8 (whose
 # max_tokens alone would be 3,200), and the Korean seeds' long prompts shown two at a time.
-SMALL = {"self-instruct": ["--tasks-per-request", "3", "--seed-examples", "2"],
-         "topics": ["--keywords-per-request", "1", "--questions-per-keyword", "3", "--answers-per-request", "2"]}
+SMALL = {"self-instruct": ["--tasks-per-request", "3", "--seed-examples", "2", "--instruct-max-tokens", "600"],
+         "topics": ["--keywords-per-request", "1", "--questions-per-keyword", "3", "--answers-per-request", "2",
+                    "--answers-max-tokens", "600"]}
 
 
 def ledger_rows(run: Path) -> list[dict[str, Any]]:
@@ -161,8 +162,8 @@ def judge(server: Any, structured: str, folder: Path, count: int) -> dict[str, A
     run = folder / f"judge-{structured}"
     questions = [q.model_copy(update={"turns": q.turns[:1]}) for q in read_jsonl(ROOT / "evalsets" / "en.jsonl", Question)[:count]]
     write_jsonl(folder / "q.jsonl", questions)
-    write_jsonl(RunFolder(run).answers, [{"question_id": q.question_id, "model": "lora",
-                                          "turns": [f"An answer to: {q.turns[0][:100]}"]} for q in questions])
+    write_jsonl(RunFolder(run).answers, [Answer(question_id=q.question_id, model="lora",
+                                                turns=[f"An answer to: {q.turns[0][:100]}"]) for q in questions])
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "judge", "grade", "--run", str(run), "--mode", "single",
                            "--judge-model", server.model, "--questions", str(folder / "q.jsonl"), "--base-url",

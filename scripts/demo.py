@@ -178,6 +178,7 @@ class Demo:
             return ["generate", "--run", str(self.run), "--recipe", "self-instruct", "--seeds", str(self.seeds),
                     "--n", str(self.plan.examples), "--model", LOCAL_MODEL, "--base-url", base_url,
                     "--price-input", "0", "--price-output", "0", "--tasks-per-request", "3", "--seed-examples", "2",
+                    "--instruct-max-tokens", "600",
                     "--eval", str(self.evalset), "--no-progress"]
         return ["generate", "--run", str(self.run), "--recipe", "self-instruct", "--seeds", str(self.seeds),
                 "--n", str(self.plan.examples), "--model", GEN_MODEL, "--base-url", base_url, "--max-cost", "1.00",

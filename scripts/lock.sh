@@ -30,3 +30,16 @@ PY
 } > requirements.lock.new
 mv requirements.lock.new requirements.lock
 echo "requirements.lock: $(grep -vc '^#' requirements.lock) packages pinned"
+
+# The `local` extra (a real model server; not in `all`: it builds llama.cpp from source) is locked
+# apart, as what it adds to the environment above: requirements-local.lock.
+"${pip[@]}" freeze --exclude-editable | sort > "$tmp/before.txt"
+"${pip[@]}" install -q -e ".[local]"
+{
+  echo "# The \`local\` extra at the versions CI tested, beside requirements.lock: DEV_EXTRAS=local ./dev ..."
+  echo "# (pip install --no-deps -r requirements-local.lock). llama-cpp-python builds llama.cpp from source."
+  echo "# Written by 'just lock' ($(date -u +%Y-%m-%d), Python $("$tmp/venv/bin/python" -c 'import platform; print(platform.python_version(), platform.machine())'))."
+  "${pip[@]}" freeze --exclude-editable | sort | comm -13 "$tmp/before.txt" - | grep -v '^-e '
+} > requirements-local.lock.new
+mv requirements-local.lock.new requirements-local.lock
+echo "requirements-local.lock: $(grep -vc '^#' requirements-local.lock) packages pinned"

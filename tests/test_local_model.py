@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from factory.__main__ import main as factory_main
-from schemas import Example, Question, RunFolder, read_jsonl, write_jsonl
+from schemas import Answer, Example, Question, RunFolder, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [
@@ -50,7 +50,7 @@ def test_a_small_generate_keeps_parsed_examples_after_one_failed_probe(server, t
     run = tmp_path / "run"
     code = factory_main(["generate", "--run", str(run), "--recipe", "self-instruct",
                          "--seeds", str(ROOT / "examples" / "seed_tasks_en.jsonl"), "--n", "3",
-                         "--tasks-per-request", "2", "--base-url", server.base_url, "--model", server.model,
+                         "--tasks-per-request", "2", "--instruct-max-tokens", "320", "--base-url", server.base_url, "--model", server.model,
                          "--price-input", "0", "--price-output", "0", "--no-progress"])
     rows = ledger(run)
     assert [r[:2] for r in rows[:2]] == [("probe", "failed"), ("probe", "done")], rows[:2]
@@ -70,15 +70,15 @@ def test_a_small_judge_reads_every_verdict(server, tmp_path: Path) -> None:
     from judge.__main__ import main as judge_main
 
     run = tmp_path / "run"
-    questions = read_jsonl(ROOT / "evalsets" / "en.jsonl", Question)[:3]
+    questions = read_jsonl(ROOT / "evalsets" / "en.jsonl", Question)[:2]
     questions = [q.model_copy(update={"turns": q.turns[:1]}) for q in questions]
     write_jsonl(tmp_path / "q.jsonl", questions)
     write_jsonl(RunFolder(run).answers, [
-        {"question_id": q.question_id, "model": "lora", "turns": [f"A short answer to: {q.turns[0][:80]}"]}
+        Answer(question_id=q.question_id, model="lora", turns=[f"A short answer to: {q.turns[0][:80]}"])
         for q in questions])
     code = judge_main(["grade", "--run", str(run), "--mode", "single", "--judge-model", server.model,
                        "--questions", str(tmp_path / "q.jsonl"), "--base-url", server.base_url,
-                       "--price-input", "0", "--price-output", "0", "--no-progress", "--judge-max-tokens", "160"])
+                       "--price-input", "0", "--price-output", "0", "--no-progress", "--judge-max-tokens", "120"])
     judgments = [json.loads(line) for line in RunFolder(run).judgments.read_text().splitlines()]
     assert code == 0 and len(judgments) == len(questions)
     assert all(j["status"] == "scored" for j in judgments), [j.get("rationale") for j in judgments]

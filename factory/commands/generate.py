@@ -42,7 +42,8 @@ _FIELDS = {
     "generated_examples": "generated_examples", "keywords_per_request": "keywords_per_request",
     "questions_per_keyword": "questions_per_keyword", "answers_per_request": "answers_per_request",
     "grounding": "grounding", "min_yield": "min_yield", "yield_window": "yield_window",
-    "assumed_yield": "assumed_yield",
+    "assumed_yield": "assumed_yield", "instruct_max_tokens": "instruct_max_tokens",
+    "questions_max_tokens": "questions_max_tokens", "answers_max_tokens": "answers_max_tokens",
 }
 
 
@@ -71,9 +72,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--tasks-per-request", type=int, help="self-instruct: new tasks asked per request")
     g.add_argument("--seed-examples", type=int, help="self-instruct: seed tasks shown per request")
     g.add_argument("--generated-examples", type=int, help="self-instruct: generated tasks shown per request")
+    g.add_argument("--instruct-max-tokens", type=int,
+                   help="self-instruct: max_tokens per request (default 400 per task; a small model's context may "
+                        "need less)")
     g.add_argument("--keywords-per-request", type=int, help="topics: keywords per questions request")
     g.add_argument("--questions-per-keyword", type=int, help="topics: questions asked per keyword")
     g.add_argument("--answers-per-request", type=int, help="topics: questions answered per request")
+    g.add_argument("--questions-max-tokens", type=int, help="topics: max_tokens of a questions request (default 80 each)")
+    g.add_argument("--answers-max-tokens", type=int, help="topics: max_tokens of an answers request (default 1200 each)")
     g.add_argument("--grounding", choices=("none", "naver"), help="topics: Naver search snippets in the answer prompt")
     g.add_argument("--min-yield", type=float, help="stop when recent requests keep less than this share")
     g.add_argument("--yield-window", type=int, help="requests the yield is measured over")
