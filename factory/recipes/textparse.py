@@ -26,19 +26,21 @@ _FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
 
 
 def extract_json(text: str) -> Any:
-    """The JSON value in `text`: the whole text, a fenced block, or the first object in prose."""
+    """The JSON value in `text`: the whole text, a fenced block, or the first object in prose.
+    Control characters inside strings are let through (strict=False): llama.cpp's JSON grammar
+    allows a raw newline in a string, and the reply is still the schema's structure."""
     stripped = text.strip()
     fenced = _FENCE.match(stripped)
     if fenced:
         stripped = fenced.group(1).strip()
     try:
-        return json.loads(stripped)
+        return json.loads(stripped, strict=False)
     except json.JSONDecodeError as e:
         first_error = e
     start = stripped.find("{")
     if start >= 0:
         try:
-            value, _ = json.JSONDecoder().raw_decode(stripped, start)
+            value, _ = json.JSONDecoder(strict=False).raw_decode(stripped, start)
             return value
         except json.JSONDecodeError:
             pass
@@ -51,7 +53,7 @@ def salvage_array_items(text: str, key: str) -> list[Any]:
     m = re.search(r'"' + re.escape(key) + r'"\s*:\s*\[', text)
     if not m:
         return []
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     pos, items = m.end(), []
     while True:
         while pos < len(text) and text[pos] in " \t\r\n,":
@@ -225,7 +227,7 @@ _STRING_FIELD = re.compile(r'"(answer_\d+)"\s*:\s*(?=")')
 
 def salvage_string_fields(text: str) -> dict[str, str]:
     """The complete `"answer_N": "..."` values of a JSON object that was cut short."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     out: dict[str, str] = {}
     for m in _STRING_FIELD.finditer(text):
         try:

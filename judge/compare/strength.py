@@ -72,7 +72,7 @@ def parse_strength(reply: str | None) -> Verdict | Unparsed:
     fenced = re.fullmatch(r"```(?:json|JSON)?\s*\n?(.*?)\n?```", text, flags=re.DOTALL)
     text = fenced.group(1).strip() if fenced else text
     try:
-        whole = json.loads(text)
+        whole = json.loads(text, strict=False)
     except json.JSONDecodeError:
         whole = None
     if isinstance(whole, dict):
@@ -81,7 +81,7 @@ def parse_strength(reply: str | None) -> Verdict | Unparsed:
             return Unparsed(f"'verdict' is {whole.get('verdict')!r}, not one of {', '.join(LABELS)}", reply[:500])
         return Verdict(label, str(whole.get("rationale", "")), "json")  # type: ignore[arg-type]
     found: list[tuple[str, str]] = []
-    decoder, i = json.JSONDecoder(), text.find("{")
+    decoder, i = json.JSONDecoder(strict=False), text.find("{")
     while i != -1:
         try:
             obj, end = decoder.raw_decode(text, i)

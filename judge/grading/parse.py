@@ -60,7 +60,7 @@ def _strip_fence(text: str) -> str:
 
 def _embedded_objects(text: str) -> list[dict[str, Any]]:
     """Every JSON object that starts at a `{` in the text and decodes on its own."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     found, i = [], text.find("{")
     while i != -1:
         try:
@@ -177,7 +177,7 @@ def _parse(reply: str | None, field: Any, from_text: Any, result: type) -> Score
     key = "score" if result is Score else "verdict"
 
     try:
-        whole = json.loads(text)
+        whole = json.loads(text, strict=False)
     except json.JSONDecodeError:
         whole = None
     if isinstance(whole, dict):

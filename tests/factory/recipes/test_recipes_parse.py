@@ -130,3 +130,10 @@ def test_template_errors_name_the_file_and_the_fix(tmp_path):
 def test_substitution_is_one_pass():
     t = parse_template("--- user ---\nA {{a}} B {{b}}", name="x", lang="en", path=__import__("pathlib").Path("x"))
     assert t.fill("user", {"a": "{{b}}", "b": "2"}) == "A {{b}} B 2"
+
+
+def test_a_raw_newline_inside_a_json_string_is_read_as_llama_cpp_writes_it() -> None:
+    """llama.cpp's JSON grammar lets a raw newline into a string (strict JSON forbids it): the reply
+    still has the schema's structure, so it is read, not rejected as unparseable."""
+    reply = '{ "tasks" : [{ "instruction": "Name two\nrivers.", "input": "", "output": "The Nile\nand the Han." }] }'
+    assert extract_json(reply)["tasks"][0]["output"] == "The Nile\nand the Han."
