@@ -59,6 +59,10 @@ bench-train-vs-trl *args:
 bench-train-gpu *args:
     {{python}} bench/train_gpu.py "$@"
 
+# the pipeline against a real model on llama.cpp's server (the `local` extra): bench/results/local_model.json
+bench-local-model *args:
+    {{python}} bench/local_model.py "$@"
+
 # a LoRA fine-tune of a real chat model on CPU, before and after (SmolLM2-135M-Instruct): bench/results/real_model.json
 bench-real-model *args:
     {{python}} bench/real_model.py "$@"

@@ -366,8 +366,11 @@ class Engine:
             endpoint.done += 1
             endpoint.output_tokens += reply.usage.output_tokens if reply.usage else 0
             self.rate.observe(raw.headers)
-            if not run.first_answer.is_set() and self.rate.unlimited:
-                self.concurrency.follow_queue()  # before the probe opens the cap: a local server's queue
+            if not run.first_answer.is_set():
+                if self.rate.unlimited:
+                    self.concurrency.follow_queue()  # before the probe opens the cap: a local server's queue
+                else:
+                    self.concurrency.limits_seen()
             run.first_answer.set()
             if reply.usage is not None:
                 u = reply.usage
@@ -452,12 +455,12 @@ class Engine:
 
     async def _end_probe(self, run: RunState) -> None:
         """Open the concurrency once the probe is answered, or after PROBE_WAIT_S of silence (a slow
-        server). A server that answers only errors keeps it at one request until one succeeds."""
+        server: to two, until its first answer says whether it sends rate limits). A server that answers only errors keeps it at one request until one succeeds."""
         with anyio.move_on_after(PROBE_WAIT_S):
             await run.first_answer.wait()
         if not run.first_answer.is_set() and run.answered_error:
             await run.first_answer.wait()
-        self.concurrency.open()
+        self.concurrency.open(answered=run.first_answer.is_set())
 
     async def _watch_signals(self, run: RunState) -> None:
         """Ctrl-C (or SIGTERM): stop sending, let in-flight requests finish for `drain_timeout_s`,

@@ -339,6 +339,7 @@ class AdaptiveConcurrency:
         self.highest = self.lowest = self._opened
         self._limiter: anyio.CapacityLimiter | None = None
         self.queue: QueueControl | None = None  # set against a server without rate-limit headers
+        self._unsure = False  # opened at two before the first answer: open fully if it brings limits
 
     @property
     def limit(self) -> int:
@@ -363,21 +364,35 @@ class AdaptiveConcurrency:
         self._limit = limit
         self._capacity().total_tokens = limit  # raising it wakes waiters; lowering lets in-flight finish
 
-    def open(self) -> None:
+    def open(self, answered: bool = True) -> None:
         """End the probe: go from the start limit to the opening one (two, where the server's
-        queue sets the pace: `QueueControl` grows it from there)."""
+        queue sets the pace: `QueueControl` grows it from there). Not `answered` (the first answer
+        is slow to come): two as well, since a slow server is most often a busy local one, until
+        that answer says whether the server sends rate limits (`limits_seen`)."""
         if self._probing:
             self._probing = False
-            opened = min(2, self.ceiling) if self.queue is not None else self._opened
-            log.debug("concurrency: %d -> %d (the probe was answered)", self._limit, opened)
+            opened = min(2, self.ceiling) if self.queue is not None or not answered else self._opened
+            self._unsure = not answered and self.queue is None
+            log.debug("concurrency: %d -> %d (the probe %s)", self._limit, opened,
+                      "was answered" if answered else "is slow to answer")
             self._set(opened)
             self.highest = self.lowest = opened
 
     def follow_queue(self) -> None:
         """The server sent no rate-limit headers: size the cap by its queue from now on."""
+        self._unsure = False
         if self.queue is None:
             log.debug("concurrency: no rate-limit headers; following the server's queue")
             self.queue = QueueControl()
+
+    def limits_seen(self) -> None:
+        """The first answer came, with rate-limit headers: the cap opened cautiously opens fully."""
+        if self._unsure:
+            self._unsure = False
+            if self._opened > self._limit:
+                log.debug("concurrency: %d -> %d (the server sends rate limits)", self._limit, self._opened)
+                self._set(self._opened)
+                self.highest = max(self.highest, self._opened)
 
     @property
     def full(self) -> bool:

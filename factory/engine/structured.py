@@ -136,6 +136,8 @@ async def _refusal(engine: Engine, model: str, mode: Mode) -> str | None:
         return str(e)
     finally:
         engine.structured_mode = before
+    if not results:  # stopped (Ctrl-C, SIGTERM) before the server answered: nothing to record
+        raise KeyboardInterrupt("stopped while asking the server which structured output it takes")
     call = results[0].call
     if not results[0].ok:
         error = call.error or "failed"

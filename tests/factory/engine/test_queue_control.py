@@ -7,7 +7,7 @@ from __future__ import annotations
 import anyio
 
 from factory.engine import Engine
-from factory.engine.limiter import QUEUE_HIGH, AdaptiveConcurrency, QueueControl
+from factory.engine.limiter import OPEN_LIMIT, QUEUE_HIGH, AdaptiveConcurrency, QueueControl
 from factory.engine.records import ChatRequest
 from factory.engine.settings import EngineSettings
 from factory.simulator import SimConfig, run_simulator
@@ -41,6 +41,25 @@ def test_the_cap_opens_at_two_following_the_queue_and_stays_under_the_ceiling() 
     for _ in range(200):
         c.on_success(seconds_per_token=0.01)  # no line at all: it grows, at most to the ceiling
     assert c.limit == 6
+
+
+def test_a_server_slow_to_answer_first_gets_two_until_it_says_whether_it_has_limits() -> None:
+    """No answer within the probe's wait (a busy local server): two in flight, not the opening 32;
+    the first answer then either brings rate limits (open fully) or none (follow the queue from two)."""
+    limited = AdaptiveConcurrency(64, start=1)
+    limited.open(answered=False)
+    assert limited.limit == 2
+    limited.limits_seen()
+    assert limited.limit == min(64, OPEN_LIMIT)
+    local = AdaptiveConcurrency(64, start=1)
+    local.open(answered=False)
+    local.follow_queue()
+    local.limits_seen()  # not called by the engine after follow_queue; harmless if it were
+    assert local.limit == 2 and local.queue is not None
+    answered = AdaptiveConcurrency(64, start=1)
+    answered.open()
+    answered.limits_seen()
+    assert answered.limit == min(64, OPEN_LIMIT), "an answered probe opens at once, as before"
 
 
 def test_against_a_one_slot_server_few_requests_wait_in_its_line() -> None:
@@ -88,3 +107,20 @@ def test_an_endpoint_list_is_checked() -> None:
         load_settings(None, {"base_url": "http://a:1/v1,http://a:1/v1"})
     with pytest.raises(SettingsError, match="http.s. URL"):
         load_settings(None, {"base_url": "http://a:1/v1,ftp://b"})
+
+
+def test_a_one_slot_server_slow_to_answer_the_first_request_is_not_flooded(monkeypatch) -> None:
+    """The first answer comes after the probe's wait has run out: before it, two go out, not 32."""
+    import factory.engine.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "PROBE_WAIT_S", 0.05)
+    config = SimConfig(seed=2, slots=1, latency_base_s=0.2, latency_per_token_s=0.001, output_tokens=10)
+    requests = [ChatRequest("s", "m", [{"role": "user", "content": f"q{i}"}], {"max_tokens": 20}) for i in range(12)]
+    with run_simulator(config) as url:
+        from factory.engine.ledger import Ledger
+
+        with Ledger(":memory:") as ledger:
+            engine = Engine(EngineSettings(base_url=url, model="m", progress=False), ledger, api_key="k")
+            stats = anyio.run(engine.run, requests, lambda r: None, len(requests))
+    assert stats.done == 12 and engine.concurrency.queue is not None
+    assert engine.concurrency.highest <= 4, "the cap opened at two while the server had not yet answered"
