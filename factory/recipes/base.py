@@ -51,6 +51,7 @@ class StageYield:
     requests: int = 0
     candidates: int = 0
     kept: int = 0
+    counts: list[int] = field(default_factory=list)  # kept items of each request, where known
 
     def kept_per_request(self, prior: float, weight: float = 2.0) -> float:
         """Mean kept items per request, pulled towards `prior` while few requests are measured."""
@@ -78,10 +79,19 @@ def share_range(kept: int, candidates: int, prior: tuple[float, float]) -> tuple
 
 def per_request_range(y: StageYield, asked: float, prior: tuple[float, float]) -> tuple[float, float]:
     """Kept items per request, low and high: the kept share's range times the candidates a request
-    gives (as measured, else as many as it asks for)."""
+    gives (as measured, else as many as it asks for), widened to the range of the mean of the
+    measured per-request counts. Replies differ in how many items they hold (one to five tasks),
+    and a small sample of requests can sit well away from the long-run mean."""
     per_request = y.candidates / y.requests if y.requests else asked
     low, high = share_range(y.kept, y.candidates, prior)
-    return low * per_request, high * per_request
+    low, high = low * per_request, high * per_request
+    if len(y.counts) >= 2:
+        n = len(y.counts)
+        mean = sum(y.counts) / n
+        sd = math.sqrt(sum((c - mean) ** 2 for c in y.counts) / (n - 1))
+        half = RANGE_Z * sd / math.sqrt(n)
+        low, high = min(low, max(mean - half, 1e-3)), max(high, mean + half)
+    return low, high
 
 
 @dataclass

@@ -80,7 +80,7 @@ class Driver:
             r.add_cost(result.call.cost_usd)
         if result.ok:
             outcome = self.recipe.handle(entry, result)
-            ctx.journal.mark_processed(entry, result.request.key)
+            ctx.journal.mark_processed(entry, result.request.key, kept=outcome.kept)
         else:
             # Not marked processed: a rerun sends it again. Not again in this invocation.
             self._failed_now.add(entry.index)
@@ -91,6 +91,7 @@ class Driver:
         y.requests += 1
         y.candidates += outcome.candidates
         y.kept += outcome.kept
+        y.counts.append(outcome.kept)
         if outcome.candidates:  # a request processed again after a crash may have nothing new
             ctx.window.add(outcome.kept, outcome.candidates, outcome.reasons)
             if ctx.stop_reason is None and (why := ctx.window.collapsed()):

@@ -10,7 +10,7 @@ is given back from the ledger, never paid twice.
 
 Lines (JSONL, appended, flushed before the request goes out):
     {"kind": "planned",   "index": 17, "stage": "self-instruct", "messages": [...], "meta": {...}}
-    {"kind": "processed", "index": 17, "stage": "self-instruct", "key": "..."}
+    {"kind": "processed", "index": 17, "stage": "self-instruct", "key": "...", "kept": 3}
 `processed` is written after the request's examples and rejections reached their files. A planned
 request without it is sent again on a rerun (from the ledger when it is done there); its outputs
 that already reached a file are recognised by id and not written twice.
@@ -37,6 +37,7 @@ class JournalEntry(BaseModel):
     messages: list[dict[str, str]] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
     key: str = ""
+    kept: int | None = None  # on processed lines: items this request added (journals before it lack it)
 
 
 class Journal:
@@ -46,11 +47,14 @@ class Journal:
         self.path = Path(path)
         self.planned: dict[int, JournalEntry] = {}
         self.processed: set[int] = set()
+        self._kept: dict[int, int] = {}
         for entry in iter_jsonl(self.path, JournalEntry):
             if entry.kind == "planned":
                 self.planned[entry.index] = entry
             else:
                 self.processed.add(entry.index)
+                if entry.kept is not None:
+                    self._kept[entry.index] = entry.kept
         self.next_index = max(self.planned, default=-1) + 1
         self._writer = JsonlWriter(self.path) if write else None
 
@@ -63,12 +67,19 @@ class Journal:
             self._writer.append(entry)
         return entry
 
-    def mark_processed(self, entry: JournalEntry, key: str) -> None:
+    def mark_processed(self, entry: JournalEntry, key: str, kept: int | None = None) -> None:
         if entry.index in self.processed:
             return
         self.processed.add(entry.index)
+        if kept is not None:
+            self._kept[entry.index] = kept
         if self._writer is not None:
-            self._writer.append(JournalEntry(kind="processed", index=entry.index, stage=entry.stage, key=key))
+            self._writer.append(JournalEntry(kind="processed", index=entry.index, stage=entry.stage, key=key,
+                                             kept=kept))
+
+    def kept_counts(self, stage: str) -> list[int]:
+        """Items each processed request of `stage` added, in plan order (where the journal recorded it)."""
+        return [self._kept[i] for i, e in sorted(self.planned.items()) if e.stage == stage and i in self._kept]
 
     def unprocessed(self, stage: str | None = None) -> list[JournalEntry]:
         return [e for i, e in sorted(self.planned.items())

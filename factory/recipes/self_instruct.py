@@ -123,6 +123,7 @@ class SelfInstruct(Recipe):
     def restore_yields(self) -> None:
         y = self.ctx.stage_yield(STAGE)
         y.requests = self.ctx.journal.count(STAGE, processed=True)
+        y.counts = self.ctx.journal.kept_counts(STAGE)
         y.kept = len(self.pool)
         y.candidates = y.kept + sum(1 for i in self.ctx.outputs.rejected_ids if i.startswith("si-"))
 
@@ -241,7 +242,8 @@ class SelfInstruct(Recipe):
         basis = (f"{y.kept} kept from {y.requests} requests measured in this run folder" if y.requests
                  else f"assumed_yield {s.assumed_yield:.0%} of {s.tasks_per_request} tasks "
                       "asked per request (a default: nothing measured in this run folder yet)")
-        span = (f"{y.kept} of {y.candidates} candidates kept, and the uncertainty of so few" if y.requests
+        span = (f"{y.kept} of {y.candidates} candidates kept from {y.requests} requests, and the spread of so few"
+                if y.requests
                 else f"assumed yields {s.yield_range[0]:.0%} to {s.yield_range[1]:.0%}: a default range")
         return [StagePlan(
             STAGE, requests, planned,

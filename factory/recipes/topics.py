@@ -146,10 +146,12 @@ class Topics(Recipe):
         j, rejected = self.ctx.journal, self.ctx.outputs.rejected_ids
         yq = self.ctx.stage_yield(QUESTIONS)
         yq.requests = j.count(QUESTIONS, processed=True)
+        yq.counts = j.kept_counts(QUESTIONS)
         yq.kept = len(self.kept)
         yq.candidates = yq.kept + sum(1 for i in rejected if i.startswith("q-"))
         ya = self.ctx.stage_yield(ANSWERS)
         ya.requests = j.count(ANSWERS, processed=True)
+        ya.counts = j.kept_counts(ANSWERS)
         ya.kept = sum(1 for i in self.ctx.outputs.kept_ids if i.startswith("qa-"))
         ya.candidates = ya.kept + sum(1 for i in rejected if i.startswith("qa-"))
 

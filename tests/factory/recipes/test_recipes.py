@@ -16,7 +16,7 @@ from factory.quality.filters import FilterSettings
 from factory.generation import Resolved, build_recipe
 from factory.recipes.seeds import detect_lang
 from factory.engine import wants_structured
-from factory.recipes.base import YieldWindow
+from factory.recipes.base import StageYield, YieldWindow, per_request_range
 from factory.recipes.driver import Driver
 from factory.recipes.journal import Journal
 from factory.recipes.naver import NaverSettings
@@ -220,3 +220,27 @@ def test_the_yield_window_names_the_reasons():
 def test_language_of_the_seeds():
     assert detect_lang(["전세 계약을 할 때 확인할 서류는? (checklist)"]) == "ko"
     assert detect_lang(["Explain LTV and DSR"]) == "en"
+
+
+def test_the_range_of_kept_per_request_carries_the_spread_between_replies():
+    # Every candidate kept, so the kept share's interval alone is narrow; replies of one to five
+    # items make the mean per request uncertain, and the range must say so.
+    uneven = [1, 5, 1, 5, 1, 5, 1, 5, 1, 5]
+    y = StageYield(requests=10, candidates=30, kept=30, counts=uneven)
+    low, high = per_request_range(y, 5, (0.5, 0.95))
+    share_only = per_request_range(StageYield(requests=10, candidates=30, kept=30), 5, (0.5, 0.95))
+    assert low < share_only[0] and high > share_only[1]
+    assert low < 3.0 - 1.2 and high > 3.0 + 1.2  # two standard errors of the mean each side
+    even = per_request_range(StageYield(requests=10, candidates=30, kept=30, counts=[3] * 10), 5, (0.5, 0.95))
+    assert even == share_only
+
+
+def test_the_journal_keeps_what_each_processed_request_added(tmp_path):
+    path = tmp_path / "requests.jsonl"
+    with Journal(path) as j:
+        entries = [j.plan("self-instruct", [{"role": "user", "content": str(i)}], {}) for i in range(3)]
+        j.mark_processed(entries[0], "k0", kept=4)
+        j.mark_processed(entries[2], "k2", kept=1)
+    again = Journal(path, write=False)
+    assert again.kept_counts("self-instruct") == [4, 1]
+    assert again.kept_counts("answers") == []
