@@ -59,6 +59,10 @@ bench-train-vs-trl *args:
 bench-train-gpu *args:
     {{python}} bench/train_gpu.py "$@"
 
+# the suite's time, quiet (just bench-test-suite quiet) and beside CPU hogs (just bench-test-suite busy --runs 3): bench/results/test_suite_*.json
+bench-test-suite *args:
+    {{python}} bench/test_suite.py "$@"
+
 # the pipeline against a real model on llama.cpp's server (the `local` extra): bench/results/local_model.json
 bench-local-model *args:
     {{python}} bench/local_model.py "$@"

@@ -1,5 +1,5 @@
 """Suite-wide: TEST_ORDER_SEED=N runs the tests in a random order (modules shuffled, and the tests
-inside each module), the same order for the same N; scripts/busy_suite.sh uses it to find tests that
+inside each module), the same order for the same N; bench/test_suite.py's busy runs use it to find tests that
 lean on the order they run in."""
 
 from __future__ import annotations
