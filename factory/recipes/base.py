@@ -246,7 +246,12 @@ class Gate:
         return [r for r in out if r is not None]
 
     def check_question(self, qid: str, text: str, request_key: str) -> Rejected | None:
-        """The filters that apply to a question alone: length, tasks a text model cannot do, language."""
+        """The filters that apply to a question alone: empty, length, tasks a text model cannot do, language."""
+        if not text.strip():
+            # A reply that parsed, with an empty question in it (a grammar allows an empty string);
+            # with the empty filter off it still cannot be kept: nothing to answer.
+            reason = filters.REASON_EMPTY if self.filter_settings.enabled(filters.REASON_EMPTY) else REASON_PARSE
+            return Rejected(id=qid, reason=reason, detail="the question is empty", text=text, request_key=request_key)
         if bad := filters.encoding_rejection(qid, {"question": text}, request_key):
             return bad
         probe = Example(id=qid, instruction=text, output=text, lang=self.lang)

@@ -352,7 +352,7 @@ class Topics(Recipe):
         out: list[tuple[str, str] | ParseError] = []
         for item in items:
             q = item.get("question") if isinstance(item, dict) else None
-            if not isinstance(q, str) or not q.strip():
+            if not isinstance(q, str):  # an empty string parsed: the gate rejects it as `empty`
                 out.append(ParseError("an item has no question"))
                 continue
             kw = item.get("keyword")

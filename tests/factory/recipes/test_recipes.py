@@ -244,3 +244,16 @@ def test_the_journal_keeps_what_each_processed_request_added(tmp_path):
     again = Journal(path, write=False)
     assert again.kept_counts("self-instruct") == [4, 1]
     assert again.kept_counts("answers") == []
+
+
+def test_an_empty_question_in_a_reply_that_parsed_is_empty_not_parse(tmp_path):
+    # A grammar-constrained reply (llama.cpp's json_object with the schema) always parses, yet may
+    # hold an empty string where the question goes: that is the `empty` gate's, not a parse failure.
+    recipe, ctx = build(tmp_path, "topics", keywords_per_request=2, seeds=["home loans", "rent"])
+    driver = Driver(recipe, ctx)
+    request = recipe.request(plan(recipe))
+    driver.finish(answer(request, json.dumps({"questions": [
+        {"keyword": "rent", "question": "  "}, {"keyword": "rent", "question": "Is a deposit refundable?"},
+        {"keyword": "rent"}]})))
+    assert ctx.outputs.rejected_now == Counter({"questions: empty": 1, "questions: parse": 1})
+    close(ctx)
