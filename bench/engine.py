@@ -25,7 +25,6 @@ limiter counts them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re

@@ -455,7 +455,8 @@ class Engine:
 
     async def _end_probe(self, run: RunState) -> None:
         """Open the concurrency once the probe is answered, or after PROBE_WAIT_S of silence (a slow
-        server: to two, until its first answer says whether it sends rate limits). A server that answers only errors keeps it at one request until one succeeds."""
+        server: to two, until its first answer says whether it sends rate limits). A server that answers
+        only errors keeps it at one request until one succeeds."""
         with anyio.move_on_after(PROBE_WAIT_S):
             await run.first_answer.wait()
         if not run.first_answer.is_set() and run.answered_error:

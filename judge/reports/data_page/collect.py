@@ -16,14 +16,12 @@ from factory import FactoryError
 from factory.engine import Ledger, usd
 from factory.exporting import CurationScore, example_messages
 from judge.errors import ViewerError
-from judge.reports.data_page.tables import Lines, Table, read_lines
+from judge.reports.data_page.tables import Lines, Table
 from schemas import (
     Answer,
     EvalSetError,
-    Example,
     Judgment,
     Question,
-    Rejected,
     RunFolder,
     load_questions,
 )

@@ -213,7 +213,7 @@ def test_max_cost_submits_what_fits_and_refuses_before_any_upload_when_not_one_r
     price = PriceTable.load().lookup(MODEL)
     each = [(estimate_input(r.model, r.messages, r.params).tokens * price.batch_input + 1000 * price.batch_output) / 1e6
             for r in requests]
-    worst, budget = sum(each), sum(each) * 0.99
+    budget = sum(each) * 0.99
     fits = max(n for n in range(51) if sum(each[:n]) <= budget)
     assert 0 < fits < 50
     with run_simulator(SimConfig(), BatchSimConfig(seconds=0.1)) as url:
