@@ -79,6 +79,10 @@ answer *args:
 judge *args:
     {{python}} -m judge grade "$@"
 
+# grade a run's kept examples with an LLM and keep the best as a new run: just curate --run runs/NAME --judge-model gpt-4o [--keep-min-score 4.5 | --keep-top 0.2] [--dry-run] [--batch]
+curate *args:
+    {{python}} -m judge curate "$@"
+
 # a leaderboard of several runs against one baseline (BT scores, LC win rate, cost): just compare --runs runs/a runs/b --judge-model gpt-4o --baseline base [--max-cost USD] [--batch]
 compare *args:
     {{python}} -m judge compare "$@"

@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from judge.commands import answer, compare, grade, overview, report, view
+from judge.commands import answer, compare, curate, grade, overview, report, view
 from schemas import UserError
 
-COMMANDS = [report, grade, answer, overview, compare, view]
+COMMANDS = [report, grade, answer, overview, compare, view, curate]
 
 
 def build_parser() -> argparse.ArgumentParser:

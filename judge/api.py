@@ -6,6 +6,8 @@
     r = judge.report("runs/ko")
     r.index_html, r.summary["headline"], r.charts
     page = judge.view("runs/ko")                          # report/data.html; in a notebook, shown inline
+    c = judge.curate("runs/ko", judge_model="gpt-4o", keep_min_score=4.5)   # grade the data, keep the best
+    c.selection, c.scores()                               # the selected run folder; the grades (DataFrame)
 
 `grade` takes the settings `python -m judge grade` takes (`JudgeSettings`, `EngineSettings`, a
 TOML file, or keyword arguments named like their fields) and raises the errors the command prints
@@ -32,6 +34,10 @@ from factory.engine import (
 )
 from factory.batch import BatchSettings
 from factory import SettingsError
+from judge.curation.run import CurateOutcome, curate_async
+from judge.curation.run import summary_lines as curate_summary
+from judge.curation.settings import CurateSettings, load_curate_settings
+from judge.errors import CurateError
 from judge.grading.settings import GradeError, JudgeSettings, load_judge_settings
 from judge.grading.run import grade_run_async, summary_lines
 from judge.reports.data_page import MAX_ROWS, DataPage, write_data_page
@@ -134,15 +140,22 @@ def _prepare(run: str | Path, mode: str | None, judge_model: str | None, model: 
         judge_settings = settings_from(JudgeSettings, settings, None, "judge", True, judge_over)
     else:
         judge_settings = load_judge_settings(config_path, judge_over, given_as=GIVEN_AS)
-    engine_over.update({"max_cost": max_cost, "base_url": base_url, "model": judge_settings.judge_model})
-    if progress == "none":
-        engine_over["progress"] = False
-    engine_settings = settings_from(EngineSettings, engine, config_path, "engine", False, engine_over)
-    batch_settings = None
-    if judge_settings.batch:
-        batch_settings = batch if isinstance(batch, BatchSettings) else settings_from(
-            BatchSettings, None, config_path, "batch", True, {})
+    engine_settings, batch_settings = _engine_and_batch(judge_settings.judge_model, judge_settings.batch, engine,
+                                                        batch, config_path, progress, engine_over | {
+                                                            "max_cost": max_cost, "base_url": base_url})
     return Path(run), judge_settings, engine_settings, batch_settings, bar
+
+
+def _engine_and_batch(judge_model: str, use_batch: bool, engine: EngineSettings | None, batch: bool | BatchSettings,
+                      config: Path | None, progress: ProgressMode, over: dict[str, Any],
+                      ) -> tuple[EngineSettings, BatchSettings | None]:
+    """The engine's settings of a judge call (the judge model is the engine's model), and the Batch API's."""
+    over = over | {"model": judge_model} | ({"progress": False} if progress == "none" else {})
+    engine_settings = settings_from(EngineSettings, engine, config, "engine", False, over)
+    if not use_batch:
+        return engine_settings, None
+    return engine_settings, batch if isinstance(batch, BatchSettings) else settings_from(
+        BatchSettings, None, config, "batch", True, {})
 
 
 def grade(run: str | Path, *, mode: Literal["single", "pair", "reference"] | None = None,
@@ -198,6 +211,66 @@ def view(run: str | Path, *, max_rows: int = MAX_ROWS) -> DataPage:
     return write_data_page(Path(run), max_rows=max_rows)
 
 
+@dataclass(frozen=True)
+class CurateResult:
+    """What a curation call did. `str(result)` is the command's closing summary."""
+
+    run: Path
+    settings: CurateSettings
+    outcome: CurateOutcome
+    selection: Path | None  # the selected examples' run folder (None: not every example is graded yet)
+    status: int  # the command's exit status: 0 done, 1 failures or unfinished, 130 interrupted
+    summary: str
+
+    def scores(self) -> pl.DataFrame:
+        """The curation's grades (RUN/curation/NAME/scores.jsonl) as a polars DataFrame."""
+        from factory.exporting import CurationScore
+
+        items = read_records(self.outcome.scores, CurationScore, CurateError, f"no scores at {self.outcome.scores}")
+        rows = [{"example_id": s.example_id, "status": s.state, "overall": s.overall, **{
+            c: s.criteria.get(c) for c in ("accuracy", "helpfulness", "clarity", "language_fit")},
+            "rationale": s.rationale, "cost_usd": s.cost_usd} for s in items]
+        types = {"overall": "Float64", "cost_usd": "Float64", "accuracy": "Int64", "helpfulness": "Int64",
+                 "clarity": "Int64", "language_fit": "Int64"}
+        return frame(rows, {k: types.get(k, "String") for k in rows[0]} if rows else {}, CurateError)
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+def curate(run: str | Path, *, judge_model: str | None = None, keep_min_score: float | None = None,
+           keep_top: float | None = None, max_cost: float | None = None, base_url: str | None = None,
+           batch: bool | BatchSettings = False, dry_run: bool = False, config: str | Path | None = None,
+           engine: EngineSettings | None = None, progress: ProgressMode = "auto", **options: Any) -> CurateResult:
+    """Grade RUN's kept examples with an LLM (the rubric of judge/prompts/<lang>/curate.txt) and write
+    the best as a new run folder, as `just curate` does. Other keyword arguments: CurateSettings'
+    fields (`name=`, `prefilter=`, `retries=`, `out=`) and EngineSettings' (`rpm=`, ...). A call
+    again grades only what is left. Raises CurateError, SettingsError, FatalAPIError."""
+    config_path = Path(config) if config is not None else None
+    own = {k: v for k, v in options.items() if k in CurateSettings.model_fields}
+    rest = {k: v for k, v in options.items() if k not in own}
+    unknown = [k for k in rest if k not in EngineSettings.model_fields or k == "model"]
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]!r}: curate() takes the fields of CurateSettings "
+                            f"({', '.join(CurateSettings.model_fields)}) and of EngineSettings")
+    own.update({"judge_model": judge_model, "keep_min_score": keep_min_score, "keep_top": keep_top,
+                "batch": True if batch else None})
+    settings = load_curate_settings(config_path, own)
+    engine_settings, batch_settings = _engine_and_batch(settings.judge_model, settings.batch, engine, batch, config_path,
+                                                        progress, rest | {"max_cost": max_cost, "base_url": base_url})
+    return run_async(_curate, Path(run), settings, engine_settings, batch_settings, dry_run, wants_bar(progress))
+
+
+async def _curate(run: Path, settings: CurateSettings, engine: EngineSettings, batch: BatchSettings | None,
+                  dry_run: bool, bar: bool) -> CurateResult:
+    with use_display(ProgressBar if bar else None):
+        outcome = await curate_async(run, settings, engine, batch, dry_run=dry_run)
+    c = outcome.counts
+    status = 130 if c.stopped_reason == "interrupted" else 1 if c.failed or c.unfinished else 0
+    return CurateResult(run, settings, outcome, outcome.selection.folder if outcome.selection else None, status,
+                        "\n".join(curate_summary(run, outcome, settings)))
+
+
 def judgments(run: str | Path) -> pl.DataFrame:
     """RUN/eval/judgments.jsonl as a polars DataFrame: question_id, mode, turn, model, baseline,
     judge_model, status, score, winner, rationale, cost_usd."""
@@ -211,5 +284,5 @@ def judgments(run: str | Path) -> pl.DataFrame:
                  GradeError)
 
 
-__all__ = ["DataPage", "GradeResult", "OverviewError", "ReportResult", "grade", "grade_async", "judgments", "report",
-           "view"]
+__all__ = ["CurateResult", "DataPage", "GradeResult", "OverviewError", "ReportResult", "curate", "grade", "grade_async", "judgments",
+           "report", "view"]

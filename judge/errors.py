@@ -8,6 +8,7 @@
         TrainingReportError  a metrics file the report cannot read
         OverviewError        a run the overview cannot report on
         ViewerError          a run the data page cannot show (nothing to show, a line to fix)
+        CurateError          a curation to fix (no examples, a score file, a selection folder); nothing was lost
 
 The factory's errors (factory.errors: a refused key, a budget without a price, ...) reach the judge's
 commands through the engine and are printed the same way.
@@ -46,6 +47,11 @@ class ViewerError(JudgeError):
     """A run the data page cannot show: no run, nothing in it yet, a line that does not read."""
 
 
+class CurateError(JudgeError):
+    """A curation that cannot go on as asked: no examples, a score line to fix, a selection folder
+    that holds another selection. Nothing graded or paid for is lost."""
+
+
 @contextmanager
 def structured_hint(structured: bool) -> Iterator[None]:
     """A grading asked for json_schema replies and the endpoint refused them (HTTP 400): say how to do without."""
@@ -58,5 +64,5 @@ def structured_hint(structured: bool) -> Iterator[None]:
                             "--structured no)", status=e.status, code=e.code) from None
 
 
-__all__ = ["AnswerError", "GradeError", "JudgeError", "OverviewError", "PromptError", "TrainingReportError",
+__all__ = ["AnswerError", "CurateError", "GradeError", "JudgeError", "OverviewError", "PromptError", "TrainingReportError",
            "UserError", "ViewerError", "structured_hint"]

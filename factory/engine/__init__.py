@@ -15,7 +15,7 @@ engine) may import from the factory, besides `factory`, `factory.batch`, `factor
 `factory.simulator`'s own (tests/test_layering.py holds it).
 """
 
-from factory.engine.budget import budget_use
+from factory.engine.budget import WorstCase, budget_use, worst_case
 from factory.engine.client import api_key_for, http_client_name, openai_client
 from factory.engine.engine import Engine
 from factory.engine.ledger import Ledger
@@ -46,6 +46,7 @@ __all__ = [
     "ProgressBar",
     "ProgressMode",
     "RunStats",
+    "WorstCase",
     "add_engine_arguments",
     "api_key_for",
     "budget_use",
@@ -62,4 +63,5 @@ __all__ = [
     "use_display",
     "wants_bar",
     "wants_structured",
+    "worst_case",
 ]

@@ -45,7 +45,7 @@ class Unparsed:
         return f"unparsed: {self.reason}"
 
 
-class _Invalid(Exception):
+class Invalid(Exception):
     """A JSON field with the wrong type or value; carries the reason."""
 
 
@@ -76,14 +76,14 @@ def _embedded_objects(text: str) -> list[dict[str, Any]]:
 
 def _score_field(obj: dict[str, Any]) -> int:
     if "score" not in obj:
-        raise _Invalid(f"JSON object without a 'score' field (keys: {sorted(obj)})")
+        raise Invalid(f"JSON object without a 'score' field (keys: {sorted(obj)})")
     v = obj["score"]
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise _Invalid(f"'score' is {type(v).__name__} {v!r}, not an integer")
+        raise Invalid(f"'score' is {type(v).__name__} {v!r}, not an integer")
     if isinstance(v, float) and not v.is_integer():
-        raise _Invalid(f"'score' {v} is not an integer")
+        raise Invalid(f"'score' {v} is not an integer")
     if not 1 <= v <= 10:
-        raise _Invalid(f"'score' {v} is outside 1-10")
+        raise Invalid(f"'score' {v} is outside 1-10")
     return int(v)
 
 
@@ -98,12 +98,12 @@ def _verdict_value(raw: str) -> VerdictLetter | None:
 
 def _verdict_field(obj: dict[str, Any]) -> VerdictLetter:
     if "verdict" not in obj:
-        raise _Invalid(f"JSON object without a 'verdict' field (keys: {sorted(obj)})")
+        raise Invalid(f"JSON object without a 'verdict' field (keys: {sorted(obj)})")
     v = obj["verdict"]
     letter = _verdict_value(v) if isinstance(v, str) else None
     # JSON is the structured path: only A, B or tie (any case); "C" is a text-format spelling.
     if letter is None or (isinstance(v, str) and v.strip().lower() == "c"):
-        raise _Invalid(f"'verdict' is {v!r}, not 'A', 'B' or 'tie'")
+        raise Invalid(f"'verdict' is {v!r}, not 'A', 'B' or 'tie'")
     return letter
 
 
@@ -162,19 +162,21 @@ def _text_verdict(text: str) -> tuple[VerdictLetter | None, str]:
 
 def parse_score(reply: str | None) -> Score | Unparsed:
     """A 1-10 score from a single or reference-guided grading reply."""
-    return _parse(reply, _score_field, _text_score, Score)  # type: ignore[return-value]
+    return parse_reply(reply, _score_field, _text_score, Score, key="score")  # type: ignore[return-value]
 
 
 def parse_verdict(reply: str | None) -> Verdict | Unparsed:
     """'A', 'B' or 'tie' from a pairwise grading reply (positions, not models: see judge.grading.verdicts)."""
-    return _parse(reply, _verdict_field, _text_verdict, Verdict)  # type: ignore[return-value]
+    return parse_reply(reply, _verdict_field, _text_verdict, Verdict, key="verdict")  # type: ignore[return-value]
 
 
-def _parse(reply: str | None, field: Any, from_text: Any, result: type) -> Score | Verdict | Unparsed:
+def parse_reply(reply: str | None, field: Any, from_text: Any, result: type, *, key: str) -> Any:
+    """The reading above for any verdict: `field(obj)` takes the value from a JSON object (raising
+    `Invalid` for a wrong one), `from_text(text)` from prose ((None, why) when there is none), `key`
+    is the field an embedded object must have to count, and `result(value, rationale, source)`."""
     if reply is None or not reply.strip():
         return _unparsed("empty reply", reply or "")
     text = _strip_fence(reply.strip())
-    key = "score" if result is Score else "verdict"
 
     try:
         whole = json.loads(text, strict=False)
@@ -183,7 +185,7 @@ def _parse(reply: str | None, field: Any, from_text: Any, result: type) -> Score
     if isinstance(whole, dict):
         try:
             return result(field(whole), _rationale(whole), "json")
-        except _Invalid as e:
+        except Invalid as e:
             return _unparsed(str(e), reply)
 
     candidates = []
@@ -192,7 +194,7 @@ def _parse(reply: str | None, field: Any, from_text: Any, result: type) -> Score
             continue  # an object about something else
         try:
             candidates.append((field(obj), _rationale(obj)))
-        except _Invalid as e:
+        except Invalid as e:
             return _unparsed(f"embedded JSON: {e}", reply)
     if candidates:
         values = {v for v, _ in candidates}

@@ -89,6 +89,13 @@ class GradingItem:
                                  model_first=outcomes[0], baseline_first=outcomes[1], **common)  # type: ignore[arg-type]
         return single_judgment(model=self.answer.model, outcome=outcomes[0], **common)  # type: ignore[arg-type]
 
+    def final(self, outcomes: Sequence[Outcome], *, request_keys: Sequence[str], cost_usd: float | None,
+              attempts: int) -> Judgment:
+        """The judgment as the grading rounds write it: with the attempt numbers used (a rerun of an
+        unscored item starts after them)."""
+        judgment = self.judgment(outcomes, request_keys=request_keys, cost_usd=cost_usd)
+        return Judgment.model_validate({**judgment.model_dump(), "attempts": attempts})
+
 
 @dataclass
 class Plan:

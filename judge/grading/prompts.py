@@ -27,7 +27,7 @@ from schemas import Answer, Question
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"  # judge/prompts/<lang>/<name>.txt
 LANGS = ("en", "ko")
-Expects = Literal["score", "verdict"]
+Expects = Literal["score", "verdict", "grade"]  # grade: a training example's (judge.curation)
 
 # Structured output, sent as `response_format` where the endpoint supports it. `rationale` comes
 # first so that a model writing fields in order reasons before it commits to a number.

@@ -7,23 +7,39 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 import httpx
+from pydantic import BaseModel
 
 from factory.batch import BatchSettings, batch_client, run_batch
-from factory.engine import ChatRequest, ChatResult, Engine, EngineSettings, Ledger
+from factory.engine import ChatRequest, ChatResult, Engine, EngineSettings, Ledger, usd
 from judge.grading.inputs import Todo
 from judge.grading.settings import STAGE, GradeError
 from judge.grading.parse import Unparsed
-from judge.grading.plan import GradingItem, Outcome
-from judge.grading.prompts import PromptError
-from schemas import JsonlWriter, Judgment
+from judge.grading.plan import Outcome
+from judge.grading.prompts import GradingPrompt, PromptError
+from schemas import JsonlWriter
+
+
+class Gradable(Protocol):
+    """What the rounds grade: a question turn (plan.GradingItem) or a training example (judge.curation)."""
+
+    @property
+    def orders(self) -> int: ...
+    @property
+    def judge_model(self) -> str: ...
+    @property
+    def key(self) -> Any: ...
+    def prompt(self, order: int = 0, attempt: int = 0) -> GradingPrompt: ...
+    def parse(self, reply: str | None) -> Any: ...
+    def final(self, outcomes: Sequence[Any], *, request_keys: Sequence[str], cost_usd: float | None,
+              attempts: int) -> BaseModel: ...
 
 
 @dataclass
 class _Item:
-    item: GradingItem
+    item: Gradable
     first_attempt: int
     outcomes: list[Outcome | None]
     keys: list[str] = field(default_factory=list)  # every request, in the order asked (round, then order)
@@ -57,8 +73,10 @@ class Grading:
     """The state of one grading run: builds each round's requests, reads each result (serially,
     from the engine's `on_result`), and writes an item's judgment the moment it is final."""
 
-    def __init__(self, todo: Todo, writer: JsonlWriter, *, structured: bool, retries: int, max_tokens: int) -> None:
+    def __init__(self, todo: Todo, writer: JsonlWriter, *, structured: bool, retries: int, max_tokens: int,
+                 stage: str = STAGE) -> None:
         self.items = [_Item(i, todo.first_attempt[i.key], [None] * i.orders) for i in todo.items]
+        self.stage = stage
         self.writer = writer
         self.structured = structured
         self.retries = retries
@@ -78,7 +96,7 @@ class Grading:
             it.rounds = round_ + 1
             for order in it.needs():
                 prompt = it.item.prompt(order, it.first_attempt + round_)
-                request = ChatRequest(STAGE, it.item.judge_model, prompt.messages,
+                request = ChatRequest(self.stage, it.item.judge_model, prompt.messages,
                                       prompt.params(structured=self.structured, max_tokens=self.max_tokens))
                 slots = self._slots.setdefault(request.key, [])
                 if not slots:
@@ -117,12 +135,11 @@ class Grading:
         cost: float | None = 0.0
         for c in it.costs.values():
             cost = None if c is None or cost is None else cost + c
-        judgment = it.item.judgment(outcomes, request_keys=it.keys, cost_usd=cost)
         # The attempt numbers used so far: a rerun grading an unscored item starts after them.
-        judgment = Judgment.model_validate({**judgment.model_dump(), "attempts": it.first_attempt + it.rounds})
-        self.writer.append(judgment)
+        record = it.item.final(outcomes, request_keys=it.keys, cost_usd=cost, attempts=it.first_attempt + it.rounds)
+        self.writer.append(record)
         it.state = "written"
-        if judgment.status == "scored":
+        if getattr(record, "status", None) == "scored":
             self.counts.scored += 1
         else:
             self.counts.unscored += 1
@@ -146,7 +163,24 @@ class Grading:
             self.counts.cost_usd += cost
 
 
-def check_prompts(items: Sequence[GradingItem], first_attempt: dict[tuple[object, ...], int]) -> None:
+def stop_lines(c: GradeCounts, noun: str) -> list[str]:
+    """What a summary says of failed and unfinished items (`noun`: "items", "examples"), and what was spent."""
+    lines = []
+    if c.failed:
+        top = "; ".join(f"{reason} (x{n})" for reason, n in c.failures.most_common(2))
+        lines.append(f"{c.failed} {noun} not graded: a request failed ({top}); rerun the same command to retry")
+    if c.unfinished:
+        why = {"budget": "the --max-cost budget is spent", "interrupted": "interrupted",
+               "batches pending": "their batches are still running on the server"}.get(c.stopped_reason or "",
+                                                                                      "the run stopped")
+        lines.append(f"{c.unfinished} {noun} not finished: {why}; rerun the same command to continue")
+    spent = ("an unknown amount (a price is missing: give --price-input/--price-output)" if c.cost_usd is None
+             else usd(c.cost_usd))
+    lines.append(f"spent {spent} on {c.requests} requests ({c.cached} answered from the ledger, not paid again)")
+    return lines
+
+
+def check_prompts(items: Sequence[Gradable], first_attempt: dict[Any, int]) -> None:
     """Build every first prompt now, so a prompt that cannot be built fails before any request."""
     for item in items:
         for order in range(item.orders):

@@ -21,9 +21,9 @@ import anyio
 import httpx
 
 from factory.batch import BatchSettings
-from factory.engine import Engine, EngineSettings, Ledger, choose_structured, usd, wants_structured
+from factory.engine import Engine, EngineSettings, Ledger, choose_structured, wants_structured
 from judge.grading.inputs import load_inputs, left_to_grade
-from judge.grading.rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online
+from judge.grading.rounds import GradeCounts, Grading, check_prompts, grade_batch, grade_online, stop_lines
 from judge.grading.settings import SECTION, STAGE, GradeError, JudgeSettings, ResolvedJudge
 from judge.grading.plan import plan_items
 from schemas import JsonlError, JsonlWriter, Judgment, RunFolder, read_jsonl
@@ -115,10 +115,6 @@ def _skipped_summary(skipped: Sequence[str]) -> str:
     return f"{len(skipped)} question turns: " + "; ".join(parts) + more if skipped else "no question turns"
 
 
-def _usd(value: float | None) -> str:
-    return "an unknown amount (a price is missing: give --price-input/--price-output)" if value is None else usd(value)
-
-
 def summary_lines(run: Path, outcome: GradeOutcome, settings: JudgeSettings) -> list[str]:
     c = outcome.counts
     who = f"{outcome.label} vs {settings.baseline}" if settings.baseline else outcome.label
@@ -129,14 +125,7 @@ def summary_lines(run: Path, outcome: GradeOutcome, settings: JudgeSettings) -> 
         lines.append(f"not gradable: {_skipped_summary(outcome.skipped)}")
     rate = f" ({c.unscored / graded:.1%} of graded: no readable verdict after {settings.retries + 1} tries)" if c.unscored else ""
     lines.append(f"graded now: {graded} ({c.scored} scored, {c.unscored} unscored{rate})")
-    if c.failed:
-        top = "; ".join(f"{reason} (x{n})" for reason, n in c.failures.most_common(2))
-        lines.append(f"{c.failed} items not graded: a judge request failed ({top}); rerun the same command to retry")
-    if c.unfinished:
-        why = {"budget": "the --max-cost budget is spent", "interrupted": "interrupted",
-               "batches pending": "their batches are still running on the server"}.get(c.stopped_reason or "", "the run stopped")
-        lines.append(f"{c.unfinished} items not finished: {why}; rerun the same command to continue")
-    lines.append(f"spent {_usd(c.cost_usd)} on {c.requests} requests ({c.cached} answered from the ledger, not paid again)")
+    lines.extend(stop_lines(c, "items"))
     lines.append(f"judgments: {outcome.judgments}")
     lines.append(f"report: python -m judge report --run {run}")
     return lines

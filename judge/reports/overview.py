@@ -32,9 +32,10 @@ from factory import FactoryError
 from factory.cost import seconds, write_cost_report
 from factory.engine import budget_use, usd
 from factory.simulator import MARKER as SIMULATED_MARKER
-from judge.errors import OverviewError
+from judge.errors import CurateError, OverviewError
 from judge.grading import settings as grade
 from judge.reports import scores as score_report
+from judge.reports.curation import curation_html, curation_summary
 from judge.reports.training import TrainingReportError, write_training_report
 from schemas import RunFolder, RunFolderError
 
@@ -44,7 +45,7 @@ class OverviewOutput:
     index_html: Path
     summary_json: Path
     summary: dict[str, Any]
-    parts: dict[str, bool]  # which parts the run had: cost, training, scores
+    parts: dict[str, bool]  # which parts the run had: cost, training, scores, curation
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ def write_overview(run: Path, *, questions: Sequence[Path] = ()) -> OverviewOutp
     out_dir = folder.report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     summary_path = folder.summary
-    parts = {"cost": False, "training": False, "scores": False}
+    parts = {"cost": False, "training": False, "scores": False, "curation": False}
     try:
         if any(path.exists() for path in (folder.ledger, folder.examples, folder.rejected)):
             write_cost_report(run)
@@ -70,9 +71,14 @@ def write_overview(run: Path, *, questions: Sequence[Path] = ()) -> OverviewOutp
         if folder.judgments.exists() or folder.answers.exists():
             score_report.write_report(run, questions=questions)
             parts["scores"] = True
-    except (FactoryError, RunFolderError, score_report.ReportError, TrainingReportError) as e:
+        curations = curation_summary(run, json.loads(summary_path.read_text(encoding="utf-8")).get("cost")
+                                     if summary_path.is_file() else None)
+        if curations:
+            folder.merge_summary("curation", curations)
+            parts["curation"] = True
+    except (FactoryError, RunFolderError, score_report.ReportError, TrainingReportError, CurateError) as e:
         raise OverviewError(str(e)) from None
-    if not any(parts.values()):
+    if not any(parts.values()):  # curation alone needs examples, so the cost part is there too
         raise OverviewError(f"{run} has nothing to report yet: no ledger or examples, no train/metrics.jsonl, "
                             f"no eval/ answers; start with `just generate --run {run} ...`")
     for name, present in parts.items():
@@ -471,6 +477,8 @@ def render_html(run: Path, summary: dict[str, Any], out_dir: Path) -> str:
         body.append(_simulator_html(summary["simulator"]))
     body.append(_training_html(training, out_dir) if training else
                 _missing("Training", "no train/metrics.jsonl yet", f"just train --run {run}"))
+    if summary.get("curation"):
+        body.append(curation_html(summary["curation"]))
     body.append(_scores_html(scores, out_dir) if scores else
                 _missing("Scores", "no eval/answers.jsonl or judgments.jsonl yet",
                          f"python -m trainer answer --run {run} ... then just judge --run {run} ..."))

@@ -64,7 +64,7 @@ def test_grade_and_report_inside_a_running_event_loop(tmp_path: Path) -> None:
 
     report = judge.report(run)
     assert isinstance(report, ReportResult) and report.index_html.is_file()
-    assert report.parts == {"cost": True, "training": False, "scores": True}
+    assert report.parts == {"cost": True, "training": False, "scores": True, "curation": False}
     assert report.summary["headline"]["simulated"] is True
     assert {p.name for p in report.charts} >= {"win_rates.png"} and all(p.is_file() for p in report.charts)
     assert "<html" in report.html()
