@@ -74,7 +74,7 @@ def _selections(folder: RunFolder, name: str, spent: float) -> list[dict[str, An
     found = []
     source = str(folder.root.resolve())
     for other in sorted(folder.root.parent.iterdir()) if folder.root.parent.is_dir() else []:
-        section = RunFolder(other).config_section(PROVENANCE) if (other / "config.toml").is_file() else {}
+        section = RunFolder(other).config_section(PROVENANCE) if RunFolder(other).config.is_file() else {}
         if section.get("run") != source or section.get("curation") != name:
             continue
         entry = {"folder": other.name, "rule": section.get("rule"), "value": section.get("value"),

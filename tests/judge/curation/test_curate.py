@@ -220,3 +220,5 @@ def test_the_report_shows_the_curation_and_the_api_returns_the_grades(tmp_path: 
     assert c["kept_at"][0] == {"min": 1.0, "kept": 9} and c["selections"][0]["kept"] == result.outcome.selection.kept
     page = out.index_html.read_text()
     assert "<h2>Curation</h2>" in page and "Lowest rated" in page and "per 1,000 examples" in page
+    data = judge.view(run.root)  # the data page's curation tab reads what curate wrote
+    assert data.rows[f"curation:{JUDGE}-v1"] == 9 and data.rows["examples"] == 9
