@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         Instance,
         Judgment,
         LLMCall,
+        Message,
         Provenance,
         Question,
         Rejected,
@@ -55,6 +56,7 @@ _WHERE = {
     "install_hint": "schemas.packaged",
     "packaged_file": "schemas.packaged",
     "Answer": "schemas.records",
+    "Message": "schemas.records",
     "AnswerError": "schemas.errors",
     "CompareFolder": "schemas.run",
     "EvalSetError": "schemas.errors",
@@ -89,7 +91,7 @@ _WHERE = {
 __all__ = [
     "PACKAGED", "install_hint", "packaged_file",
     "Answer", "AnswerError", "CompareFolder", "EvalSetError", "Example", "Instance", "JsonlError", "JsonlWriter",
-    "Judgment", "LLMCall", "Provenance", "Question", "ReadReport", "Rejected", "RunFolder", "RunFolderError",
+    "Judgment", "LLMCall", "Message", "Provenance", "Question", "ReadReport", "Rejected", "RunFolder", "RunFolderError",
     "SecretFilter", "SeedTask", "SettingsError", "Usage", "UserError", "frame", "fully_answered", "iter_jsonl",
     "load_questions", "read_jsonl", "read_records", "redact", "register_secret", "temperature_for", "write_jsonl",
 ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 
 class Record(BaseModel):
@@ -77,8 +77,23 @@ class Provenance(Record):
     cost_usd: float | None = None  # this example's share of its request's cost
 
 
+class Message(BaseModel):
+    """One turn of a conversation, in OpenAI's chat shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
 class Example(Record):
-    """One instruction example: what the trainer learns from."""
+    """One instruction example: what the trainer learns from.
+
+    A single-turn example is `instruction` (+ `input`) and `output`. A multi-turn one also carries
+    the whole conversation in `messages` (user first, turns alternating, an assistant turn last);
+    its first user turn is `prompt()` and its first answer `output`, so that what reads one turn
+    (the filters, dedup on the first turn, the reports) reads a conversation the same way.
+    """
 
     id: str
     instruction: str = Field(min_length=1)
@@ -87,10 +102,39 @@ class Example(Record):
     system: str = ""
     lang: str = ""
     provenance: Provenance | None = None
+    messages: list[Message] | None = None
+
+    @model_validator(mode="after")
+    def _conversation(self) -> Example:
+        if self.messages is None:
+            return self
+        roles = [m.role for m in self.messages]
+        if len(roles) < 2 or roles != ["user", "assistant"] * (len(roles) // 2):
+            raise ValueError(f"example {self.id}: messages must alternate user and assistant turns, user first and "
+                             f"an assistant turn last (got {roles})")
+        if self.messages[0].content != self.prompt() or self.messages[1].content != self.output:
+            raise ValueError(f"example {self.id}: the first two messages must be the example's prompt (instruction, "
+                             "then input) and its output")
+        if any(not m.content.strip() for m in self.messages):
+            raise ValueError(f"example {self.id}: a turn of its messages is empty")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _single_turn_as_before(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("messages", 0) is None:
+            del data["messages"]  # a single-turn example's line stays what it always was
+        return data
 
     def prompt(self) -> str:
         """The user turn: instruction, then the input (if any) after a blank line."""
         return f"{self.instruction}\n\n{self.input}" if self.input else self.instruction
+
+    def conversation(self) -> list[Message]:
+        """Every turn: `messages`, or the prompt and the output of a single-turn example."""
+        if self.messages is not None:
+            return list(self.messages)
+        return [Message(role="user", content=self.prompt()), Message(role="assistant", content=self.output)]
 
 
 class Rejected(Record):

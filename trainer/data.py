@@ -16,6 +16,10 @@ Choices (and why):
   DROPPED (counted as `dropped_prompt_too_long`); a long answer is cut from the right and then has NO
   end-of-turn marker (counted as `truncated`): appending the marker after a cut would teach the model to
   stop mid-sentence. An answer that is empty after the template trims it is dropped (`dropped_empty_answer`).
+- A conversation (an example's `messages`): every assistant turn is trained, with its end-of-turn marker;
+  every user turn and what the template writes around the turns is masked. Each prompt is what the
+  template writes before that answer given the turns so far, which is what inference sees when it answers
+  that turn. Past `max_len` the conversation is cut from the right, as a long answer is.
 """
 
 from __future__ import annotations
@@ -148,6 +152,8 @@ class ChatEncoder:
 
     def encode(self, example: Example) -> tuple[TokenizedExample | None, str]:
         """(the encoded example or None, the outcome: "kept", "truncated", "prompt_too_long", "empty_answer")."""
+        if example.messages is not None and len(example.messages) > 2:
+            return self._encode_conversation(example)
         prompt_messages = self.messages(example)
         head, tail = self._split_at_answer(prompt_messages)
         full = self._render([*prompt_messages, {"role": "assistant", "content": example.output}])
@@ -176,6 +182,55 @@ class ChatEncoder:
             ),
             outcome,
         )
+
+
+    def _turns(self, example: Example) -> list[dict[str, str]]:
+        turns = [{"role": m.role, "content": m.content} for m in example.conversation()]
+        if example.system and not self.supports_system:
+            turns[0] = {"role": "user", "content": f"{example.system}\n\n{turns[0]['content']}"}
+        elif example.system:
+            turns.insert(0, {"role": "system", "content": example.system})
+        return turns
+
+    def _encode_conversation(self, example: Example) -> tuple[TokenizedExample | None, str]:
+        """Every assistant turn supervised (with its end-of-turn marker), the rest masked."""
+        turns = self._turns(example)
+        full = self._render(turns)
+        ids: list[int] = []
+        labels: list[int] = []
+        pos = 0  # how much of `full` is tokenized
+        answers = [k for k, t in enumerate(turns) if t["role"] == "assistant"]
+        for n, k in enumerate(answers):
+            head, _ = self._split_at_answer(turns[:k])
+            answer = turns[k]["content"]
+            if not (full.startswith(head) and full.startswith(answer, len(head))) or len(head) < pos:
+                raise ValueError(f"example {example.id}: the chat template writes earlier turns differently once "
+                                 "later ones follow; cannot mask the labels of a conversation with it")
+            between = self._ids(full[pos:len(head)])
+            if n > 0:  # the previous answer's end-of-turn marker opens this text: trained, the rest masked
+                # (an eos the encoder appends to a template without a special end is not in the text)
+                plain = self.end_ids[:-1] if self.end_ids[-1:] == [self.tokenizer.eos_token_id] else self.end_ids
+                marker = next((len(m) for m in (self.end_ids, plain) if m and between[: len(m)] == m), 0)
+                if marker == 0:
+                    raise ValueError(f"example {example.id}: the chat template does not close an assistant turn "
+                                     "with its end-of-turn marker inside a conversation; cannot train on one")
+                labels += between[:marker] + [IGNORE_INDEX] * (len(between) - marker)
+            else:
+                labels += [IGNORE_INDEX] * len(between)
+            ids += between
+            answer_ids = self._ids(answer)
+            ids += answer_ids
+            labels += answer_ids
+            pos = len(head) + len(answer)
+        ids += self.end_ids  # the last answer's marker; what the template writes after it is left out
+        labels += self.end_ids
+        first_prompt = next(i for i, y in enumerate(labels) if y != IGNORE_INDEX)
+        if first_prompt >= self.max_len:
+            return None, "prompt_too_long"
+        truncated = len(ids) > self.max_len
+        ids, labels = ids[: self.max_len], labels[: self.max_len]
+        return TokenizedExample(input_ids=ids, labels=labels, truncated=truncated, example_id=example.id), (
+            "truncated" if truncated else "kept")
 
 
 def encode_example(example: Example, tokenizer: Any, max_len: int) -> TokenizedExample | None:
@@ -223,8 +278,8 @@ def _is_chat_file(path: Path) -> bool:
 
 
 def _chat_examples(path: Path) -> list[Example]:
-    """Chat rows as examples: a system message (if first) is the system text; one user and one
-    assistant turn are instruction and output; a longer conversation is the example's `messages`."""
+    """Chat rows as examples: a system message (if first) is the system text; the first user and
+    assistant turns are instruction and output; a longer conversation is the example's `messages`."""
     from pydantic import BaseModel, ConfigDict
 
     from schemas import Example, iter_jsonl
@@ -238,13 +293,10 @@ def _chat_examples(path: Path) -> list[Example]:
         turns = [{"role": m.get("role"), "content": m.get("content")} for m in row.messages]
         system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else ""
         fields: dict[str, Any] = {"id": str(getattr(row, "id", None) or f"row-{n}"), "system": system or ""}
-        if [t["role"] for t in turns] == ["user", "assistant"]:
+        if len(turns) >= 2:  # the first turn is instruction and output; a longer conversation is `messages`
             fields |= {"instruction": turns[0]["content"], "output": turns[1]["content"]}
-        elif "messages" in Example.model_fields:  # multi-turn examples (schemas' Example.messages)
+        if len(turns) > 2:
             fields["messages"] = turns
-        else:
-            raise ValueError(f"{path} row {n}: a conversation of {len(turns)} messages; this trainer reads chat rows "
-                             "of one user and one assistant turn (after an optional system message)")
         examples.append(Example.model_validate(fields))
     return examples
 

@@ -179,3 +179,80 @@ def test_load_examples_reads_chat_rows(tmp_path) -> None:
     path.write_text(json.dumps({"messages": empty}) + "\n")
     with pytest.raises(ValueError, match="instruction"):  # an empty turn is no example (TrainError in train)
         load_examples(path)
+
+
+THREE_TURNS = [("What is LoRA?", "A low-rank update."), ("Which rank?", "Often 8 or 16."),
+               ("이유는요?", "작은 랭크로도 충분합니다.")]
+
+
+def conversation(turns=THREE_TURNS, **kw) -> Example:
+    messages = [{"role": r, "content": c} for u, a in turns for r, c in (("user", u), ("assistant", a))]
+    return Example(id="chat", instruction=turns[0][0], output=turns[0][1], messages=messages, **kw)
+
+
+def test_a_three_turn_conversation_trains_every_answer_and_masks_every_user_turn(tiny_tokenizer) -> None:
+    enc, outcome = ChatEncoder(tiny_tokenizer, max_len=512).encode(conversation())
+    assert outcome == "kept" and not enc.truncated
+    text = decode(tiny_tokenizer, enc.input_ids)
+    assert text == "<bos>" + "".join(f"<start_of_turn>user\n{u}<end_of_turn>\n<start_of_turn>model\n{a}<end_of_turn>\n"
+                                     for u, a in THREE_TURNS).removesuffix("\n")
+    # the labels: each answer and its end-of-turn marker, nothing else
+    spans, current = [], []
+    for token, label in zip(enc.input_ids, enc.labels, strict=True):
+        if label == IGNORE_INDEX:
+            if current:
+                spans.append(current)
+            current = []
+        else:
+            assert label == token
+            current.append(token)
+    spans.append(current)
+    assert [decode(tiny_tokenizer, s) for s in spans] == [f"{a}<end_of_turn>" for _, a in THREE_TURNS]
+    # each answer's prompt is exactly what inference tokenizes for that turn: the turns so far, then the model's turn
+    for k in range(3):
+        history = [{"role": r, "content": c} for u, a in THREE_TURNS[:k] for r, c in (("user", u), ("assistant", a))]
+        prompt = tiny_tokenizer.apply_chat_template([*history, {"role": "user", "content": THREE_TURNS[k][0]}],
+                                                    tokenize=False, add_generation_prompt=True)
+        assert text.startswith(prompt) and text[len(prompt):].startswith(THREE_TURNS[k][1])
+
+
+def test_a_long_conversation_is_cut_from_the_right_and_a_single_turn_reads_as_before(tiny_tokenizer) -> None:
+    full, _ = ChatEncoder(tiny_tokenizer, max_len=512).encode(conversation())
+    cut, outcome = ChatEncoder(tiny_tokenizer, max_len=len(full) - 5).encode(conversation())
+    assert outcome == "truncated" and cut.input_ids == full.input_ids[: len(full) - 5]
+    assert cut.labels == full.labels[: len(full) - 5]
+    first = full.labels.index(next(y for y in full.labels if y != IGNORE_INDEX))
+    assert ChatEncoder(tiny_tokenizer, max_len=first).encode(conversation()) == (None, "prompt_too_long")
+    one = conversation(THREE_TURNS[:1])  # a conversation of one turn is the single-turn example
+    plain = Example(id="chat", instruction=THREE_TURNS[0][0], output=THREE_TURNS[0][1])
+    assert ChatEncoder(tiny_tokenizer, 512).encode(one) == ChatEncoder(tiny_tokenizer, 512).encode(plain)
+
+
+def test_a_conversation_with_a_system_text_and_a_template_without_special_ends(tiny_tokenizer) -> None:
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.chat_template = CHATML  # <|im_end|> is plain text here: trained as the marker, eos only at the end
+    enc, _ = ChatEncoder(tok, max_len=512).encode(conversation(system="Be brief."))
+    text = decode(tok, enc.input_ids)
+    assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is LoRA?")
+    assert enc.input_ids[-1] == tok.eos_token_id and text.count("<|im_start|>assistant") == 3
+    assert decode(tok, [y for y in enc.labels if y != IGNORE_INDEX]).count("<|im_end|>") == 3
+
+
+def test_messages_must_be_a_conversation_that_starts_with_the_example() -> None:
+    with pytest.raises(ValueError, match="alternate"):
+        Example(id="x", instruction="a", output="b", messages=[{"role": "user", "content": "a"},
+                                                                 {"role": "user", "content": "b"}])
+    with pytest.raises(ValueError, match="first two messages"):
+        Example(id="x", instruction="a", output="b", messages=[{"role": "user", "content": "other"},
+                                                                 {"role": "assistant", "content": "b"}])
+    assert "messages" not in Example(id="y", instruction="a", output="b").model_dump_json()
+
+
+def test_load_examples_reads_multi_turn_chat_rows(tmp_path) -> None:
+    import json
+
+    path = tmp_path / "train.jsonl"
+    turns = [{"role": r, "content": c} for u, a in THREE_TURNS for r, c in (("user", u), ("assistant", a))]
+    path.write_text(json.dumps({"messages": [{"role": "system", "content": "Be brief."}, *turns]}) + "\n")
+    (ex,) = load_examples(path)
+    assert ex.system == "Be brief." and ex.instruction == "What is LoRA?" and len(ex.messages) == 6

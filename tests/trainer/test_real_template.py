@@ -74,3 +74,20 @@ def test_a_long_answer_is_cut_without_im_end_and_a_long_prompt_is_dropped(real_t
     assert tok.convert_tokens_to_ids("<|im_end|>") not in encoded.labels
     long_prompt = Example(id="e", instruction="word " * 60, output="ok")
     assert encoder.encode(long_prompt) == (None, "prompt_too_long")
+
+
+def test_a_three_turn_conversation_on_chatml_trains_each_answer_with_the_prompt_answer_sends(real_tokenizer) -> None:
+    tok = real_tokenizer
+    turns = [("Name a colour.", "Blue."), ("And another?", "Green."), ("한 가지 더요?", "빨강.")]
+    messages = [{"role": r, "content": c} for u, a in turns for r, c in (("user", u), ("assistant", a))]
+    ex = Example(id="m", instruction=turns[0][0], output=turns[0][1], messages=messages)
+    encoded, outcome = ChatEncoder(tok, max_len=512).encode(ex)
+    assert outcome == "kept"
+    trained = tok.decode([y for y in encoded.labels if y != IGNORE_INDEX])
+    assert trained == "".join(f"{a}<|im_end|>" for _, a in turns)
+    # the masked prefix before each answer is exactly what `trainer answer` sends for that turn
+    starts = [i for i in range(1, len(encoded.labels))
+              if encoded.labels[i] != IGNORE_INDEX and encoded.labels[i - 1] == IGNORE_INDEX]
+    assert len(starts) == 3
+    for k, start in enumerate(starts):
+        assert encoded.input_ids[:start] == encode_conversation(tok, messages[: 2 * k + 1])
