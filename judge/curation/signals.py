@@ -6,7 +6,9 @@
 - `duplicates`: how many near-duplicates of this example generation dropped (from the run's
   rejected.jsonl): a large cluster is a template the model kept writing.
 
-`--prefilter` skips the LLM for an example these signals already condemn (`prefilter_reason`):
+`--prefilter` skips the LLM for an example these signals already condemn (`prefilter_reason`: a loop,
+an output that repeats the instruction or holds no letter; a short output is no fault, "Negative"
+answers a classification task):
 such an example is recorded `skipped` with the reason, is not selected, and costs nothing.
 """
 
@@ -22,7 +24,6 @@ from schemas import Example, Rejected
 
 # The share of repeated output 3-grams from which an example is not worth a judge's request.
 MAX_REPEATED_3GRAMS = 0.5
-MIN_OUTPUT_WORDS = 2
 # factory.quality's rejection detail for a duplicate of a kept example: "duplicate of ID (similarity 0.91)".
 _DUPLICATE_OF = re.compile(r"^duplicate of (\S+) \(similarity")
 
@@ -57,8 +58,8 @@ def prefilter_reason(signals: dict[str, Any], example: Example) -> str | None:
     """Why the LLM need not see this example, or None."""
     if signals["repeated_3grams"] >= MAX_REPEATED_3GRAMS:
         return f"{signals['repeated_3grams']:.0%} of the output's word 3-grams repeat (a loop)"
-    if len(example.output.split()) < MIN_OUTPUT_WORDS and signals["output_chars"] < 8:
-        return f"the output is {signals['output_chars']} characters"
+    if not any(c.isalnum() for c in example.output):
+        return "the output has no letter or digit"
     if example.output.strip() == example.instruction.strip():
         return "the output repeats the instruction"
     return None

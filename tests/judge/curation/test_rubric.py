@@ -76,3 +76,10 @@ def test_the_free_signals_and_the_prefilter() -> None:
     assert prefilter_reason(signals_of(fine, dups), fine) is None
     echo = Example(id="e", instruction="Repeat after me", output="Repeat after me")
     assert prefilter_reason(signals_of(echo, dups), echo) == "the output repeats the instruction"
+
+
+def test_a_short_output_is_no_fault_of_its_own() -> None:
+    label = Example(id="c", instruction="Classify the sentiment: 'I loved it.'", output="Positive")
+    assert prefilter_reason(signals_of(label, duplicate_counts([])), label) is None
+    dots = Example(id="d", instruction="Say something.", output="...")
+    assert prefilter_reason(signals_of(dots, duplicate_counts([])), dots) == "the output has no letter or digit"
