@@ -22,6 +22,7 @@ from factory.engine.ledger import Ledger
 from factory.engine.pricing import price_table_for
 from factory.engine.structured import choose_structured, recorded_mode, wants_structured
 from factory.recipes.base import Context, Gate, Recipe
+from factory.recipes.conversation import Conversation
 from factory.recipes.driver import Driver, describe_failures, usage_totals
 from factory.recipes.journal import Journal
 from factory.recipes.naver import NaverSearch, NaverSettings
@@ -66,8 +67,9 @@ def resolve(run: Path, gen: GenerateSettings, engine: EngineSettings, *, dedup: 
     """Check the settings together and load the seeds and eval questions; nothing is sent or written."""
     if not engine.model:
         raise SettingsError("no model: give --model (e.g. gpt-4o-mini), or model in the [engine] section of --config")
-    if gen.grounding == "naver" and gen.recipe != "topics":
-        raise SettingsError("--grounding naver works with --recipe topics (self-instruct has no questions to search)")
+    if gen.grounding == "naver" and gen.recipe == "self-instruct":
+        raise SettingsError("--grounding naver works with --recipe topics or conversation (self-instruct has no "
+                            "questions to search)")
     seeds = load_seed_tasks(gen.seeds) if gen.recipe == "self-instruct" else load_keywords(gen.seeds)
     lang = gen.lang or detect_lang([s.instruction if isinstance(s, SeedTask) else s for s in seeds])
     return Resolved(
@@ -137,8 +139,9 @@ def build_recipe(r: Resolved, *, dry_run: bool, naver: NaverSearch | None = None
     else:
         questions = Deduper(r.dedup)
         questions.add_many(r.eval_items, kind="eval")
-        recipe = Topics(ctx, [s for s in r.seeds if isinstance(s, str)], naver=naver,
-                        naver_settings=r.naver if r.gen.grounding == "naver" else None, question_deduper=questions)
+        kind = Conversation if r.gen.recipe == "conversation" else Topics
+        recipe = kind(ctx, [s for s in r.seeds if isinstance(s, str)], naver=naver,
+                      naver_settings=r.naver if r.gen.grounding == "naver" else None, question_deduper=questions)
     recipe.restore_yields()
     return recipe, ctx
 

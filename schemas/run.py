@@ -40,6 +40,7 @@ RESPONSES = "responses.jsonl"  # `send` and `batch`: one answer per request of a
 GENERATE_DIR = "generate"  # generate's own state: the journal and each recipe's files
 REQUESTS = "requests.jsonl"  # the planned requests of a generate run (its journal)
 QUESTIONS = "questions.jsonl"  # the topics recipe's questions, kept before their answers are asked
+CONVERSATIONS = "conversations.jsonl"  # the conversation recipe's conversations still growing, turn by turn
 NAVER_CACHE = "naver_cache.jsonl"
 NAVER_QUOTA = "naver_quota.json"
 TRAIN_DIR = "train"
@@ -65,7 +66,7 @@ COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
 COMPARE_HTML = "compare.html"
 
-FILE_NAMES = (CONFIG, LEDGER, EXAMPLES, REJECTED, REQUESTS, QUESTIONS, RESPONSES, NAVER_CACHE, NAVER_QUOTA,
+FILE_NAMES = (CONFIG, LEDGER, EXAMPLES, REJECTED, REQUESTS, QUESTIONS, CONVERSATIONS, RESPONSES, NAVER_CACHE, NAVER_QUOTA,
               METRICS, LOSS_CHART, ANSWERS, JUDGMENTS, SUMMARY, INDEX_HTML, COST_MD, SCORES_MD, COMPARE_JSON,
               COMPARE_MD, COMPARE_HTML, SCORES, DATA_HTML)
 # (a checkpoint has an adapter/ of its own: trainer/checkpoint.py owns that layout, so "adapter" is not listed)
@@ -165,6 +166,10 @@ class RunFolder(_Folder):
     @property
     def questions(self) -> Path:
         return self.generate_dir / QUESTIONS
+
+    @property
+    def conversations(self) -> Path:
+        return self.generate_dir / CONVERSATIONS
 
     @property
     def naver_cache(self) -> Path:

@@ -245,6 +245,24 @@ class Gate:
             out[slot] = rejection(example.id, verdict, text=text, request_key=key) if verdict.is_dup else example
         return [r for r in out if r is not None]
 
+    def check_turn(self, tid: str, question: str, answer: str, finish_reason: str | None,
+                   request_key: str) -> tuple[str, str] | Rejected:
+        """A later turn of a conversation: tidied and filtered as an example is, but not checked for
+        near-duplicates on its own (follow-ups such as "Can you give an example?" recur across
+        conversations by nature; the whole conversation is checked instead)."""
+        (question, _, answer), _ = replies.tidy(question, "", answer, self.markers)
+        refused_question = self.check_question(tid, question, request_key)
+        if refused_question is not None:
+            return refused_question
+        if not answer.strip():
+            return Rejected(id=tid, reason=filters.REASON_EMPTY if self.filter_settings.enabled(filters.REASON_EMPTY)
+                            else REASON_PARSE, detail="the answer is empty", text=question, request_key=request_key)
+        probe = Example(id=tid, instruction=question.strip(), output=answer.strip(), lang=self.lang)
+        refused = filters.check(probe, finish_reason, self.filter_settings, self.markers)
+        if refused is not None:
+            return refused.record(probe, request_key)
+        return question.strip(), answer.strip()
+
     def check_question(self, qid: str, text: str, request_key: str) -> Rejected | None:
         """The filters that apply to a question alone: empty, length, tasks a text model cannot do, language."""
         if not text.strip():

@@ -13,8 +13,9 @@ class GenerateSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    recipe: Literal["self-instruct", "topics"] = Field(description="self-instruct (seed tasks) or topics (keywords)")
-    seeds: Path = Field(description="seed tasks (self-instruct, JSONL) or keywords (topics, one per line)")
+    recipe: Literal["self-instruct", "topics", "conversation"] = Field(
+        description="self-instruct (seed tasks), topics (keywords), conversation (keywords, several turns)")
+    seeds: Path = Field(description="seed tasks (self-instruct, JSONL) or keywords (topics, conversation: one per line)")
     n: int = Field(gt=0, description="examples to KEEP (after filters and dedup)")
     lang: Literal["ko", "en"] | None = Field(default=None, description="language of the data; None: from the seeds")
     structured: Literal["auto", "yes", "no"] = Field(
@@ -42,6 +43,10 @@ class GenerateSettings(BaseModel):
     questions_max_tokens: int | None = Field(default=None, ge=16, description="None: 80 per question asked")
     answers_max_tokens: int | None = Field(default=None, ge=16, description="None: 1200 per answer asked")
     grounding: Literal["none", "naver"] = Field(default="none", description="naver: search snippets in the answer prompt")
+
+    # conversation (the topics stages, then follow-ups)
+    turns: int = Field(default=2, ge=2, le=8, description="user turns per conversation (MT-Bench has 2)")
+    followups_max_tokens: int | None = Field(default=None, ge=16, description="None: 1400 (a question and its answer)")
 
     # when to stop, and what the dry run assumes
     min_yield: float = Field(default=0.05, ge=0, lt=1,
@@ -81,4 +86,6 @@ class GenerateSettings(BaseModel):
             return self.questions_max_tokens or 80 * self.keywords_per_request * self.questions_per_keyword + 100
         if stage == "answers":
             return self.answers_max_tokens or 1200 * self.answers_per_request
+        if stage == "followups":
+            return self.followups_max_tokens or 1400
         raise ValueError(f"unknown stage {stage!r}")

@@ -155,6 +155,10 @@ class Topics(Recipe):
         ya.kept = sum(1 for i in self.ctx.outputs.kept_ids if i.startswith("qa-"))
         ya.candidates = ya.kept + sum(1 for i in rejected if i.startswith("qa-"))
 
+    def pending_examples(self) -> float:
+        """Examples expected from work already past the answers stage (none here: an answer is an example)."""
+        return 0.0
+
     def _answer_share(self) -> float:
         """Share of answered questions that become kept examples."""
         return self.ctx.stage_yield(ANSWERS).share_kept(self.ctx.settings.assumed_yield)
@@ -170,7 +174,7 @@ class Topics(Recipe):
         ctx = self.ctx
         share = self._answer_share()
         answering = sum(len(e.meta.get("questions", [])) for e in ctx.in_flight(ANSWERS))
-        remaining = ctx.need - answering * share
+        remaining = ctx.need - self.pending_examples() - answering * share
         if remaining <= 0:
             return None
         questions_wanted = ceil_div(remaining, share)
@@ -186,7 +190,7 @@ class Topics(Recipe):
 
     async def plan_batch(self, stage: str, limit: int | None = None) -> list[JournalEntry]:
         planned: list[JournalEntry] = []
-        wanted = ceil_div(self.ctx.need, self._answer_share())
+        wanted = ceil_div(self.ctx.need - self.pending_examples(), self._answer_share())
         if stage == QUESTIONS:
             count = ceil_div(wanted - len(self.unassigned), self._questions_per_request())
             if limit is not None:
@@ -415,6 +419,11 @@ class Topics(Recipe):
                 )
                 cut = truncated and i == last and not self.ctx.structured
                 candidates.append(Candidate(eid, q.text, "", answer, provenance, "length" if cut else "stop"))
+        return self._finish_answers(records, candidates, outcome)
+
+    def _finish_answers(self, records: list[Example | Rejected], candidates: list[Candidate],
+                        outcome: Outcome) -> Outcome:
+        """The answered questions through the gate; each kept one is an example."""
         records += self.ctx.gate.admit_many(candidates)
         for record in records:
             outcome.count(record)
@@ -448,7 +457,8 @@ class Topics(Recipe):
         s = self.ctx.settings
         share = self._answer_share()
         per_q_request = self._questions_per_request()
-        wanted = ceil_div(self.ctx.need, share)
+        need = max(0.0, self.ctx.need - self.pending_examples())
+        wanted = ceil_div(need, share)
         n_q = ceil_div(wanted - len(self.unassigned), per_q_request)
         n_a = ceil_div(wanted, s.answers_per_request)
         base_index = self.ctx.journal.next_index
@@ -485,7 +495,7 @@ class Topics(Recipe):
         share_low, share_high = share_range(ya.kept, ya.candidates, prior)
 
         def counts(share: float, per_q: float) -> tuple[int, int]:
-            wanted_at = ceil_div(self.ctx.need, share)
+            wanted_at = ceil_div(need, share)
             return ceil_div(wanted_at - len(self.unassigned), per_q), ceil_div(wanted_at, s.answers_per_request)
 
         (q_few, a_few), (q_many, a_many) = counts(share_high, q_high), counts(share_low, q_low)
