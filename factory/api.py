@@ -191,7 +191,7 @@ def _outcome(r: Resolved, end: GenerationEnd) -> GenerationOutcome:
 
 
 async def generate_async(
-    run: str | Path, *, recipe: Literal["self-instruct", "topics", "conversation"] | None = None, seeds: str | Path | None = None,
+    run: str | Path, *, recipe: Literal["self-instruct", "topics", "conversation", "evol"] | None = None, seeds: str | Path | None = None,
     n: int | None = None, model: str | None = None, max_cost: float | None = None, dry_run: bool = False,
     batch: bool | BatchSettings = False, config: str | Path | None = None, settings: GenerateSettings | None = None,
     engine: EngineSettings | None = None, dedup: DedupSettings | None = None, filters: FilterSettings | None = None,
@@ -224,7 +224,7 @@ def generate(run: str | Path, *, dry_run: bool = False, **kwargs: Any) -> Genera
     budget `max_cost` is spent, or the yield collapses); with `dry_run=True` send nothing and
     return the plan (requests, estimated tokens, the most it can cost).
 
-    Keyword arguments: `recipe` ("self-instruct", "topics" or "conversation"), `seeds` (seed tasks JSONL or a
+    Keyword arguments: `recipe` ("self-instruct", "topics", "conversation" or "evol"), `seeds` (seed tasks JSONL or a
     keyword file), `n`, `model`, `max_cost` (USD), `batch` (True or BatchSettings: the Batch API),
     `config` (a TOML file with the command's sections), the settings objects `settings`
     (GenerateSettings), `engine` (EngineSettings), `dedup`, `filters`, `naver`, `progress`

@@ -23,6 +23,7 @@ from factory.engine.pricing import price_table_for
 from factory.engine.structured import choose_structured, recorded_mode, wants_structured
 from factory.recipes.base import Context, Gate, Recipe
 from factory.recipes.conversation import Conversation
+from factory.recipes.evol import Evol
 from factory.recipes.driver import Driver, describe_failures, usage_totals
 from factory.recipes.journal import Journal
 from factory.recipes.naver import NaverSearch, NaverSettings
@@ -70,7 +71,7 @@ def resolve(run: Path, gen: GenerateSettings, engine: EngineSettings, *, dedup: 
     if gen.grounding == "naver" and gen.recipe == "self-instruct":
         raise SettingsError("--grounding naver works with --recipe topics or conversation (self-instruct has no "
                             "questions to search)")
-    seeds = load_seed_tasks(gen.seeds) if gen.recipe == "self-instruct" else load_keywords(gen.seeds)
+    seeds = load_seed_tasks(gen.seeds) if gen.recipe in ("self-instruct", "evol") else load_keywords(gen.seeds)
     lang = gen.lang or detect_lang([s.instruction if isinstance(s, SeedTask) else s for s in seeds])
     return Resolved(
         run=run, gen=gen.model_copy(update={"lang": lang}), engine=engine, dedup=dedup,
@@ -136,6 +137,11 @@ def build_recipe(r: Resolved, *, dry_run: bool, naver: NaverSearch | None = None
     recipe: Recipe
     if r.gen.recipe == "self-instruct":
         recipe = SelfInstruct(ctx, [s for s in r.seeds if isinstance(s, SeedTask)])
+    elif r.gen.recipe == "evol":
+        questions = Deduper(r.dedup)
+        questions.add_many(r.eval_items, kind="eval")
+        recipe = Evol(ctx, [s for s in r.seeds if isinstance(s, SeedTask)], naver=naver,
+                      naver_settings=r.naver if r.gen.grounding == "naver" else None, question_deduper=questions)
     else:
         questions = Deduper(r.dedup)
         questions.add_many(r.eval_items, kind="eval")

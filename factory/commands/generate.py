@@ -6,7 +6,9 @@
 Recipes (factory/recipes): `self-instruct` (seed tasks -> new tasks, as Stanford Alpaca did) and
 `topics` (keywords -> questions -> answers, as the Korean tutorial did, optionally grounded with
 Naver search snippets), and `conversation` (topics' first turn, then follow-up questions that build
-on the previous answer, with their answers: examples of --turns user turns, in `messages`). Every produced example passes the filters and the near-duplicate check
+on the previous answer, with their answers: examples of --turns user turns, in `messages`), and
+`evol` (WizardLM's Evol-Instruct: seed tasks or a run's examples rewritten into harder ones, each
+checked before its answer is paid for, then answered). Every produced example passes the filters and the near-duplicate check
 against the seeds, the evaluation questions (--eval) and every kept example; kept ones go to
 runs/NAME/examples.jsonl with their provenance, the others to rejected.jsonl with the reason.
 
@@ -46,22 +48,24 @@ _FIELDS = {
     "assumed_yield": "assumed_yield", "instruct_max_tokens": "instruct_max_tokens",
     "questions_max_tokens": "questions_max_tokens", "answers_max_tokens": "answers_max_tokens",
     "turns": "turns", "followups_max_tokens": "followups_max_tokens",
+    "evolve_per_request": "evolve_per_request", "evolve_max_tokens": "evolve_max_tokens",
 }
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "generate",
-        help="generate instruction data with a recipe (self-instruct, topics, conversation) until --n examples are kept",
+        help="generate instruction data with a recipe (self-instruct, topics, conversation, evol) until --n examples are kept",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--run", required=True, type=Path, help="run folder (ledger, examples, config)")
     p.add_argument("--dry-run", action="store_true", help="send nothing: print the plan, tokens, cost and duration")
     g = p.add_argument_group("what to generate (override the [generate] section of --config)")
-    g.add_argument("--recipe", choices=("self-instruct", "topics", "conversation"))
+    g.add_argument("--recipe", choices=("self-instruct", "topics", "conversation", "evol"))
     g.add_argument("--seeds", type=Path,
-                   help="seed tasks (self-instruct, JSONL) or keywords (topics, conversation: one per line)")
+                   help="seed tasks (self-instruct, evol: JSONL, a run's examples.jsonl too) or keywords (topics, "
+                        "conversation: one per line)")
     g.add_argument("--n", type=int, help="examples to keep (after filters and dedup)")
     g.add_argument("--lang", choices=("ko", "en"), help="language of the data (default: that of the seeds)")
     g.add_argument("--structured", choices=("auto", "yes", "no"),
@@ -84,6 +88,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--questions-max-tokens", type=int, help="topics: max_tokens of a questions request (default 80 each)")
     g.add_argument("--answers-max-tokens", type=int, help="topics: max_tokens of an answers request (default 1200 each)")
     g.add_argument("--grounding", choices=("none", "naver"), help="topics: Naver search snippets in the answer prompt")
+    g.add_argument("--evolve-per-request", type=int, help="evol: parent instructions evolved per request (default 4)")
+    g.add_argument("--evolve-max-tokens", type=int, help="evol: max_tokens of an evolve request (default 250 each)")
     g.add_argument("--turns", type=int, help="conversation: user turns per conversation (default 2)")
     g.add_argument("--followups-max-tokens", type=int,
                    help="conversation: max_tokens of a follow-up request (a question and its answer; default 1400)")

@@ -21,13 +21,15 @@ from factory.errors import FactoryError
 from factory.engine.pricing import PriceTable
 from factory.recipes.self_instruct import STAGE as SELF_INSTRUCT_STAGE
 from factory.recipes.topics import ANSWERS as TOPICS_ANSWERS
+from factory.recipes.conversation import FOLLOWUPS
+from factory.recipes.evol import EVOLVE
 from factory.recipes.topics import QUESTIONS as TOPICS_QUESTIONS
 from factory.engine.budget import budget_use
 from schemas import RunFolder, Usage
 
 # The ledger stages whose spend buys examples: "$ per kept example" divides their cost only
 # (a judge's grading requests are in the same ledger but buy no training data).
-GENERATION_STAGES = frozenset({SELF_INSTRUCT_STAGE, TOPICS_QUESTIONS, TOPICS_ANSWERS})
+GENERATION_STAGES = frozenset({SELF_INSTRUCT_STAGE, TOPICS_QUESTIONS, TOPICS_ANSWERS, FOLLOWUPS, EVOLVE})
 # Rejections made by the near-duplicate index; every other reason is a filter's (or a parse failure).
 DEDUP_REASONS = frozenset({REASON_DUPLICATE, REASON_CONTAMINATION})
 

@@ -13,8 +13,9 @@ class GenerateSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    recipe: Literal["self-instruct", "topics", "conversation"] = Field(
-        description="self-instruct (seed tasks), topics (keywords), conversation (keywords, several turns)")
+    recipe: Literal["self-instruct", "topics", "conversation", "evol"] = Field(
+        description="self-instruct (seed tasks), topics (keywords), conversation (keywords, several turns), "
+                    "evol (seed tasks or a run's examples, evolved into harder ones)")
     seeds: Path = Field(description="seed tasks (self-instruct, JSONL) or keywords (topics, conversation: one per line)")
     n: int = Field(gt=0, description="examples to KEEP (after filters and dedup)")
     lang: Literal["ko", "en"] | None = Field(default=None, description="language of the data; None: from the seeds")
@@ -43,6 +44,10 @@ class GenerateSettings(BaseModel):
     questions_max_tokens: int | None = Field(default=None, ge=16, description="None: 80 per question asked")
     answers_max_tokens: int | None = Field(default=None, ge=16, description="None: 1200 per answer asked")
     grounding: Literal["none", "naver"] = Field(default="none", description="naver: search snippets in the answer prompt")
+
+    # evol (Evol-Instruct: evolve, then answer)
+    evolve_per_request: int = Field(default=4, ge=1, le=20, description="parent instructions evolved per request")
+    evolve_max_tokens: int | None = Field(default=None, ge=16, description="None: 250 per instruction asked")
 
     # conversation (the topics stages, then follow-ups)
     turns: int = Field(default=2, ge=2, le=8, description="user turns per conversation (MT-Bench has 2)")
@@ -86,6 +91,8 @@ class GenerateSettings(BaseModel):
             return self.questions_max_tokens or 80 * self.keywords_per_request * self.questions_per_keyword + 100
         if stage == "answers":
             return self.answers_max_tokens or 1200 * self.answers_per_request
+        if stage == "evolve":
+            return self.evolve_max_tokens or 250 * self.evolve_per_request + 100
         if stage == "followups":
             return self.followups_max_tokens or 1400
         raise ValueError(f"unknown stage {stage!r}")

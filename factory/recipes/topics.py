@@ -23,7 +23,7 @@ import random
 from collections import defaultdict
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from factory.quality import Deduper, rejection
 from factory.engine import ChatRequest, ChatResult
@@ -70,6 +70,8 @@ PLACEHOLDER_SNIPPET_CHARS = 160
 class KeptQuestion(BaseModel):
     """A question that passed the filters and the dedup: it will be answered."""
 
+    model_config = ConfigDict(extra="allow")  # a recipe's own (evol: the evolution kind)
+
     id: str
     text: str
     keyword: str
@@ -100,6 +102,7 @@ def answers_schema(count: int) -> dict[str, Any]:
 
 class Topics(Recipe):
     name = "topics"
+    q_stage = QUESTIONS  # the first stage's name (the evol recipe's is "evolve")
     stages = (QUESTIONS, ANSWERS)
 
     def __init__(self, ctx: Context, keywords: list[str], *, naver: NaverSearch | None = None,
@@ -111,9 +114,7 @@ class Topics(Recipe):
         self.naver = naver
         self.naver_settings = naver_settings or NaverSettings()
         prompts, lang = ctx.settings.prompts, ctx.lang
-        self.q_template: Template = load_template("questions", lang, prompts).require(
-            ["system", "user", "keyword", "avoid", "format:json", "format:text"],
-            {"user": ["keywords", "format"], "keyword": ["keyword"], "avoid": ["questions"]})
+        self.q_template: Template = self.question_template()
         self.a_template: Template = load_template("answers", lang, prompts).require(
             ["system", "user", "grounding", "format:json", "format:text"],
             {"user": ["questions", "format", "grounding"], "grounding": ["snippets"]})
@@ -134,6 +135,21 @@ class Topics(Recipe):
         self.unassigned: list[str] = [qid for qid in self.kept if qid not in assigned]
         self._writer = None if ctx.dry_run else JsonlWriter(self.questions_path)
 
+    def question_template(self) -> Template:
+        """The first stage's prompt template, checked."""
+        return load_template("questions", self.ctx.lang, self.ctx.settings.prompts).require(
+            ["system", "user", "keyword", "avoid", "format:json", "format:text"],
+            {"user": ["keywords", "format"], "keyword": ["keyword"], "avoid": ["questions"]})
+
+    def asked_per_request(self) -> int:
+        """Items a first-stage request asks for."""
+        s = self.ctx.settings
+        return min(s.keywords_per_request, len(self.keywords)) * s.questions_per_keyword
+
+    def provenance_extra(self, question: KeptQuestion) -> dict[str, Any]:
+        """More provenance of an example made from `question` (none here)."""
+        return {}
+
     async def aclose(self) -> None:
         if self._writer is not None:
             self._writer.close()
@@ -144,9 +160,9 @@ class Topics(Recipe):
 
     def restore_yields(self) -> None:
         j, rejected = self.ctx.journal, self.ctx.outputs.rejected_ids
-        yq = self.ctx.stage_yield(QUESTIONS)
-        yq.requests = j.count(QUESTIONS, processed=True)
-        yq.counts = j.kept_counts(QUESTIONS)
+        yq = self.ctx.stage_yield(self.q_stage)
+        yq.requests = j.count(self.q_stage, processed=True)
+        yq.counts = j.kept_counts(self.q_stage)
         yq.kept = len(self.kept)
         yq.candidates = yq.kept + sum(1 for i in rejected if i.startswith("q-"))
         ya = self.ctx.stage_yield(ANSWERS)
@@ -164,9 +180,8 @@ class Topics(Recipe):
         return self.ctx.stage_yield(ANSWERS).share_kept(self.ctx.settings.assumed_yield)
 
     def _questions_per_request(self) -> float:
-        s = self.ctx.settings
-        asked = min(s.keywords_per_request, len(self.keywords)) * s.questions_per_keyword
-        return self.ctx.stage_yield(QUESTIONS).kept_per_request(asked * s.assumed_yield)
+        asked = self.asked_per_request()
+        return self.ctx.stage_yield(self.q_stage).kept_per_request(asked * self.ctx.settings.assumed_yield)
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -179,11 +194,11 @@ class Topics(Recipe):
             return None
         questions_wanted = ceil_div(remaining, share)
         if self.unassigned and (len(self.unassigned) >= ctx.settings.answers_per_request
-                                or self.in_flight(QUESTIONS) == 0
+                                or self.in_flight(self.q_stage) == 0
                                 or len(self.unassigned) >= questions_wanted):
             take = min(ctx.settings.answers_per_request, len(self.unassigned), questions_wanted)
             return await self._plan_answers(self.unassigned[:take])
-        coming = self.in_flight(QUESTIONS) * self._questions_per_request()
+        coming = self.in_flight(self.q_stage) * self._questions_per_request()
         if questions_wanted - len(self.unassigned) > coming:
             return self._plan_questions()
         return None
@@ -191,7 +206,7 @@ class Topics(Recipe):
     async def plan_batch(self, stage: str, limit: int | None = None) -> list[JournalEntry]:
         planned: list[JournalEntry] = []
         wanted = ceil_div(self.ctx.need - self.pending_examples(), self._answer_share())
-        if stage == QUESTIONS:
+        if stage == self.q_stage:
             count = ceil_div(wanted - len(self.unassigned), self._questions_per_request())
             if limit is not None:
                 count = min(count, limit)
@@ -209,8 +224,8 @@ class Topics(Recipe):
 
     def sample_request(self, stage: str) -> ChatRequest | None:
         index = self.ctx.journal.next_index
-        if stage == QUESTIONS:
-            messages, meta = self.render_questions(self.ctx.journal.count(QUESTIONS))
+        if stage == self.q_stage:
+            messages, meta = self.render_questions(self.ctx.journal.count(self.q_stage))
         elif self.unassigned:
             take = self.unassigned[:self.ctx.settings.answers_per_request]
             messages, meta = self.render_answers([self.kept[i] for i in take], None)
@@ -239,9 +254,9 @@ class Topics(Recipe):
         return messages, {"keywords": chosen, "number": number}
 
     def _plan_questions(self) -> JournalEntry:
-        number = self.ctx.journal.count(QUESTIONS)
+        number = self.ctx.journal.count(self.q_stage)
         messages, meta = self.render_questions(number)
-        return self.ctx.journal.plan(QUESTIONS, messages, meta)
+        return self.ctx.journal.plan(self.q_stage, messages, meta)
 
     def render_answers(self, questions: list[KeptQuestion], snippets: list[list[Snippet]] | None
                        ) -> tuple[list[dict[str, str]], dict[str, Any]]:
@@ -281,7 +296,7 @@ class Topics(Recipe):
     def params(self, entry: JournalEntry) -> dict[str, Any]:
         params = self.base_params(entry.stage, entry.index)
         if self.ctx.structured:
-            if entry.stage == QUESTIONS:
+            if entry.stage == self.q_stage:
                 params["response_format"] = json_schema_format("questions", questions_schema(entry.meta["keywords"]))
             else:
                 params["response_format"] = json_schema_format("answers", answers_schema(len(entry.meta["questions"])))
@@ -290,7 +305,7 @@ class Topics(Recipe):
     # -- results ------------------------------------------------------------------------------
 
     def handle(self, entry: JournalEntry, result: ChatResult) -> Outcome:
-        if entry.stage == QUESTIONS:
+        if entry.stage == self.q_stage:
             return self._handle_questions(entry, result)
         return self._handle_answers(entry, result)
 
@@ -306,13 +321,13 @@ class Topics(Recipe):
         truncated = call.finish_reason == "length"
         keywords = entry.meta.get("keywords", [])
         if not call.content or not call.content.strip():
-            return self._whole(outcome, Rejected(id=f"{prefix}-parse", reason=REASON_PARSE, stage=QUESTIONS,
+            return self._whole(outcome, Rejected(id=f"{prefix}-parse", reason=REASON_PARSE, stage=self.q_stage,
                                                  detail=call.error or "the answer is empty", request_key=key))
         try:
             pairs = self._question_pairs(call.content, keywords, truncated)
         except ParseError as e:
             return self._whole(outcome, Rejected(id=f"{prefix}-parse", reason=REASON_TRUNCATED if truncated else REASON_PARSE,
-                                                 stage=QUESTIONS, detail=str(e), text=call.content[:2000], request_key=key))
+                                                 stage=self.q_stage, detail=str(e), text=call.content[:2000], request_key=key))
         share = cost_share(call.cost_usd, len(pairs))
         kept: list[KeptQuestion] = []
         rejected: list[Rejected] = []
@@ -370,17 +385,17 @@ class Topics(Recipe):
                         *, cut: bool) -> KeptQuestion | Rejected:
         if isinstance(pair, ParseError):
             reason = REASON_TRUNCATED if "cut short" in str(pair) else REASON_PARSE
-            return Rejected(id=qid, reason=reason, detail=str(pair), request_key=key, stage=QUESTIONS)
+            return Rejected(id=qid, reason=reason, detail=str(pair), request_key=key, stage=self.q_stage)
         keyword, text = pair
         if cut:
             return Rejected(id=qid, reason=REASON_TRUNCATED, detail="the last question of an answer cut short "
-                            "(finish_reason length)", text=text, request_key=key, stage=QUESTIONS)
+                            "(finish_reason length)", text=text, request_key=key, stage=self.q_stage)
         refused = self.ctx.gate.check_question(qid, text, key)
         if refused is not None:
-            return refused.model_copy(update={"stage": QUESTIONS})
+            return refused.model_copy(update={"stage": self.q_stage})
         verdict = self.qdedup.check_and_add(qid, text)
         if verdict.is_dup:
-            return rejection(qid, verdict, text=text, request_key=key).model_copy(update={"stage": QUESTIONS})
+            return rejection(qid, verdict, text=text, request_key=key).model_copy(update={"stage": self.q_stage})
         return KeptQuestion(id=qid, text=text, keyword=keyword, request_key=key, cost_usd=share)
 
     def _handle_answers(self, entry: JournalEntry, result: ChatResult) -> Outcome:
@@ -416,6 +431,7 @@ class Topics(Recipe):
                     recipe=self.name, model=call.model, seed_ids=[q.keyword] if q.keyword else [], request_key=key,
                     cost_usd=cost, question_id=q.id, question_request_key=q.request_key,
                     **({"sources": sources[i - 1]} if sources and i - 1 < len(sources) else {}),
+                    **self.provenance_extra(q),
                 )
                 cut = truncated and i == last and not self.ctx.structured
                 candidates.append(Candidate(eid, q.text, "", answer, provenance, "length" if cut else "stop"))
@@ -462,11 +478,11 @@ class Topics(Recipe):
         n_q = ceil_div(wanted - len(self.unassigned), per_q_request)
         n_a = ceil_div(wanted, s.answers_per_request)
         base_index = self.ctx.journal.next_index
-        numbered = self.ctx.journal.count(QUESTIONS)
+        numbered = self.ctx.journal.count(self.q_stage)
         q_requests = []
         for i in sample_indices(n_q):
             messages, meta = self.render_questions(numbered + i)
-            q_requests.append(self.request(JournalEntry(kind="planned", index=base_index + i, stage=QUESTIONS,
+            q_requests.append(self.request(JournalEntry(kind="planned", index=base_index + i, stage=self.q_stage,
                                                         messages=messages, meta=meta)))
         a_requests = []
         filler = "?" * PLACEHOLDER_QUESTION_CHARS
@@ -483,14 +499,14 @@ class Topics(Recipe):
                                                         messages=messages, meta=meta)))
         est = get_estimator(self.ctx.model)
         q_out = est.count("?" * PLACEHOLDER_QUESTION_CHARS) * per_q_request / max(s.assumed_yield, 1e-9)
-        yq, ya = self.ctx.stage_yield(QUESTIONS), self.ctx.stage_yield(ANSWERS)
+        yq, ya = self.ctx.stage_yield(self.q_stage), self.ctx.stage_yield(ANSWERS)
         q_basis = (f"measured in this run folder ({yq.kept} kept from {yq.requests} requests)" if yq.requests
                    else f"assumed_yield {s.assumed_yield:.0%} (a default: nothing measured yet)")
         a_basis = (f"measured in this run folder ({ya.kept} kept of {ya.candidates})" if ya.candidates
                    else f"assumed_yield {s.assumed_yield:.0%} (a default: nothing measured yet)")
         # The range: both yields at their high end (fewest requests), then both at their low end.
         prior = s.yield_range
-        asked = min(s.keywords_per_request, len(self.keywords)) * s.questions_per_keyword
+        asked = self.asked_per_request()
         q_low, q_high = per_request_range(yq, asked, prior)
         share_low, share_high = share_range(ya.kept, ya.candidates, prior)
 
@@ -500,11 +516,11 @@ class Topics(Recipe):
 
         (q_few, a_few), (q_many, a_many) = counts(share_high, q_high), counts(share_low, q_low)
         plans = [
-            StagePlan(QUESTIONS, q_requests, n_q,
+            StagePlan(self.q_stage, q_requests, n_q,
                       [f"{per_q_request:.1f} kept questions per request, {q_basis}",
                        *([f"{len(self.unassigned)} questions kept earlier and not answered yet"] if self.unassigned else []),
                        "a keyword's later rounds also show its earlier questions: those prompts will be longer"],
-                      expected_output_tokens=min(float(s.max_tokens(QUESTIONS)), q_out),
+                      expected_output_tokens=min(float(s.max_tokens(self.q_stage)), q_out),
                       planned_range=(q_few, q_many)),
             StagePlan(ANSWERS, a_requests, n_a,
                       [f"{share:.0%} of answered questions kept, {a_basis}",
