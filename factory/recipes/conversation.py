@@ -30,7 +30,7 @@ from factory.quality import Deduper, rejection
 from factory.recipes.base import REASON_PARSE, REASON_TRUNCATED, Candidate, Context, Outcome, StagePlan, ceil_div, sample_indices
 from factory.recipes.journal import JournalEntry
 from factory.recipes.templates import Template, load_template
-from factory.recipes.textparse import ParseError, extract_json, salvage_string_fields
+from factory.recipes.textparse import ParseError, json_or_salvage
 from factory.recipes.topics import ANSWERS, PLACEHOLDER_QUESTION_CHARS, QUESTIONS, Topics
 from factory.engine.tokens import get_estimator
 from schemas import Example, JsonlWriter, Message, Provenance, Rejected, iter_jsonl
@@ -247,12 +247,7 @@ class Conversation(Topics):
         if not content.strip():
             raise ParseError("the answer is empty")
         if self.ctx.structured:
-            try:
-                data = extract_json(content)
-            except ParseError:
-                if not truncated:
-                    raise
-                data = salvage_string_fields(content)
+            data = json_or_salvage(content, truncated)
             if not isinstance(data, dict) or not isinstance(data.get("question"), str) \
                     or not isinstance(data.get("answer"), str):
                 raise ParseError('expected {"question": "...", "answer": "..."}')

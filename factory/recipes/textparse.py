@@ -225,6 +225,16 @@ def _numbered_answers(text: str, count: int) -> dict[int, str]:
 _STRING_FIELD = re.compile(r'"(answer_\d+)"\s*:\s*(?=")')
 
 
+def json_or_salvage(text: str, truncated: bool) -> Any:
+    """The reply's JSON value; for a reply cut at max_tokens, the complete string fields it holds."""
+    try:
+        return extract_json(text)
+    except ParseError:
+        if not truncated:
+            raise
+        return salvage_string_fields(text)
+
+
 def salvage_string_fields(text: str) -> dict[str, str]:
     """The complete `"answer_N": "..."` values of a JSON object that was cut short."""
     decoder = json.JSONDecoder(strict=False)

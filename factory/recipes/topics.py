@@ -50,8 +50,8 @@ from factory.recipes.textparse import (
     extract_json,
     parse_numbered_answers,
     parse_question_list,
+    json_or_salvage,
     salvage_array_items,
-    salvage_string_fields,
 )
 from factory.engine.tokens import get_estimator
 from schemas import Example, JsonlWriter, Provenance, Rejected, iter_jsonl
@@ -450,12 +450,7 @@ class Topics(Recipe):
     def _answers(self, content: str, count: int, truncated: bool) -> dict[int, str]:
         if not self.ctx.structured:
             return parse_numbered_answers(content, count)
-        try:
-            data = extract_json(content)
-        except ParseError:
-            if not truncated:
-                raise
-            data = salvage_string_fields(content)
+        data = json_or_salvage(content, truncated)
         if not isinstance(data, dict):
             raise ParseError(f"expected a JSON object with answer_1 .. answer_{count}")
         out = {}
