@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from judge.grading.parse import Invalid, Unparsed, parse_reply
+from judge.errors import PromptError
 from judge.grading.prompts import GradingPrompt, fence, load_template, make_nonce
 from schemas import Example
 
@@ -96,6 +97,11 @@ def curation_prompt(example: Example, *, lang: str | None = None, attempt: int =
         blocks.append(fence("input", nonce, example.input))
     blocks.append(fence("response", nonce, example.output))
     template = load_template(TEMPLATE, lang)
+    missing = [f for f in (*CRITERIA, "overall") if f'"{f}"' not in template.system + template.user]
+    if missing:
+        raise PromptError(f"{template.path} never names the rubric's field(s) {', '.join(missing)}: the judge "
+                          "could not know to reply with them; restore them in the reply's JSON object "
+                          f"(the fields are {', '.join((*CRITERIA, 'overall'))})")
     system, user = template.render({"nonce": nonce, "language": LANGUAGE_NAMES[lang], "example": "\n\n".join(blocks)})
     return CurationPrompt(template=f"{lang}/{TEMPLATE}", expects="grade", nonce=nonce,
                           messages=[{"role": "system", "content": system}, {"role": "user", "content": user}])

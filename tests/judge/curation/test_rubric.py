@@ -83,3 +83,16 @@ def test_a_short_output_is_no_fault_of_its_own() -> None:
     assert prefilter_reason(signals_of(label, duplicate_counts([])), label) is None
     dots = Example(id="d", instruction="Say something.", output="...")
     assert prefilter_reason(signals_of(dots, duplicate_counts([])), dots) == "the output has no letter or digit"
+
+
+def test_an_edited_rubric_that_drops_a_field_is_refused_before_anything_is_sent(tmp_path, monkeypatch) -> None:
+    import judge.grading.prompts as prompts
+    from judge.errors import PromptError
+
+    for lang in ("en", "ko"):
+        (tmp_path / lang).mkdir()
+        text = (prompts.PROMPTS_DIR / lang / "curate.txt").read_text(encoding="utf-8")
+        (tmp_path / lang / "curate.txt").write_text(text.replace('"overall": <', '"score": <'), encoding="utf-8")
+    monkeypatch.setattr(prompts, "PROMPTS_DIR", tmp_path)
+    with pytest.raises(PromptError, match="never names the rubric's field"):
+        curation_prompt(Example(id="a", instruction="Explain LoRA.", output="A low-rank update.", lang="en"))
