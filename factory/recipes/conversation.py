@@ -27,7 +27,17 @@ from pydantic import BaseModel, Field
 from factory.engine import ChatRequest, ChatResult
 from factory.engine.structured import json_schema_format
 from factory.quality import Deduper, rejection
-from factory.recipes.base import REASON_PARSE, REASON_TRUNCATED, Candidate, Context, Outcome, StagePlan, ceil_div, sample_indices
+from factory.recipes.base import (
+    REASON_PARSE,
+    REASON_TRUNCATED,
+    Candidate,
+    Context,
+    Outcome,
+    StagePlan,
+    ceil_div,
+    sample_indices,
+    share_range,
+)
 from factory.recipes.journal import JournalEntry
 from factory.recipes.templates import Template, load_template
 from factory.recipes.textparse import ParseError, json_or_salvage
@@ -260,8 +270,14 @@ class Conversation(Topics):
         plans = super().dry_run()
         s = self.ctx.settings
         growing = [c for c in self.conversations.values() if not c.closed]
-        opened = ceil_div(max(0.0, self.ctx.need - self.pending_examples()), self._completion())
-        n_f = opened * (s.turns - 1) + sum(s.turns - c.user_turns for c in growing)
+        need = max(0.0, self.ctx.need - self.pending_examples())
+        left = sum(s.turns - c.user_turns for c in growing)
+        n_f = ceil_div(need, self._completion()) * (s.turns - 1) + left
+        # The range: every follow-up kept (fewest requests) to the low end of the follow-ups' yield.
+        yf = self.ctx.stage_yield(FOLLOWUPS)
+        p_low, p_high = share_range(yf.kept, yf.candidates, s.yield_range)
+        few = ceil_div(need, p_high ** (s.turns - 1)) * (s.turns - 1) + left
+        many = ceil_div(need, p_low ** (s.turns - 1)) * (s.turns - 1) + left
         requests = []
         filler_q, filler_a = "?" * PLACEHOLDER_QUESTION_CHARS, "?" * PLACEHOLDER_ANSWER_CHARS
         for i in sample_indices(n_f):
@@ -279,7 +295,8 @@ class Conversation(Topics):
                                 "opened conversations finished",
                                 f"prompts rendered with placeholder turns ({PLACEHOLDER_QUESTION_CHARS} characters a "
                                 f"question, {PLACEHOLDER_ANSWER_CHARS} an answer)"],
-                               expected_output_tokens=min(float(s.max_tokens(FOLLOWUPS)), float(out))))
+                               expected_output_tokens=min(float(s.max_tokens(FOLLOWUPS)), float(out)),
+                               planned_range=(few, many)))
         return plans
 
 
