@@ -41,8 +41,8 @@ KINDS = (*DEPTH, "breadth")
 REASON_PROMPT_COPY = "prompt_copy"
 REASON_NO_GAIN = "no_gain"
 # The evolving prompt's own words, which an evolved instruction must not carry.
-_PROMPT_WORDS = re.compile(r"#?\s*(?:rewritten|given|created|new)\s+prompt\s*#?|#\s*(?:rewritten|given)\b"
-                           r"|재작성된\s*(?:프롬프트|지시)|주어진\s*(?:프롬프트|지시)|새\s*프롬프트", re.IGNORECASE)
+_PROMPT_WORDS = re.compile(r"#\s*(?:rewritten|given)\s+(?:prompt|instruction)\s*#|\b(?:rewritten|given)\s+prompt\b"
+                           r"|재작성된\s*(?:프롬프트|지시)|주어진\s*(?:프롬프트|지시)", re.IGNORECASE)
 _TEXT_ITEM = re.compile(r"^[ \t]*\[(?:instruction|지시)[ \t]*(\d+)\][ \t]*$", re.IGNORECASE | re.MULTILINE)
 
 

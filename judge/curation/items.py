@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -92,7 +93,7 @@ def load_examples(run: RunFolder) -> list[Example]:
     return examples
 
 
-def read_done(path: Any) -> list[CurationScore]:
+def read_done(path: Path) -> list[CurationScore]:
     if not path.is_file():
         return []
     try:

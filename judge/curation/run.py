@@ -126,11 +126,12 @@ def _least_cost(prompts: list[GradingPrompt], settings: CurateSettings, engine_s
     """What the prompts' input alone would have cost (their replies not counted); None: no price."""
     if not prompts:
         return 0.0
-    price = price_table_for(engine_settings).lookup(settings.judge_model)
+    prices = price_table_for(engine_settings)
+    price = prices.lookup(settings.judge_model)
     if price is None:
         return None
     requests = [ChatRequest(STAGE, settings.judge_model, p.messages, p.params(max_tokens=1)) for p in prompts]
-    tokens = worst_case(requests, price_table_for(engine_settings), batch=settings.batch).input_tokens
+    tokens = worst_case(requests, prices, batch=settings.batch).input_tokens
     return tokens * (price.batch_input if settings.batch else price.input) / 1e6
 
 

@@ -60,9 +60,10 @@ def write_overview(run: Path, *, questions: Sequence[Path] = ()) -> OverviewOutp
     out_dir.mkdir(parents=True, exist_ok=True)
     summary_path = folder.summary
     parts = {"cost": False, "training": False, "scores": False, "curation": False}
+    cost: dict[str, Any] | None = None
     try:
         if any(path.exists() for path in (folder.ledger, folder.examples, folder.rejected)):
-            write_cost_report(run)
+            cost = write_cost_report(run).cost
             parts["cost"] = True
         training = write_training_report(run, out_dir)
         if training is not None:
@@ -71,8 +72,7 @@ def write_overview(run: Path, *, questions: Sequence[Path] = ()) -> OverviewOutp
         if folder.judgments.exists() or folder.answers.exists():
             score_report.write_report(run, questions=questions)
             parts["scores"] = True
-        curations = curation_summary(run, json.loads(summary_path.read_text(encoding="utf-8")).get("cost")
-                                     if summary_path.is_file() else None)
+        curations = curation_summary(run, cost)
         if curations:
             folder.merge_summary("curation", curations)
             parts["curation"] = True

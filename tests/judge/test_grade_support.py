@@ -60,6 +60,20 @@ def sim_stats(url: str) -> dict[str, Any]:
     return httpx.get(url.removesuffix("/v1") + "/sim/stats").json()
 
 
+def wait_for_lines(path: Path, n: int, proc: Any, timeout_s: float = 60.0) -> None:
+    """Until `path` has `n` lines; fails if the process ends first or the time runs out."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended early ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {n} lines in {timeout_s} s")
+
+
 def judge_calls(run: Path) -> list[Any]:
     with Ledger.for_run(run) as ledger:
         return list(ledger.calls(stage="judge"))

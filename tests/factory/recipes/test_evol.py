@@ -87,3 +87,11 @@ def test_from_a_runs_kept_examples_against_the_simulator(tmp_path, monkeypatch):
     assert all(e.provenance.parent_id in parents and e.provenance.evolution in KINDS for e in examples)
     with Ledger.for_run(run) as ledger:
         assert {c.stage for c in ledger.calls()} - {"probe"} == {EVOLVE, "answers"}
+
+
+def test_only_the_evolving_prompts_own_labels_count_as_a_copy():
+    from factory.recipes.evol import _PROMPT_WORDS
+
+    assert _PROMPT_WORDS.search("#Rewritten Prompt#: list three rivers") and _PROMPT_WORDS.search("The given prompt asks")
+    assert _PROMPT_WORDS.search("재작성된 프롬프트: 세 강을 나열하세요")
+    assert not _PROMPT_WORDS.search("Write a new prompt for an image generator that draws a lighthouse at dusk.")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from judge_fakes import ROOT
 from test_curate import JUDGE, make_run, scores
-from test_grade_support import clean_env, sim_stats  # noqa: F401  (fixture)
+from test_grade_support import clean_env, sim_stats, wait_for_lines  # noqa: F401  (fixture)
 
 from factory.engine import Ledger, PriceTable
 from factory.simulator import SimConfig, run_simulator
@@ -44,11 +44,7 @@ def test_kill_9_and_rerun_grades_only_what_is_missing(tmp_path: Path, capsys) ->
         cmd = [sys.executable, "-m", "judge", *args(run, url, "--timeout", "120", "--max-concurrency", "4")]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 60
-            while not (path.exists() and path.read_bytes().count(b"\n") >= 9):
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the curation did not write 9 lines in 60 s"
-                time.sleep(0.05)
+            wait_for_lines(path, 9, proc)
             time.sleep(0.2)  # still held on the last example
             assert proc.poll() is None
             proc.send_signal(signal.SIGKILL)

@@ -21,6 +21,7 @@ from test_grade_support import (
     pick_questions,
     sim_stats,
     turns_of,
+    wait_for_lines,
 )
 
 from factory.engine.ledger import Ledger
@@ -33,17 +34,6 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 # In the last user message of a request, this makes the simulator hold the first attempt of that
 # exact request without an answer: the run is stuck there, with everything else finished.
 HANG_ONCE = "[[sim-fault:hang*1]]"
-
-
-def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= n:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"the grading process ended early ({proc.returncode}): {proc.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not reach {n} lines in {timeout_s} s")
 
 
 def test_kill_and_rerun_grades_only_what_is_missing(tmp_path: Path, capsys) -> None:
@@ -63,7 +53,7 @@ def test_kill_and_rerun_grades_only_what_is_missing(tmp_path: Path, capsys) -> N
         cmd = [sys.executable, "-m", "judge", *grade_args(run, qfile, url, "--timeout", "120", "--max-concurrency", "4")]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for_lines(out, n - 1, proc)
+            wait_for_lines(out, n - 1, proc)
             time.sleep(0.2)  # still stuck on the held request
             assert proc.poll() is None
             proc.send_signal(signal.SIGKILL)
